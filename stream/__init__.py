@@ -1,0 +1,1 @@
+"""Sources, decoding, tracking, best-shot selection and the pipeline runner."""

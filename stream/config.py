@@ -1,0 +1,84 @@
+"""Config models of the stream stages: sources, tracker, best-shot selection, crops."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from fiqa_stream.configbase import StrictModel
+
+
+class SourceConfig(StrictModel):
+    """A video source: a file, a glob, a folder of videos, or ``demo:`` (composed clip)."""
+
+    url: str = Field(description="Path, glob or folder of video files, or 'demo:' for the demo clip.")
+    id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._-]+$",
+        description="Source id used in events; default: the file's stem (globs and folders: each file's stem).",
+    )
+    every: int = Field(1, ge=1, description="Analyse every Nth decoded frame.")
+    fps: float | None = Field(
+        None, gt=0, description="Analyse at most this many frames per second of media time (overrides 'every').",
+    )
+    queue_size: int = Field(
+        8, ge=1, le=1024, description="Decoded frames buffered ahead of analysis (files block when full).",
+    )
+
+
+class TrackerConfig(StrictModel):
+    """ByteTrack: Kalman motion model, two-stage association on high/low confidences."""
+
+    high_confidence: float = Field(
+        0.6, ge=0.0, le=1.0, description="Detections at or above this join the first association.",
+    )
+    low_confidence: float = Field(
+        0.1, ge=0.0, le=1.0, description="Detections between this and high_confidence join the second.",
+    )
+    new_track_confidence: float = Field(
+        0.6, ge=0.0, le=1.0, description="Lowest confidence of an unmatched detection that starts a track.",
+    )
+    match_iou: float = Field(
+        0.2, gt=0.0, le=1.0, description="Lowest IoU of a first-stage match (second stage uses 0.5 cost)."
+    )
+    min_hits: int = Field(3, ge=1, description="Consecutive sightings before a tentative track is confirmed.")
+    lost_frames: int = Field(
+        30, ge=0, description="Analysed frames a lost track is kept for re-association before it ends.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TrackerConfig:
+        if self.low_confidence > self.high_confidence:
+            raise ValueError("low_confidence must not exceed high_confidence")
+        return self
+
+
+class SelectionConfig(StrictModel):
+    """Which sightings of a track become events, and when."""
+
+    policy: Literal["on_end", "periodic", "early"] = Field(
+        "on_end",
+        description="on_end: one final event when the track ends; periodic: update events when the best "
+        "improved, at most every 'period' seconds; early: emit once the score passes 'threshold', then "
+        "only on an improvement of 'margin'.",
+    )
+    period: float = Field(5.0, gt=0, description="periodic: least seconds between two update events.")
+    threshold: float = Field(0.7, ge=0.0, le=1.0, description="early: score that triggers the first event.")
+    margin: float = Field(0.05, ge=0.0, le=1.0, description="early: improvement that triggers another event.")
+    min_track_length: int = Field(
+        3, ge=1, description="Tracks with fewer scored sightings never produce an event.",
+    )
+    min_face_size: float = Field(
+        16.0, ge=0.0, description="Sightings whose face box is narrower than this (pixels) are ignored.",
+    )
+
+
+class CropConfig(StrictModel):
+    """How the face crop in an event is cut out of the best frame."""
+
+    mode: Literal["aligned", "loose"] = Field(
+        "loose", description="aligned: 112×112 similarity-aligned face; loose: the box with a margin.",
+    )
+    margin: float = Field(0.4, ge=0.0, le=2.0, description="loose: margin added on every side, as a box fraction.")
+    max_size: int = Field(256, ge=32, le=2048, description="loose: longest side of the crop in pixels.")
+    jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of the crop.")
