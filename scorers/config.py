@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
@@ -30,4 +30,5 @@ class HeuristicScorerConfig(StrictModel):
     )
 
 
-ScorerConfig = Annotated[HeuristicScorerConfig, Field(discriminator="type")]
+# A one-member Union still gives the "unknown type" error its tag; more scorers join it.
+ScorerConfig = Annotated[Union[HeuristicScorerConfig], Field(discriminator="type")]  # noqa: UP007

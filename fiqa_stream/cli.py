@@ -1,0 +1,164 @@
+"""The ``fiqa-stream`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from fiqa_stream import __version__
+from fiqa_stream.errors import ConfigError, FiqaError
+
+log = logging.getLogger("fiqa_stream")
+
+EXIT_OK, EXIT_FAILURES, EXIT_FATAL = 0, 1, 2
+
+DESCRIPTION = """\
+Find every face in video, follow it across frames, score each sighting for face-image
+quality, and keep the single best shot per face.
+
+exit status: 0 all went well; 1 some sources or sinks failed (the others finished);
+2 fatal error (bad configuration, missing file or dependency)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fiqa-stream", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"fiqa-stream {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run", help="process video into best shots",
+        description="Process the configured sources into best shots. With no config file, "
+        "--source and --out are enough: defaults everywhere, crops and events.jsonl in --out.",
+    )
+    run.add_argument("config", nargs="?", type=Path, help="YAML config file (see configs/)")
+    run.add_argument("--source", action="append", metavar="PATH_OR_URL",
+                     help="video file, glob, folder or 'demo:'; replaces the config's sources (repeatable)")
+    run.add_argument("--out", type=Path, metavar="DIR",
+                     help="write best shots to this folder; replaces the config's sinks")
+    run.add_argument("--progress", choices=("auto", "on", "off"), help="progress display (default: config)")
+
+    check = commands.add_parser("check", help="validate a config file without running it",
+                                description="Validate a config file and report the first problem, if any.")
+    check.add_argument("config", type=Path, help="YAML config file")
+
+    score = commands.add_parser(
+        "score", help="score the faces in still images",
+        description="Detect the faces in each image and print their quality and components.",
+    )
+    score.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    score.add_argument("--config", type=Path, help="take the detector and scorer from this config")
+    score.add_argument("--json", action="store_true", help="print JSON: one object per image with its faces")
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="fiqa-stream: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _config_for_run(args: argparse.Namespace) -> Any:
+    from fiqa_stream.config import Config, load_config, parse_config
+
+    if args.config is None:
+        if not args.source or not args.out:
+            raise ConfigError("run: give a config file, or both --source and --out")
+        return parse_config(
+            {"sources": [{"url": s} for s in args.source], "sinks": [{"type": "directory", "path": str(args.out)}]},
+            "command line",
+        )
+    config: Config = load_config(args.config)
+    overrides: dict[str, Any] = {}
+    if args.source:
+        overrides["sources"] = [{"url": s} for s in args.source]
+    if args.out:
+        overrides["sinks"] = [{"type": "directory", "path": str(args.out)}]
+    if args.progress:
+        overrides["pipeline"] = {**config.pipeline.model_dump(), "progress": args.progress}
+    if overrides:
+        config = parse_config({**config.model_dump(mode="json"), **overrides}, str(args.config))
+    return config
+
+
+def _install_stop_handlers(stop: threading.Event) -> None:
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.warning("%s: flushing open tracks, then stopping (again to abort)", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from fiqa_stream.cli_display import ProgressDisplay, print_summary
+    from fiqa_stream.stream.pipeline import Pipeline
+
+    config = _config_for_run(args)
+    stop = threading.Event()
+    _install_stop_handlers(stop)
+    with ProgressDisplay(config.pipeline.progress) as display:
+        summary = Pipeline(config, on_progress=display.update).run(stop)
+    print_summary(summary, [str(getattr(s, "path", s.type)) for s in config.sinks])
+    return EXIT_OK if summary.ok else EXIT_FAILURES
+
+
+def _check(args: argparse.Namespace) -> int:
+    from fiqa_stream.config import load_config
+
+    config = load_config(args.config)
+    print(f"{args.config}: ok ({len(config.sources)} source(s), detector {config.detector.type}, "
+          f"scorer {config.scorer.type}, policy {config.selection.policy}, "
+          f"sinks {', '.join(s.type for s in config.sinks)})")
+    return EXIT_OK
+
+
+def _score(args: argparse.Namespace) -> int:
+    from fiqa_stream.cli_display import print_scores
+    from fiqa_stream.config import load_config
+    from fiqa_stream.detectors.config import YuNetConfig
+    from fiqa_stream.scorers.config import HeuristicScorerConfig
+    from fiqa_stream.stills import score_images
+
+    if args.config:
+        config = load_config(args.config)
+        results = score_images(args.images, config.detector, config.scorer)
+    else:
+        results = score_images(args.images, YuNetConfig(), HeuristicScorerConfig())
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print_scores(results)
+    return EXIT_OK if all(r.get("error") is None for r in results) else EXIT_FAILURES
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    handlers = {"run": _run, "check": _check, "score": _score}
+    try:
+        return handlers[args.command](args)
+    except FiqaError as error:
+        print(f"fiqa-stream: error: {error}", file=sys.stderr)
+        return EXIT_FATAL
+    except KeyboardInterrupt:
+        print("fiqa-stream: aborted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""What the command line shows a person: progress while running, a summary after."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from fiqa_stream.stream.pipeline import RunSummary, SourceStats
+
+
+class ProgressDisplay:
+    """Per-source progress bars on stderr; off when stderr is not a terminal (mode auto)."""
+
+    def __init__(self, mode: str) -> None:
+        self._enabled = mode == "on" or (mode == "auto" and sys.stderr.isatty())
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[faces]} faces, {task.fields[shots]} best shots"),
+            TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+        )
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> ProgressDisplay:
+        if self._enabled:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._enabled:
+            self._progress.stop()
+
+    def update(self, sources: list[SourceStats]) -> None:
+        if not self._enabled:
+            return
+        for stats in sources:
+            if stats.id not in self._tasks:
+                self._tasks[stats.id] = self._progress.add_task(stats.id, total=None, faces=0, shots=0)
+            total = stats.expected if not stats.finished else stats.decoded
+            self._progress.update(
+                self._tasks[stats.id], completed=stats.decoded, total=total,
+                faces=stats.faces, shots=stats.best_shots,
+            )
+
+
+def print_summary(summary: RunSummary, destinations: list[str]) -> None:
+    console = Console()
+    table = Table(title="fiqa-stream run", title_justify="left")
+    for column in ("source", "frames analysed", "faces", "tracks", "best shots", "status"):
+        table.add_column(column, justify="left" if column in ("source", "status") else "right")
+    for s in summary.sources:
+        status = "failed: " + s.error if s.error else ("done" if s.finished else "stopped")
+        table.add_row(s.id, str(s.analysed), str(s.faces), str(s.tracks), str(s.best_shots), status)
+    console.print(table)
+    interrupted = " (interrupted, open tracks flushed)" if summary.interrupted else ""
+    console.print(
+        f"{summary.frames_analysed} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps), "
+        f"{sum(s.faces for s in summary.sources)} faces, {sum(s.tracks for s in summary.sources)} tracks, "
+        f"{summary.best_shots} best shots → {', '.join(destinations)}{interrupted}",
+        highlight=False,
+    )
+    for failure in summary.failures + summary.sink_failures:
+        console.print(f"[red]failed:[/red] {failure}", highlight=False)
+
+
+def print_scores(results: list[dict[str, Any]]) -> None:
+    console = Console()
+    for result in results:
+        if result["error"]:
+            console.print(f"[red]{result['error']}[/red]", highlight=False)
+            continue
+        table = Table(title=f"{result['image']}: {len(result['faces'])} face(s), model {result['model']}",
+                      title_justify="left")
+        table.add_column("face", justify="right")
+        table.add_column("box")
+        table.add_column("quality", justify="right")
+        names = list(result["faces"][0]["components"]) if result["faces"] else []
+        for name in names:
+            table.add_column(name, justify="right")
+        for n, face in enumerate(result["faces"], 1):
+            box = ", ".join(f"{v:.0f}" for v in face["box"])
+            table.add_row(str(n), box, f"{face['quality']:.3f}", *(f"{face['components'][k]:.3f}" for k in names))
+        console.print(table)

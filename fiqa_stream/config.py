@@ -1,0 +1,147 @@
+"""The whole run configuration: typed models, YAML loading, ``${ENV}`` interpolation.
+
+Every error is one line naming the file and the key path, e.g.
+``config.yaml: detector.max_width: Input should be less than or equal to 4096 (got 9999)``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError
+
+from fiqa_stream.configbase import StrictModel
+from fiqa_stream.detectors.config import DetectorConfig, YuNetConfig
+from fiqa_stream.errors import ConfigError
+from fiqa_stream.registry import did_you_mean
+from fiqa_stream.scorers.config import HeuristicScorerConfig, ScorerConfig
+from fiqa_stream.sinks.config import SinkConfig
+from fiqa_stream.stream.config import CropConfig, SelectionConfig, SourceConfig, TrackerConfig
+
+
+class PipelineConfig(StrictModel):
+    """How the analysis loop batches work and reports progress."""
+
+    batch_frames: int = Field(
+        4, ge=1, le=256, description="Most frames (across sources) detected and scored in one batch.",
+    )
+    sink_queue: int = Field(
+        256, ge=1, description="Events buffered for the sinks; analysis waits when it is full.",
+    )
+    progress: Literal["auto", "on", "off"] = Field(
+        "auto", description="Progress display: auto shows it only when stderr is a terminal.",
+    )
+
+
+class Config(StrictModel):
+    """A run: where frames come from, how faces are found, judged and chosen, where they go."""
+
+    sources: list[SourceConfig] = Field(min_length=1, description="Videos to analyse.")
+    detector: DetectorConfig = Field(default_factory=YuNetConfig, description="Face detector.")
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Multi-face tracker.")
+    scorer: ScorerConfig = Field(default_factory=HeuristicScorerConfig, description="Quality scorer.")
+    selection: SelectionConfig = Field(default_factory=SelectionConfig, description="Best-shot policy.")
+    crop: CropConfig = Field(default_factory=CropConfig, description="Face crop in events.")
+    sinks: list[SinkConfig] = Field(min_length=1, description="Where best shots go.")
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig, description="Batching and display.")
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(value: Any, path: str, origin: str) -> Any:
+    """Replace ``${NAME}`` and ``${NAME:-default}`` in every string of the tree."""
+    if isinstance(value, dict):
+        return {key: _interpolate(item, f"{path}.{key}" if path else str(key), origin)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(item, f"{path}[{i}]", origin) for i, item in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{origin}: {path}: environment variable {name} is not set")
+
+    return _ENV_REFERENCE.sub(substitute, value)
+
+
+def _key_path(location: tuple[int | str, ...], data: Any) -> str:
+    """Render a pydantic error location as ``a.b[0].c``, walking the input data so that
+    the tags pydantic inserts for discriminated unions (``detector.yunet.x``) are dropped."""
+    text, node = "", data
+    for part in location:
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return text or "(top level)"
+
+
+def _message(item: Any) -> str:
+    kind = item["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_invalid":
+        tag, expected = item["ctx"]["tag"], item["ctx"]["expected_tags"]
+        known = [name.strip(" '") for name in expected.split(",")]
+        return f"unknown type '{tag}'{did_you_mean(tag, known)}; expected one of: {', '.join(known)}"
+    if kind == "union_tag_not_found":
+        return "the 'type' key is missing"
+    message = str(item["msg"])
+    if "input" in item and not isinstance(item["input"], dict | list):
+        message += f" (got {item['input']!r})"
+    return message
+
+
+def describe_validation_error(error: ValidationError, data: Any, origin: str) -> str:
+    """One line per the house rule: file, key path, what was expected, what was given."""
+    parts = [f"{_key_path(item['loc'], data)}: {_message(item)}" for item in error.errors()]
+    more = f" (and {len(parts) - 1} more: {'; '.join(parts[1:])})" if len(parts) > 1 else ""
+    return f"{origin}: {parts[0]}{more}"
+
+
+def parse_config(data: Any, origin: str = "config") -> Config:
+    """Validate a parsed YAML tree (after ``${ENV}`` interpolation) into a Config."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    data = _interpolate(data, "", origin)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error, data, origin)) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, interpolate and validate a YAML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the config file: {error}") from error
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
+    return parse_config(data, str(path))

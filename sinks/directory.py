@@ -1,0 +1,74 @@
+"""Directory sink: ``OUT/events.jsonl`` plus ``OUT/crops/<source>/<track>-<seq>-<kind>.jpg``.
+
+Crash safety: each crop is written to a temporary file and renamed into place before
+its event line is appended, and each line is one ``write`` on an ``O_APPEND`` file, so
+after a crash every event line points at a whole crop and no line is half written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from fiqa_stream.errors import SinkError
+from fiqa_stream.sinks.config import DirectorySinkConfig
+from fiqa_stream.sinks.events import crop_name, event_fields
+from fiqa_stream.types import BestShot
+
+
+def write_atomically(path: Path, data: bytes, fsync: bool) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        if fsync:
+            handle.flush()
+            os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+class DirectorySink:
+    """Writes best shots into one output folder."""
+
+    name = "directory"
+
+    def __init__(self, config: DirectorySinkConfig) -> None:
+        self._root = config.path
+        self._fsync = config.fsync
+        try:
+            (self._root / "crops").mkdir(parents=True, exist_ok=True)
+            self._events = os.open(
+                self._root / "events.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+            )
+        except OSError as error:
+            raise SinkError(f"directory sink '{self._root}': cannot write there: {error.strerror}") from error
+
+    def publish(self, events: Sequence[BestShot]) -> None:
+        lines = []
+        for event in events:
+            relative = Path("crops") / crop_name(event)
+            target = self._root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(target, event.crop_jpeg, self._fsync)
+            fields = event_fields(event)
+            fields["crop"] = relative.as_posix()
+            lines.append(json.dumps(fields, separators=(",", ":")) + "\n")
+        if lines:
+            pending = memoryview("".join(lines).encode())
+            while pending:
+                pending = pending[os.write(self._events, pending) :]
+            if self._fsync:
+                os.fsync(self._events)
+
+    def close(self) -> None:
+        if self._events >= 0:
+            os.close(self._events)
+            self._events = -1
+
+    def __enter__(self) -> DirectorySink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,36 @@
+"""The one place that turns a BestShot into the documented event fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fiqa_stream.types import BestShot
+
+
+def event_fields(event: BestShot) -> dict[str, Any]:
+    """The event's JSON-ready fields (docs/EVENTS.md), without the crop itself."""
+    return {
+        "event_id": event.event_id,
+        "schema": event.schema,
+        "kind": event.kind.value,
+        "source": event.source,
+        "track_id": event.track_id,
+        "frame_index": event.frame_index,
+        "pts": event.pts,
+        "captured_at": event.captured_at.isoformat() if event.captured_at else None,
+        "first_seen": event.first_seen,
+        "last_seen": event.last_seen,
+        "box": [round(v, 2) for v in event.box],
+        "landmarks": (
+            [[round(x, 2), round(y, 2)] for x, y in event.landmarks] if event.landmarks else None
+        ),
+        "quality": round(event.quality, 6),
+        "components": {name: round(value, 6) for name, value in event.components.items()},
+        "model": event.model,
+        "sightings": event.sightings,
+    }
+
+
+def crop_name(event: BestShot) -> str:
+    """File name of the event's crop, unique per event id and safe on every filesystem."""
+    return f"{event.source}/{event.track_id:06d}-{event.event_id.rsplit(':', 1)[1]}-{event.kind.value}.jpg"

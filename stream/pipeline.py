@@ -1,0 +1,251 @@
+"""The pipeline runner: decode → detect → track → score → select → sinks.
+
+One decode thread per source fills a bounded buffer; the analysis loop (the caller's
+thread) gathers frames round-robin across sources into batches, detects faces in the
+whole batch, tracks per source, scores every tracked face of the batch at once,
+updates best shots and hands events to the sink threads. Stopping (``stop`` set by a
+signal handler, or the end of every source) flushes every open track's final event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fiqa_stream.config import Config
+from fiqa_stream.detectors import Detector, build_detector
+from fiqa_stream.scorers import Scorer, build_scorer
+from fiqa_stream.sinks import Sink, build_sink
+from fiqa_stream.stream.buffers import FrameBuffer
+from fiqa_stream.stream.dispatch import SinkDispatcher
+from fiqa_stream.stream.selection import BestShotSelector
+from fiqa_stream.stream.sources import FileSource, SourceEnd, SourceSpec, expand_sources
+from fiqa_stream.stream.tracker import ByteTracker
+from fiqa_stream.types import BestShot, Face, Frame
+
+log = logging.getLogger(__name__)
+
+STAGES = ("detect", "track", "score", "select")
+
+
+@dataclass(slots=True)
+class SourceStats:
+    """What one source did in a run."""
+
+    id: str
+    path: str
+    decoded: int = 0
+    expected: int | None = None
+    analysed: int = 0
+    faces: int = 0
+    tracks: int = 0
+    best_shots: int = 0
+    finished: bool = False
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """The outcome of a run, for the closing summary and the exit code."""
+
+    sources: list[SourceStats]
+    failures: list[str]
+    seconds: float
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    sink_failures: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def frames_analysed(self) -> int:
+        return sum(s.analysed for s in self.sources)
+
+    @property
+    def best_shots(self) -> int:
+        return sum(s.best_shots for s in self.sources)
+
+    @property
+    def fps(self) -> float:
+        return self.frames_analysed / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.sink_failures
+
+
+class _SourceRun:
+    """Per-source state of the analysis loop."""
+
+    def __init__(self, spec: SourceSpec, config: Config, model: str, stop: threading.Event,
+                 wakeup: threading.Condition) -> None:
+        self.buffer: FrameBuffer[Frame | SourceEnd] = FrameBuffer(spec.queue_size, "block", wakeup)
+        self.decoder = FileSource(spec, self.buffer, stop)
+        self.tracker = ByteTracker(config.tracker)
+        self.selector = BestShotSelector(spec.id, config.selection, config.crop, model)
+        self.stats = SourceStats(spec.id, str(spec.path))
+        self.track_ids: set[int] = set()
+
+    def finish(self) -> list[BestShot]:
+        events = [e for track_id in self.tracker.finish() for e in self.selector.end(track_id)]
+        events.extend(self.selector.finish())
+        self.stats.finished = True
+        return events
+
+
+ProgressCallback = Callable[[list[SourceStats]], None]
+
+
+class Pipeline:
+    """Runs one configuration to the end of its sources or until ``stop`` is set."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        detector: Detector | None = None,
+        scorer: Scorer | None = None,
+        sinks: list[Sink] | None = None,
+        on_progress: ProgressCallback | None = None,
+        progress_interval: float = 0.25,
+    ) -> None:
+        self._config = config
+        self._detector = detector or build_detector(config.detector)
+        self._scorer = scorer or build_scorer(config.scorer)
+        self._sinks = sinks if sinks is not None else [build_sink(c) for c in config.sinks]
+        self._on_progress = on_progress
+        self._progress_interval = progress_interval
+        self._stage_seconds = dict.fromkeys(STAGES, 0.0)
+
+    def run(self, stop: threading.Event | None = None) -> RunSummary:
+        stop = stop or threading.Event()
+        started = time.perf_counter()
+        specs, expansion_errors = expand_sources(self._config.sources)
+        for error in expansion_errors:
+            log.error("%s", error)
+        decoders_stop = threading.Event()
+        wakeup = threading.Condition()
+        runs = [_SourceRun(spec, self._config, self._scorer.model, decoders_stop, wakeup) for spec in specs]
+        dispatchers = [SinkDispatcher(sink, self._config.pipeline.sink_queue) for sink in self._sinks]
+        try:
+            for run in runs:
+                run.decoder.start()
+            self._loop(runs, wakeup, stop, dispatchers)
+        finally:
+            decoders_stop.set()
+            with wakeup:
+                wakeup.notify_all()
+            for run in runs:
+                if not run.stats.finished:
+                    self._emit(run.finish(), run, dispatchers)
+            for run in runs:
+                run.decoder.join(timeout=5.0)
+            for dispatcher in dispatchers:
+                dispatcher.close(timeout=60.0)
+            self._detector.close()
+            self._scorer.close()
+        stats = [run.stats for run in runs]
+        failures = [str(e) for e in expansion_errors] + [s.error for s in stats if s.error]
+        return RunSummary(
+            sources=stats,
+            failures=failures,
+            seconds=time.perf_counter() - started,
+            stage_seconds=dict(self._stage_seconds),
+            sink_failures=[m for d in dispatchers for m in d.errors],
+            interrupted=stop.is_set(),
+        )
+
+    def _loop(self, runs: list[_SourceRun], wakeup: threading.Condition, stop: threading.Event,
+              dispatchers: list[SinkDispatcher]) -> None:
+        active = list(runs)
+        last_progress = 0.0
+        while active and not stop.is_set():
+            frames, ended = self._gather(active, wakeup, stop)
+            if frames:
+                self._analyse(frames, dispatchers)
+            for run, marker in ended:
+                if marker.error is not None:
+                    run.stats.error = str(marker.error)
+                    log.error("%s", marker.error)
+                self._emit(run.finish(), run, dispatchers)
+                active.remove(run)
+            now = time.perf_counter()
+            if self._on_progress and (now - last_progress >= self._progress_interval or not active):
+                last_progress = now
+                for run in runs:
+                    run.stats.decoded = run.decoder.decoded
+                    run.stats.expected = run.decoder.expected_frames
+                self._on_progress([run.stats for run in runs])
+
+    def _gather(
+        self, active: list[_SourceRun], wakeup: threading.Condition, stop: threading.Event
+    ) -> tuple[list[tuple[_SourceRun, Frame]], list[tuple[_SourceRun, SourceEnd]]]:
+        """Up to ``batch_frames`` frames, taken round-robin, and the sources that ended."""
+        with wakeup:
+            while not stop.is_set() and not any(len(run.buffer) for run in active):
+                wakeup.wait(0.1)
+        limit = self._config.pipeline.batch_frames
+        frames: list[tuple[_SourceRun, Frame]] = []
+        ended: list[tuple[_SourceRun, SourceEnd]] = []
+        open_runs = list(active)
+        while open_runs and len(frames) < limit:
+            for run in list(open_runs):
+                item = run.buffer.get_nowait()
+                if item is None:
+                    open_runs.remove(run)
+                elif isinstance(item, SourceEnd):
+                    ended.append((run, item))
+                    open_runs.remove(run)
+                else:
+                    frames.append((run, item))
+                    if len(frames) >= limit:
+                        break
+        return frames, ended
+
+    def _analyse(self, frames: list[tuple[_SourceRun, Frame]], dispatchers: list[SinkDispatcher]) -> None:
+        clock = time.perf_counter()
+        detections = self._detector.detect([frame.image for _, frame in frames])
+        clock = self._lap("detect", clock)
+
+        min_size = self._config.selection.min_face_size
+        pending: list[tuple[_SourceRun, Frame, int, int]] = []
+        faces: list[Face] = []
+        ended: list[tuple[_SourceRun, list[int]]] = []
+        for (run, frame), found in zip(frames, detections, strict=True):
+            run.stats.analysed += 1
+            run.stats.faces += len(found)
+            step = run.tracker.update(found)
+            ended.append((run, step.ended))
+            for assignment in step.assigned:
+                box = found.boxes[assignment.detection]
+                if box[2] - box[0] < min_size:
+                    continue
+                landmarks = None if found.landmarks is None else found.landmarks[assignment.detection]
+                pending.append((run, frame, assignment.track_id, assignment.detection))
+                faces.append(Face(frame.image, box, float(found.scores[assignment.detection]), landmarks))
+        clock = self._lap("track", clock)
+
+        qualities = self._scorer.score(faces) if faces else []
+        clock = self._lap("score", clock)
+
+        for (run, frame, track_id, _), face, quality in zip(pending, faces, qualities, strict=True):
+            run.track_ids.add(track_id)
+            self._emit(run.selector.observe(track_id, frame, face.box, face.landmarks, quality), run, dispatchers)
+        for run, track_ids in ended:
+            for track_id in track_ids:
+                self._emit(run.selector.end(track_id), run, dispatchers)
+        self._lap("select", clock)
+
+    def _emit(self, events: list[BestShot], run: _SourceRun, dispatchers: list[SinkDispatcher]) -> None:
+        if not events:
+            return
+        run.stats.best_shots += sum(1 for e in events if e.kind.value == "final")
+        run.stats.tracks = len(run.track_ids)
+        for dispatcher in dispatchers:
+            dispatcher.put(events)
+
+    def _lap(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self._stage_seconds[stage] += now - since
+        return now

@@ -1,0 +1,153 @@
+"""Best-shot selection per track, with bounded memory.
+
+Per open track only the best sighting so far is kept: its quality, box, landmarks,
+times and the face crop (not the frame). Policies decide when events go out:
+
+- ``on_end``: one ``final`` event when the track ends;
+- ``periodic``: an ``update`` event when the best improved, at most every ``period``
+  seconds of stream time, and the ``final`` event at the end;
+- ``early``: an ``update`` as soon as the best passes ``threshold``, another only when
+  it improves by ``margin``, and the ``final`` event at the end.
+
+Every track that meets ``min_track_length`` ends with exactly one ``final`` event
+carrying its best sighting; event ids are ``source:track:seq`` with ``seq`` counting
+that track's events from 0, so reprocessing the same input gives the same ids.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import cv2
+import numpy as np
+
+from fiqa_stream.scorers.align import align_face, loose_crop
+from fiqa_stream.stream.config import CropConfig, SelectionConfig
+from fiqa_stream.types import BestShot, EventKind, Frame, Quality
+
+
+@dataclass(slots=True)
+class _Sighting:
+    quality: Quality
+    frame_index: int
+    pts: float | None
+    captured_at: datetime | None
+    box: np.ndarray
+    landmarks: np.ndarray | None
+    crop: np.ndarray
+
+
+@dataclass(slots=True)
+class _TrackRecord:
+    sightings: int = 0
+    first_seen: float | None = None
+    last_seen: float | None = None
+    best: _Sighting | None = None
+    events: int = 0
+    emitted_quality: float | None = None
+    emitted_at: float | None = None
+
+
+def _stream_time(frame: Frame) -> float:
+    return frame.pts if frame.pts is not None else time.monotonic()
+
+
+class BestShotSelector:
+    """Keeps the best sighting of every open track of one source and emits events."""
+
+    def __init__(self, source: str, selection: SelectionConfig, crop: CropConfig, model: str) -> None:
+        self._source = source
+        self._config = selection
+        self._crop = crop
+        self._model = model
+        self._tracks: dict[int, _TrackRecord] = {}
+
+    @property
+    def open_tracks(self) -> int:
+        return len(self._tracks)
+
+    def observe(
+        self, track_id: int, frame: Frame, box: np.ndarray, landmarks: np.ndarray | None, quality: Quality
+    ) -> list[BestShot]:
+        """Record one scored sighting; returns the update events the policy emits now."""
+        record = self._tracks.setdefault(track_id, _TrackRecord())
+        record.sightings += 1
+        now = _stream_time(frame)
+        if record.first_seen is None:
+            record.first_seen = frame.pts
+        record.last_seen = frame.pts
+        if record.best is None or quality.score > record.best.quality.score:
+            record.best = _Sighting(
+                quality, frame.index, frame.pts, frame.captured_at, box.copy(),
+                None if landmarks is None else landmarks.copy(), self._cut(frame.image, box, landmarks),
+            )
+        if record.sightings < self._config.min_track_length or not self._update_due(record, now):
+            return []
+        record.emitted_at = now
+        return [self._event(track_id, record, EventKind.UPDATE)]
+
+    def end(self, track_id: int) -> list[BestShot]:
+        """The track ended: its final event, if it was long enough to count."""
+        record = self._tracks.pop(track_id, None)
+        if record is None or record.best is None or record.sightings < self._config.min_track_length:
+            return []
+        return [self._event(track_id, record, EventKind.FINAL)]
+
+    def finish(self) -> list[BestShot]:
+        """End every open track (end of input or shutdown)."""
+        events: list[BestShot] = []
+        for track_id in sorted(self._tracks):
+            events.extend(self.end(track_id))
+        return events
+
+    def _update_due(self, record: _TrackRecord, now: float) -> bool:
+        best = record.best
+        if best is None:
+            return False
+        improved = record.emitted_quality is None or best.quality.score > record.emitted_quality
+        policy = self._config.policy
+        if policy == "periodic":
+            return improved and (record.emitted_at is None or now - record.emitted_at >= self._config.period)
+        if policy == "early":
+            if best.quality.score < self._config.threshold:
+                return False
+            return record.emitted_quality is None or (
+                best.quality.score >= record.emitted_quality + self._config.margin
+            )
+        return False
+
+    def _cut(self, image: np.ndarray, box: np.ndarray, landmarks: np.ndarray | None) -> np.ndarray:
+        if self._crop.mode == "aligned":
+            return align_face(image, landmarks, box, size=112)
+        return loose_crop(image, box, self._crop.margin, self._crop.max_size)
+
+    def _event(self, track_id: int, record: _TrackRecord, kind: EventKind) -> BestShot:
+        best = record.best
+        if best is None:
+            raise ValueError("an event needs a best sighting")
+        ok, jpeg = cv2.imencode(".jpg", best.crop, [cv2.IMWRITE_JPEG_QUALITY, self._crop.jpeg_quality])
+        if not ok:
+            raise ValueError(f"JPEG encoding of a {best.crop.shape} crop failed")
+        seq = record.events
+        record.events += 1
+        record.emitted_quality = best.quality.score
+        return BestShot(
+            event_id=f"{self._source}:{track_id}:{seq}",
+            kind=kind,
+            source=self._source,
+            track_id=track_id,
+            frame_index=best.frame_index,
+            pts=best.pts,
+            captured_at=best.captured_at,
+            first_seen=record.first_seen,
+            last_seen=record.last_seen,
+            box=(float(best.box[0]), float(best.box[1]), float(best.box[2]), float(best.box[3])),
+            landmarks=None if best.landmarks is None else tuple((float(x), float(y)) for x, y in best.landmarks),
+            quality=best.quality.score,
+            components=dict(best.quality.components),
+            model=self._model,
+            crop_jpeg=jpeg.tobytes(),
+            sightings=record.sightings,
+        )

@@ -1,0 +1,220 @@
+"""Video file sources: expansion of paths, globs and folders, and threaded decoding.
+
+Each source decodes in its own thread (FFmpeg releases the GIL while decoding) into a
+bounded ``FrameBuffer``. A source always finishes with one ``SourceEnd`` marker, sent
+in ``finally``, carrying the error that stopped it, if any.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import av.error
+
+from fiqa_stream.errors import SourceError
+from fiqa_stream.stream.buffers import FrameBuffer
+from fiqa_stream.stream.config import SourceConfig
+from fiqa_stream.types import Frame
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".ts", ".mts", ".mpg", ".mpeg", ".flv", ".wmv", ".h264", ".h265"}
+)
+DEMO_URL = "demo:"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """One concrete video to decode, after globs and folders are expanded."""
+
+    id: str
+    path: Path
+    every: int
+    fps: float | None
+    queue_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEnd:
+    """End marker of one source; ``error`` is set when the source failed."""
+
+    source: str
+    error: SourceError | None = None
+
+
+def _is_glob(url: str) -> bool:
+    return any(char in url for char in "*?[")
+
+
+def _paths_of(config: SourceConfig) -> list[Path]:
+    url = config.url
+    if url == DEMO_URL:
+        from fiqa_stream.stream.synthetic import demo_clip
+
+        return [demo_clip()]
+    if _is_glob(url):
+        matches = sorted(Path(p) for p in glob.glob(url, recursive=True) if Path(p).is_file())
+        if not matches:
+            raise SourceError(f"source '{url}': no file matches this pattern")
+        return matches
+    path = Path(url).expanduser()
+    if path.is_dir():
+        videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        if not videos:
+            raise SourceError(
+                f"source '{url}': folder holds no video files (looked for {', '.join(sorted(VIDEO_SUFFIXES))})"
+            )
+        return videos
+    if not path.exists():
+        raise SourceError(f"source '{url}': file not found")
+    return [path]
+
+
+def _safe_id(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "source"
+
+
+def expand_sources(configs: list[SourceConfig]) -> tuple[list[SourceSpec], list[SourceError]]:
+    """Turn configured sources into concrete videos with unique ids.
+
+    A source that expands to nothing is reported in the second list; the others go on.
+    """
+    specs: list[SourceSpec] = []
+    errors: list[SourceError] = []
+    taken: set[str] = set()
+    for config in configs:
+        try:
+            paths = _paths_of(config)
+        except SourceError as error:
+            errors.append(error)
+            continue
+        for path in paths:
+            base = config.id if config.id and len(paths) == 1 else _safe_id(path.stem)
+            if config.id and len(paths) > 1:
+                base = f"{config.id}-{_safe_id(path.stem)}"
+            source_id, n = base, 1
+            while source_id in taken:
+                n += 1
+                source_id = f"{base}-{n}"
+            taken.add(source_id)
+            specs.append(SourceSpec(source_id, path, config.every, config.fps, config.queue_size))
+    return specs, errors
+
+
+class FrameSampler:
+    """Decides which decoded frames are analysed: every Nth, or at most ``fps`` per media second."""
+
+    def __init__(self, every: int, fps: float | None) -> None:
+        self._every = every
+        self._interval = 1.0 / fps if fps else None
+        self._next_time: float | None = None
+
+    def keep(self, index: int, pts: float | None) -> bool:
+        if self._interval is None or pts is None:
+            return index % self._every == 0
+        if self._next_time is None or pts >= self._next_time - 1e-6:
+            # Anchor to the kept frame's time, so the rate holds when frame times jitter.
+            base = pts if self._next_time is None else max(self._next_time, pts - self._interval)
+            self._next_time = base + self._interval
+            return True
+        return False
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, av.error.FFmpegError):
+        return error.strerror or str(error)
+    return str(error)
+
+
+class FileSource:
+    """Decodes one video file in a thread into a bounded buffer, losing no frame."""
+
+    def __init__(self, spec: SourceSpec, buffer: FrameBuffer[Frame | SourceEnd], stop: threading.Event) -> None:
+        self.spec = spec
+        self.buffer = buffer
+        self.decoded = 0
+        self.bad_packets = 0
+        self.expected_frames: int | None = None
+        self._stop = stop
+        self._thread = threading.Thread(target=self._run, name=f"decode-{spec.id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _error(self, what: str, error: Exception | None = None) -> SourceError:
+        detail = f": {_describe(error)}" if error else ""
+        return SourceError(f"source '{self.spec.id}' ({self.spec.path}): {what}{detail}")
+
+    def _run(self) -> None:
+        failure: SourceError | None = None
+        try:
+            for frame in self._frames():
+                if not self.buffer.put(frame, self._stop):
+                    break
+        except SourceError as error:
+            failure = error
+        except Exception as error:  # noqa: BLE001 - any decoder failure ends this source only
+            failure = self._error("decoding failed", error)
+        finally:
+            self.buffer.put(SourceEnd(self.spec.id, failure), self._stop, force=True)
+
+    def _frames(self) -> Iterator[Frame]:
+        try:
+            container = av.open(str(self.spec.path), options={"protocol_whitelist": "file"})
+        except (av.error.FFmpegError, OSError) as error:
+            raise self._error("cannot open as video", error) from error
+        with container:
+            if not container.streams.video:
+                raise self._error("holds no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            self.expected_frames = stream.frames or None
+            if self.expected_frames is None and stream.duration and stream.average_rate:
+                self.expected_frames = int(stream.duration * stream.time_base * stream.average_rate)
+            sampler = FrameSampler(self.spec.every, self.spec.fps)
+            for packet in self._packets(container, stream):
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError:
+                    self.bad_packets += 1
+                    continue
+                for video_frame in decoded:
+                    index = self.decoded
+                    self.decoded += 1
+                    pts = float(video_frame.time) if video_frame.time is not None else None
+                    if not sampler.keep(index, pts):
+                        continue
+                    yield Frame(self.spec.id, index, pts, None, video_frame.to_ndarray(format="bgr24"))
+                if self._stop.is_set():
+                    return
+        if self.decoded == 0:
+            raise self._error("no frame could be decoded (corrupt or truncated file?)")
+        if self.bad_packets:
+            log.warning("source '%s': skipped %d corrupt packets", self.spec.id, self.bad_packets)
+
+    def _packets(self, container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[av.Packet]:
+        # Demux and decode fail separately: a demux error ends the file, a decode error
+        # only skips its packet (one exception would otherwise end PyAV's decode generator).
+        demuxer = container.demux(stream)
+        while True:
+            try:
+                packet = next(demuxer)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as error:
+                if self.decoded == 0:
+                    raise self._error("cannot read video data", error) from error
+                log.warning("source '%s': stopped reading at a damaged spot: %s", self.spec.id, _describe(error))
+                return
+            yield packet

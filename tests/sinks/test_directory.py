@@ -1,0 +1,75 @@
+"""Directory sink: crops as JPEG, one JSON line per event with the documented fields."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fiqa_stream.errors import SinkError
+from fiqa_stream.sinks import build_sink
+from fiqa_stream.sinks.config import DirectorySinkConfig
+from fiqa_stream.types import BestShot, EventKind
+
+DOCUMENTED_FIELDS = {
+    "event_id", "schema", "kind", "source", "track_id", "frame_index", "pts", "captured_at",
+    "first_seen", "last_seen", "box", "landmarks", "quality", "components", "model", "crop", "sightings",
+}
+
+
+def event(track_id: int = 4, seq: int = 0, captured: datetime | None = None) -> BestShot:
+    ok, jpeg = cv2.imencode(".jpg", np.full((40, 30, 3), 128, np.uint8))
+    assert ok
+    return BestShot(
+        event_id=f"cam-1:{track_id}:{seq}", kind=EventKind.FINAL, source="cam-1", track_id=track_id,
+        frame_index=17, pts=0.68, captured_at=captured, first_seen=0.2, last_seen=1.4,
+        box=(10.0, 20.0, 40.0, 60.0), landmarks=((15.0, 30.0),) * 5, quality=0.8125,
+        components={"sharpness": 0.9, "pose": 0.7}, model="heuristic-1", crop_jpeg=jpeg.tobytes(), sightings=9,
+    )
+
+
+def read_events(root: Path) -> list[dict]:
+    return [json.loads(line) for line in (root / "events.jsonl").read_text().splitlines()]
+
+
+def test_an_event_is_one_json_line_with_exactly_the_documented_fields(tmp_path: Path) -> None:
+    with build_sink(DirectorySinkConfig(path=tmp_path)) as sink:
+        sink.publish([event(captured=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))])
+    [line] = read_events(tmp_path)
+    assert set(line) == DOCUMENTED_FIELDS
+    assert line["event_id"] == "cam-1:4:0"
+    assert line["kind"] == "final" and line["schema"] == 1
+    assert line["box"] == [10.0, 20.0, 40.0, 60.0]
+    assert line["landmarks"] == [[15.0, 30.0]] * 5
+    assert line["captured_at"] == "2026-01-02T03:04:05+00:00"
+    assert line["components"] == {"sharpness": 0.9, "pose": 0.7}
+
+
+def test_the_crop_path_is_relative_and_holds_the_jpeg(tmp_path: Path) -> None:
+    with build_sink(DirectorySinkConfig(path=tmp_path)) as sink:
+        sink.publish([event()])
+    [line] = read_events(tmp_path)
+    crop = tmp_path / line["crop"]
+    assert not Path(line["crop"]).is_absolute()
+    assert cv2.imread(str(crop)).shape == (40, 30, 3)
+    assert not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_events_are_appended_across_runs(tmp_path: Path) -> None:
+    for seq in range(2):
+        with build_sink(DirectorySinkConfig(path=tmp_path, fsync=False)) as sink:
+            sink.publish([event(seq=seq), event(track_id=5, seq=seq)])
+    assert [e["event_id"] for e in read_events(tmp_path)] == [
+        "cam-1:4:0", "cam-1:5:0", "cam-1:4:1", "cam-1:5:1",
+    ]
+
+
+def test_an_unwritable_folder_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SinkError, match=r"directory sink '.*file/out': cannot write there"):
+        build_sink(DirectorySinkConfig(path=blocker / "out"))

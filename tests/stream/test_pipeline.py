@@ -1,0 +1,117 @@
+"""End to end on real encoded clips: decode, detect, track, score, select, write."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from fiqa_stream.config import Config, parse_config
+from fiqa_stream.stream.pipeline import Pipeline
+from fiqa_stream.stream.synthetic import ClipTruth, FaceTruth, garbage_file
+
+
+def config_for(sources: list[dict], out: Path, **sections: dict) -> Config:
+    return parse_config({"sources": sources, "sinks": [{"type": "directory", "path": str(out)}], **sections})
+
+
+def events_in(out: Path) -> list[dict]:
+    path = out / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def face_of(event: dict, clip: ClipTruth) -> FaceTruth:
+    """The ground-truth face whose centre is nearest the event's box at its frame."""
+    x1, y1, x2, y2 = event["box"]
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    visible = [f for f in clip.faces if event["frame_index"] in f.centers]
+    return min(visible, key=lambda f: (f.centers[event["frame_index"]][0] - cx) ** 2
+               + (f.centers[event["frame_index"]][1] - cy) ** 2)
+
+
+def assert_one_best_final_per_face(events: list[dict], clip: ClipTruth) -> None:
+    finals = [e for e in events if e["kind"] == "final"]
+    matched = [face_of(e, clip).face_id for e in finals]
+    assert sorted(matched) == [f.face_id for f in clip.faces], f"finals matched faces {matched}"
+    for event in finals:
+        face = face_of(event, clip)
+        first, last = face.best_frames
+        assert first <= event["frame_index"] <= last, (
+            f"face {face.face_id}: best shot at frame {event['frame_index']}, truth window {face.best_frames}, "
+            f"components {event['components']}"
+        )
+
+
+@pytest.mark.slow
+def test_every_face_yields_exactly_one_final_event_at_its_best_moment(face_clip: ClipTruth, out_dir: Path) -> None:
+    summary = Pipeline(config_for([{"url": str(face_clip.path), "id": "clip"}], out_dir)).run()
+    assert summary.ok
+    assert summary.sources[0].analysed == face_clip.frame_count
+    events = events_in(out_dir)
+    assert_one_best_final_per_face(events, face_clip)
+    assert len({e["event_id"] for e in events}) == len(events)
+    for event in events:
+        assert (out_dir / event["crop"]).stat().st_size > 0
+        assert event["model"] == "heuristic-1" and 0 <= event["quality"] <= 1
+
+
+@pytest.mark.slow
+def test_large_frames_are_detected_downscaled_and_mapped_back(hd_face_clip: ClipTruth, out_dir: Path) -> None:
+    Pipeline(config_for([{"url": str(hd_face_clip.path)}], out_dir)).run()
+    assert_one_best_final_per_face(events_in(out_dir), hd_face_clip)
+
+
+def test_a_clip_without_faces_yields_no_event(nonface_clip: ClipTruth, out_dir: Path) -> None:
+    summary = Pipeline(config_for([{"url": str(nonface_clip.path)}], out_dir)).run()
+    assert summary.ok and summary.sources[0].analysed == nonface_clip.frame_count
+    assert events_in(out_dir) == []
+
+
+@pytest.mark.slow
+def test_bad_sources_are_reported_and_the_good_one_still_finishes(
+    face_clip: ClipTruth, out_dir: Path, tmp_path: Path
+) -> None:
+    garbage = garbage_file(tmp_path / "broken.mp4")
+    summary = Pipeline(config_for(
+        [{"url": str(garbage)}, {"url": str(tmp_path / "missing.mp4")}, {"url": str(face_clip.path), "id": "good"}],
+        out_dir,
+    )).run()
+    assert not summary.ok
+    assert len(summary.failures) == 2
+    assert any("broken.mp4" in f and "cannot open as video" in f for f in summary.failures)
+    assert any("missing.mp4" in f and "file not found" in f for f in summary.failures)
+    good = next(s for s in summary.sources if s.id == "good")
+    assert good.finished and good.error is None and good.analysed == face_clip.frame_count
+    assert_one_best_final_per_face(events_in(out_dir), face_clip)
+
+
+def test_stopping_flushes_the_open_tracks(face_clip: ClipTruth, out_dir: Path) -> None:
+    stop = threading.Event()
+    seen = {"frames": 0}
+
+    def stop_midway(sources: list) -> None:
+        seen["frames"] = sources[0].analysed
+        if sources[0].analysed >= face_clip.frame_count // 2:
+            stop.set()
+
+    pipeline = Pipeline(
+        config_for([{"url": str(face_clip.path)}], out_dir, selection={"min_track_length": 1}),
+        on_progress=stop_midway, progress_interval=0.0,
+    )
+    summary = pipeline.run(stop)
+    assert summary.interrupted
+    assert summary.sources[0].analysed < face_clip.frame_count
+    finals = [e for e in events_in(out_dir) if e["kind"] == "final"]
+    assert finals, "open tracks must be flushed as final events on stop"
+    assert all(e["frame_index"] < summary.sources[0].analysed for e in finals)
+
+
+@pytest.mark.slow
+def test_sampling_every_nth_frame_still_finds_every_face(face_clip: ClipTruth, out_dir: Path) -> None:
+    summary = Pipeline(config_for([{"url": str(face_clip.path), "every": 2}], out_dir)).run()
+    assert summary.sources[0].analysed == (face_clip.frame_count + 1) // 2
+    finals = [e for e in events_in(out_dir) if e["kind"] == "final"]
+    assert sorted(face_of(e, face_clip).face_id for e in finals) == [f.face_id for f in face_clip.faces]
+    assert all(e["frame_index"] % 2 == 0 for e in finals)

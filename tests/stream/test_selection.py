@@ -1,0 +1,115 @@
+"""Best-shot selection: one final event per track with its best sighting; the policies."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from fiqa_stream.stream.config import CropConfig, SelectionConfig
+from fiqa_stream.stream.selection import BestShotSelector
+from fiqa_stream.types import EventKind, Frame, Quality
+
+BOX = np.array([40, 30, 80, 80], np.float32)
+
+
+def frame(index: int, fps: float = 25.0) -> Frame:
+    image = np.full((120, 160, 3), index % 256, np.uint8)
+    return Frame("cam", index, index / fps, None, image)
+
+
+def selector(**selection: object) -> BestShotSelector:
+    return BestShotSelector("cam", SelectionConfig(**selection), CropConfig(), "test-model-1")
+
+
+def feed(chosen: BestShotSelector, scores: list[float], track_id: int = 1) -> list:
+    events = []
+    for index, score in enumerate(scores):
+        events += chosen.observe(track_id, frame(index), BOX, None, Quality(score, {"sharpness": score}))
+    return events
+
+
+def test_on_end_emits_one_final_event_with_the_best_sighting() -> None:
+    chosen = selector()
+    assert feed(chosen, [0.2, 0.5, 0.9, 0.4, 0.3]) == []
+    [event] = chosen.end(1)
+    assert event.kind is EventKind.FINAL
+    assert event.event_id == "cam:1:0"
+    assert event.frame_index == 2
+    assert event.quality == pytest.approx(0.9)
+    assert event.components == {"sharpness": pytest.approx(0.9)}
+    assert event.first_seen == 0.0 and event.last_seen == pytest.approx(4 / 25)
+    assert event.sightings == 5
+    assert event.model == "test-model-1"
+    assert event.box == (40.0, 30.0, 80.0, 80.0)
+
+
+def test_the_crop_is_a_jpeg_of_the_best_frame() -> None:
+    chosen = selector()
+    feed(chosen, [0.1, 0.1, 0.8, 0.1])
+    [event] = chosen.end(1)
+    crop = cv2.imdecode(np.frombuffer(event.crop_jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert crop is not None and crop.ndim == 3
+    assert abs(float(crop.mean()) - 2) < 3  # frame 2 was filled with the value 2
+
+
+def test_a_track_shorter_than_the_minimum_emits_nothing() -> None:
+    chosen = selector(min_track_length=3)
+    feed(chosen, [0.9, 0.9])
+    assert chosen.end(1) == []
+
+
+def test_ending_an_unknown_track_emits_nothing() -> None:
+    assert selector().end(42) == []
+
+
+def test_ties_keep_the_earliest_sighting() -> None:
+    chosen = selector()
+    feed(chosen, [0.5, 0.7, 0.7, 0.7])
+    assert chosen.end(1)[0].frame_index == 1
+
+
+def test_periodic_emits_updates_at_most_every_period_and_only_on_improvement() -> None:
+    chosen = selector(policy="periodic", period=1.0, min_track_length=1)
+    scores = [0.1 + 0.01 * i for i in range(75)]  # improves on every frame, 3 s at 25 fps
+    updates = feed(chosen, scores)
+    assert [e.kind for e in updates] == [EventKind.UPDATE] * 3
+    assert [e.frame_index for e in updates] == [0, 25, 50]
+    final = chosen.end(1)[0]
+    assert final.kind is EventKind.FINAL and final.event_id == "cam:1:3"
+
+
+def test_periodic_stays_quiet_when_the_best_does_not_improve() -> None:
+    chosen = selector(policy="periodic", period=0.1, min_track_length=1)
+    updates = feed(chosen, [0.9] + [0.5] * 50)
+    assert len(updates) == 1
+
+
+def test_early_emits_once_past_the_threshold_then_only_on_the_margin() -> None:
+    chosen = selector(policy="early", threshold=0.6, margin=0.1, min_track_length=2)
+    updates = feed(chosen, [0.7, 0.65, 0.75, 0.79, 0.81, 0.5, 0.95])
+    # 0.7 is seen at the first sighting but the track only counts from the second.
+    assert [round(e.quality, 2) for e in updates] == [0.7, 0.81, 0.95]
+    assert [e.event_id for e in updates] == ["cam:1:0", "cam:1:1", "cam:1:2"]
+    assert chosen.end(1)[0].event_id == "cam:1:3"
+
+
+def test_early_never_emits_an_update_below_the_threshold_but_still_ends_with_a_final() -> None:
+    chosen = selector(policy="early", threshold=0.9)
+    assert feed(chosen, [0.3, 0.4, 0.5]) == []
+    assert chosen.end(1)[0].quality == pytest.approx(0.5)
+
+
+def test_finish_flushes_every_open_track_in_id_order() -> None:
+    chosen = selector(min_track_length=1)
+    feed(chosen, [0.4], track_id=7)
+    feed(chosen, [0.6], track_id=3)
+    assert [e.track_id for e in chosen.finish()] == [3, 7]
+    assert chosen.open_tracks == 0
+
+
+def test_aligned_crops_are_112_square() -> None:
+    chosen = BestShotSelector("cam", SelectionConfig(min_track_length=1), CropConfig(mode="aligned"), "m")
+    feed(chosen, [0.5])
+    crop = cv2.imdecode(np.frombuffer(chosen.end(1)[0].crop_jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert crop.shape == (112, 112, 3)

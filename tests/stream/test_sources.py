@@ -1,0 +1,109 @@
+"""Video file sources: expansion, frame sampling, threaded decoding and bad input."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from fiqa_stream.stream.buffers import FrameBuffer
+from fiqa_stream.stream.config import SourceConfig
+from fiqa_stream.stream.sources import FileSource, FrameSampler, SourceEnd, SourceSpec, expand_sources
+from fiqa_stream.stream.synthetic import ClipTruth, corrupt_copy, garbage_file
+from fiqa_stream.types import Frame
+
+
+def decode_all(path: Path, every: int = 1, fps: float | None = None) -> tuple[list[Frame], SourceEnd]:
+    stop = threading.Event()
+    buffer: FrameBuffer[Frame | SourceEnd] = FrameBuffer(4, "block", threading.Condition())
+    source = FileSource(SourceSpec("clip", path, every, fps, 4), buffer, stop)
+    source.start()
+    frames: list[Frame] = []
+    while True:
+        item = buffer.get_nowait()
+        if item is None:
+            threading.Event().wait(0.001)
+        elif isinstance(item, SourceEnd):
+            source.join(5)
+            return frames, item
+        else:
+            frames.append(item)
+
+
+def test_every_frame_of_a_file_arrives_in_order_with_index_and_media_time(face_clip: ClipTruth) -> None:
+    frames, end = decode_all(face_clip.path)
+    assert end.error is None
+    assert [f.index for f in frames] == list(range(face_clip.frame_count))
+    assert frames[10].pts == pytest.approx(10 / face_clip.fps)
+    assert frames[0].image.shape == (face_clip.height, face_clip.width, 3)
+    assert all(f.source == "clip" and f.captured_at is None for f in frames)
+
+
+def test_every_nth_frame_keeps_the_decoded_index(face_clip: ClipTruth) -> None:
+    frames, _ = decode_all(face_clip.path, every=5)
+    assert [f.index for f in frames] == list(range(0, face_clip.frame_count, 5))
+
+
+def test_a_target_fps_samples_by_media_time(face_clip: ClipTruth) -> None:
+    frames, _ = decode_all(face_clip.path, fps=5.0)
+    seconds = face_clip.frame_count / face_clip.fps
+    assert abs(len(frames) - seconds * 5) <= 1
+    gaps = {round(b.pts - a.pts, 2) for a, b in zip(frames, frames[1:], strict=False)}
+    assert gaps == {0.2}
+
+
+@pytest.mark.parametrize(("every", "fps", "times", "kept"), [
+    (3, None, [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [0, 3, 6]),
+    (1, 10.0, [0.0, 0.04, 0.08, 0.12, 0.16, 0.2, 0.24], [0, 3, 5]),
+    (1, 10.0, [0.0, 0.3, 0.31, 0.4], [0, 1, 3]),
+])
+def test_the_sampler(every: int, fps: float | None, times: list[float], kept: list[int]) -> None:
+    sampler = FrameSampler(every, fps)
+    assert [i for i, t in enumerate(times) if sampler.keep(i, t)] == kept
+
+
+def test_folders_and_globs_expand_to_one_source_per_video_with_unique_ids(face_clip: ClipTruth, tmp_path: Path) -> None:
+    for name in ("a/cam.mp4", "b/cam.mp4", "c.mkv"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        shutil.copy(face_clip.path, tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not a video")
+    specs, errors = expand_sources([SourceConfig(url=str(tmp_path)), SourceConfig(url=str(tmp_path / "*.mkv"))])
+    assert errors == []
+    assert [s.id for s in specs] == ["cam", "cam-2", "c", "c-2"]
+
+
+def test_sources_that_match_nothing_are_reported_and_the_rest_go_on(face_clip: ClipTruth, tmp_path: Path) -> None:
+    specs, errors = expand_sources([
+        SourceConfig(url=str(tmp_path / "missing.mp4")),
+        SourceConfig(url=str(tmp_path / "*.webm")),
+        SourceConfig(url=str(face_clip.path), id="good"),
+    ])
+    assert [s.id for s in specs] == ["good"]
+    assert [str(e) for e in errors] == [
+        f"source '{tmp_path / 'missing.mp4'}': file not found",
+        f"source '{tmp_path / '*.webm'}': no file matches this pattern",
+    ]
+
+
+def test_a_file_that_is_not_a_video_ends_its_source_with_a_clear_error(tmp_path: Path) -> None:
+    frames, end = decode_all(garbage_file(tmp_path / "garbage.mp4"))
+    assert frames == []
+    assert end.error is not None
+    assert str(end.error).startswith(f"source 'clip' ({tmp_path / 'garbage.mp4'}): cannot open as video")
+
+
+def test_an_empty_file_ends_its_source_with_a_clear_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    _, end = decode_all(empty)
+    assert end.error is not None and "empty.mp4" in str(end.error)
+
+
+def test_a_truncated_file_gives_an_error_or_the_frames_before_the_damage(face_clip: ClipTruth, tmp_path: Path) -> None:
+    frames, end = decode_all(corrupt_copy(face_clip.path, tmp_path / "cut.mp4", keep_fraction=0.5))
+    if end.error is None:
+        assert 0 < len(frames) < face_clip.frame_count
+    else:
+        assert "cut.mp4" in str(end.error)
