@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -59,6 +61,23 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     score.add_argument("--config", type=Path, help="take the detector and scorer from this config")
     score.add_argument("--json", action="store_true", help="print JSON: one object per image with its faces")
+
+    consume = commands.add_parser(
+        "consume", help="read best shots from Redis into a folder (reference consumer)",
+        description="Read best shots from a Redis stream as one consumer of a consumer group, write "
+        "them to a folder (crops + events.jsonl), acknowledge each once written, claim entries "
+        "that dead consumers left pending, and drop repeats by event_id. See docs/REDIS.md.",
+    )
+    consume.add_argument("--url", default=os.environ.get("FIQA_REDIS_URL"),
+                         help="Redis URL (default: $FIQA_REDIS_URL); the password may come from $FIQA_REDIS_PASSWORD")
+    consume.add_argument("--stream", default="fiqa:bestshots", help="stream key (default: %(default)s)")
+    consume.add_argument("--group", default="fiqa-consumers", help="consumer group (default: %(default)s)")
+    consume.add_argument("--consumer", default=socket.gethostname(), help="this consumer's name (default: host name)")
+    consume.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for crops and events.jsonl")
+    consume.add_argument("--count", type=int, help="stop after this many entries")
+    consume.add_argument("--idle-exit", type=float, metavar="SECONDS", help="stop after this long without entries")
+    consume.add_argument("--claim-idle-ms", type=int, default=60_000,
+                         help="claim other consumers' entries pending longer than this (default: %(default)s)")
     return parser
 
 
@@ -146,10 +165,30 @@ def _score(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.get("error") is None for r in results) else EXIT_FAILURES
 
 
+def _consume(args: argparse.Namespace) -> int:
+    from fiqa_stream.sinks.redis_consumer import BestShotConsumer, ConsumerSettings
+
+    if not args.url:
+        raise ConfigError("consume: give --url or set FIQA_REDIS_URL")
+    consumer = BestShotConsumer(ConsumerSettings(
+        url=args.url, stream=args.stream, group=args.group, consumer=args.consumer, out=args.out,
+        password=os.environ.get("FIQA_REDIS_PASSWORD"), claim_idle_ms=args.claim_idle_ms,
+    ))
+    stop = threading.Event()
+    _install_stop_handlers(stop)
+    try:
+        handled = consumer.run(stop, max_events=args.count, idle_exit=args.idle_exit)
+    finally:
+        consumer.close()
+    print(f"{handled} entries handled: {consumer.written} best shots written to {args.out}, "
+          f"{consumer.duplicates} repeats dropped")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
-    handlers = {"run": _run, "check": _check, "score": _score}
+    handlers = {"run": _run, "check": _check, "score": _score, "consume": _consume}
     try:
         return handlers[args.command](args)
     except FiqaError as error:

@@ -148,7 +148,9 @@ class BestShot:
     """The best sighting of one tracked face, as handed to every sink.
 
     Field names are those of the documented event schema (docs/EVENTS.md).
-    ``crop_jpeg`` holds the encoded face crop; each sink stores it its own way.
+    ``crop_jpeg`` holds the encoded face crop, ``frame_jpeg`` the whole best frame when
+    a sink asked for frames; each sink stores them its own way. ``decided_at`` is the
+    wall-clock (UTC) moment the selector made the event.
     """
 
     event_id: str
@@ -167,4 +169,6 @@ class BestShot:
     model: str
     crop_jpeg: bytes
     sightings: int
+    decided_at: datetime
+    frame_jpeg: bytes | None = None
     schema: int = SCHEMA_VERSION

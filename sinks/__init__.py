@@ -9,6 +9,7 @@ from fiqa_stream.sinks.base import Sink
 
 SINKS = {
     "directory": "fiqa_stream.sinks.directory:DirectorySink",
+    "redis": "fiqa_stream.sinks.redis_streams:RedisSink",
 }
 
 

@@ -28,6 +28,7 @@ def event_fields(event: BestShot) -> dict[str, Any]:
         "components": {name: round(value, 6) for name, value in event.components.items()},
         "model": event.model,
         "sightings": event.sightings,
+        "decided_at": event.decided_at.isoformat(),
     }
 
 

@@ -83,7 +83,8 @@ class _SourceRun:
         self.buffer: FrameBuffer[Frame | SourceEnd] = FrameBuffer(spec.queue_size, "block", wakeup)
         self.decoder = FileSource(spec, self.buffer, stop)
         self.tracker = ByteTracker(config.tracker)
-        self.selector = BestShotSelector(spec.id, config.selection, config.crop, model)
+        keep_frames = any(getattr(sink, "full_frames", False) for sink in config.sinks)
+        self.selector = BestShotSelector(spec.id, config.selection, config.crop, model, keep_frames=keep_frames)
         self.stats = SourceStats(spec.id, str(spec.path))
         self.track_ids: set[int] = set()
 

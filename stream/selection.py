@@ -1,7 +1,7 @@
 """Best-shot selection per track, with bounded memory.
 
 Per open track only the best sighting so far is kept: its quality, box, landmarks,
-times and the face crop (not the frame). Policies decide when events go out:
+times and the face crop, and a reference to its frame only when a sink stores frames. Policies decide when events go out:
 
 - ``on_end``: one ``final`` event when the track ends;
 - ``periodic``: an ``update`` event when the best improved, at most every ``period``
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import cv2
 import numpy as np
@@ -37,6 +37,7 @@ class _Sighting:
     box: np.ndarray
     landmarks: np.ndarray | None
     crop: np.ndarray
+    frame: np.ndarray | None
 
 
 @dataclass(slots=True)
@@ -57,8 +58,11 @@ def _stream_time(frame: Frame) -> float:
 class BestShotSelector:
     """Keeps the best sighting of every open track of one source and emits events."""
 
-    def __init__(self, source: str, selection: SelectionConfig, crop: CropConfig, model: str) -> None:
+    def __init__(
+        self, source: str, selection: SelectionConfig, crop: CropConfig, model: str, *, keep_frames: bool = False
+    ) -> None:
         self._source = source
+        self._keep_frames = keep_frames
         self._config = selection
         self._crop = crop
         self._model = model
@@ -82,6 +86,7 @@ class BestShotSelector:
             record.best = _Sighting(
                 quality, frame.index, frame.pts, frame.captured_at, box.copy(),
                 None if landmarks is None else landmarks.copy(), self._cut(frame.image, box, landmarks),
+                frame.image if self._keep_frames else None,
             )
         if record.sightings < self._config.min_track_length or not self._update_due(record, now):
             return []
@@ -123,13 +128,16 @@ class BestShotSelector:
             return align_face(image, landmarks, box, size=112)
         return loose_crop(image, box, self._crop.margin, self._crop.max_size)
 
+    def _jpeg(self, image: np.ndarray) -> bytes:
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self._crop.jpeg_quality])
+        if not ok:
+            raise ValueError(f"JPEG encoding of a {image.shape} image failed")
+        return bytes(jpeg.tobytes())
+
     def _event(self, track_id: int, record: _TrackRecord, kind: EventKind) -> BestShot:
         best = record.best
         if best is None:
             raise ValueError("an event needs a best sighting")
-        ok, jpeg = cv2.imencode(".jpg", best.crop, [cv2.IMWRITE_JPEG_QUALITY, self._crop.jpeg_quality])
-        if not ok:
-            raise ValueError(f"JPEG encoding of a {best.crop.shape} crop failed")
         seq = record.events
         record.events += 1
         record.emitted_quality = best.quality.score
@@ -148,6 +156,8 @@ class BestShotSelector:
             quality=best.quality.score,
             components=dict(best.quality.components),
             model=self._model,
-            crop_jpeg=jpeg.tobytes(),
+            crop_jpeg=self._jpeg(best.crop),
+            frame_jpeg=None if best.frame is None else self._jpeg(best.frame),
             sightings=record.sightings,
+            decided_at=datetime.now(UTC),
         )

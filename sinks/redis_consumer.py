@@ -1,0 +1,151 @@
+"""The reference consumer of best shots in Redis (``fiqa-stream consume``).
+
+It reads a stream through a consumer group (XREADGROUP), writes each best shot to a
+folder in the directory sink's layout, and acknowledges it (XACK) only after the files
+are safely on disk. On start it claims the entries that dead consumers of the group
+left pending (XAUTOCLAIM). Delivery is at-least-once, so it drops repeats by
+``event_id``. Downstream developers can use it as the worked example of docs/REDIS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from fiqa_stream.errors import DependencyError, SinkError
+from fiqa_stream.redact import redact_text, redact_url
+from fiqa_stream.sinks.directory import write_atomically
+from fiqa_stream.sinks.redis_streams import decode_entry
+
+try:
+    import redis
+except ImportError as missing:  # pragma: no cover - depends on the install
+    raise DependencyError.missing("redis", "redis", "fiqa-stream consume") from missing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerSettings:
+    url: str
+    stream: str
+    group: str
+    consumer: str
+    out: Path
+    username: str | None = None
+    password: str | None = None
+    claim_idle_ms: int = 60_000
+    block_ms: int = 2_000
+
+
+class BestShotConsumer:
+    """Reads best shots from one stream as one consumer of a group."""
+
+    def __init__(self, settings: ConsumerSettings) -> None:
+        self._settings = settings
+        self._where = redact_url(settings.url)
+        # A blocking read must outlive its BLOCK time, so this connection gets a longer timeout.
+        self._client = redis.Redis.from_url(
+            settings.url, username=settings.username, password=settings.password,
+            socket_connect_timeout=5, socket_timeout=settings.block_ms / 1000 + 5,
+        )
+        (settings.out / "crops").mkdir(parents=True, exist_ok=True)
+        self._events_path = settings.out / "events.jsonl"
+        self._seen = self._already_written()
+        self.written = 0
+        self.duplicates = 0
+
+    def _already_written(self) -> set[str]:
+        if not self._events_path.exists():
+            return set()
+        with open(self._events_path, encoding="utf-8") as lines:
+            return {json.loads(line)["event_id"] for line in lines if line.strip()}
+
+    def ensure_group(self) -> None:
+        try:
+            self._client.xgroup_create(self._settings.stream, self._settings.group, id="0", mkstream=True)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise SinkError(f"consume {self._where}: {redact_text(str(error))}") from None
+        except redis.AuthenticationError as error:
+            raise SinkError(f"consume {self._where}: authentication failed: {redact_text(str(error))}") from None
+        except redis.ConnectionError as error:
+            raise SinkError(f"consume {self._where}: cannot connect: {redact_text(str(error))}") from None
+
+    def claim_pending(self) -> int:
+        """Take over and handle entries other consumers left unacknowledged too long."""
+        claimed, cursor = 0, "0-0"
+        while True:
+            cursor, entries, _deleted = self._client.xautoclaim(
+                self._settings.stream, self._settings.group, self._settings.consumer,
+                min_idle_time=self._settings.claim_idle_ms, start_id=cursor, count=100,
+            )
+            for entry_id, fields in entries:
+                if fields:
+                    self._handle(entry_id, fields)
+                    claimed += 1
+            if cursor in (b"0-0", "0-0"):
+                return claimed
+
+    def run(self, stop: threading.Event, max_events: int | None = None, idle_exit: float | None = None) -> int:
+        """Consume until ``stop``, ``max_events`` handled, or ``idle_exit`` seconds without news."""
+        self.ensure_group()
+        handled = self.claim_pending()
+        # First our own pending entries (a restart after a crash), then new ones.
+        position = "0"
+        idle = 0.0
+        while not stop.is_set() and (max_events is None or handled < max_events):
+            try:
+                reply = self._client.xreadgroup(
+                    self._settings.group, self._settings.consumer, {self._settings.stream: position},
+                    count=100, block=self._settings.block_ms,
+                )
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                log.warning("consume %s: %s; retrying", self._where, redact_text(str(error)))
+                stop.wait(1.0)
+                continue
+            except redis.ResponseError as error:
+                if "NOGROUP" not in str(error):
+                    raise SinkError(f"consume {self._where}: {redact_text(str(error))}") from None
+                self.ensure_group()  # the stream was deleted or Redis restarted empty
+                continue
+            entries = reply[0][1] if reply else []
+            if position == "0" and not entries:
+                position = ">"
+                continue
+            if not entries:
+                idle += self._settings.block_ms / 1000
+                if idle_exit is not None and idle >= idle_exit:
+                    break
+                continue
+            idle = 0.0
+            for entry_id, fields in entries:
+                self._handle(entry_id, fields)
+                handled += 1
+        return handled
+
+    def _handle(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        event, crop = decode_entry(fields)
+        event_id = event.get("event_id")
+        if event_id in self._seen:
+            self.duplicates += 1
+        else:
+            name = f"{event_id}".replace(":", "_").replace("/", "_")
+            relative = Path("crops") / f"{name}-{event.get('kind', 'event')}.jpg"
+            write_atomically(self._settings.out / relative, crop, fsync=True)
+            event["crop"] = relative.as_posix()
+            event["stream_id"] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            with open(self._events_path, "a", encoding="utf-8") as lines:
+                lines.write(json.dumps(event, separators=(",", ":")) + "\n")
+                lines.flush()
+                os.fsync(lines.fileno())
+            self._seen.add(str(event_id))
+            self.written += 1
+        self._client.xack(self._settings.stream, self._settings.group, entry_id)
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,240 @@
+"""Redis Streams sink against a real redis-server: fields, auth, outages, journal, consumer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import redis
+
+from fiqa_stream.config import parse_config
+from fiqa_stream.errors import ConfigError, SinkError
+from fiqa_stream.sinks import build_sink
+from fiqa_stream.sinks.config import RedisSinkConfig
+from fiqa_stream.sinks.redis_consumer import BestShotConsumer, ConsumerSettings
+from fiqa_stream.sinks.redis_streams import decode_entry
+from fiqa_stream.types import BestShot, EventKind
+
+ENTRY_FIELDS = {
+    "event_id", "schema", "kind", "source", "track_id", "frame_index", "pts", "captured_at", "captured_at_ms",
+    "first_seen", "last_seen", "box", "landmarks", "quality", "components", "model", "sightings",
+    "decided_at", "decided_at_ms", "crop_format", "crop", "frame_key",
+}
+
+
+def crop_jpeg(seed: int, size: int = 96) -> bytes:
+    noise = np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    ok, data = cv2.imencode(".jpg", noise, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return data.tobytes()
+
+
+def event(n: int, source: str = "cam", frame: bytes | None = None) -> BestShot:
+    return BestShot(
+        event_id=f"{source}:{n}:0", kind=EventKind.FINAL, source=source, track_id=n, frame_index=10 * n,
+        pts=n / 25, captured_at=datetime(2026, 3, 4, 5, 6, 7, 250000, tzinfo=UTC), first_seen=0.5,
+        last_seen=n / 25 + 1, box=(1.5, 2.5, 30.0, 40.0), landmarks=((5.0, 6.0),) * 5, quality=0.75,
+        components={"sharpness": 0.5, "pose": 1.0}, model="heuristic-1", crop_jpeg=crop_jpeg(n), sightings=12,
+        decided_at=datetime.now(UTC), frame_jpeg=frame,
+    )
+
+
+def sink_config(url: str, tmp_path: Path, **options: Any) -> RedisSinkConfig:
+    return RedisSinkConfig(url=url, journal={"path": tmp_path / "journal.sqlite3"},
+                           connect_timeout=0.5, socket_timeout=0.5, **options)
+
+
+def stream_events(url: str, key: str = "fiqa:bestshots") -> list[dict[str, Any]]:
+    client = redis.Redis.from_url(url)
+    try:
+        return [decode_entry(fields)[0] for _, fields in client.xrange(key)]
+    finally:
+        client.close()
+
+
+def test_an_event_arrives_with_exactly_the_documented_fields_and_its_crop(redis_server: Any, tmp_path: Path) -> None:
+    original = event(3)
+    with build_sink(sink_config(redis_server.url, tmp_path)) as sink:
+        sink.publish([original])
+    client = redis.Redis.from_url(redis_server.url)
+    [(_, fields)] = client.xrange("fiqa:bestshots")
+    assert {k.decode() for k in fields} == ENTRY_FIELDS
+    decoded, crop = decode_entry(fields)
+    assert crop == original.crop_jpeg
+    assert decoded["event_id"] == "cam:3:0" and decoded["kind"] == "final" and decoded["schema"] == 1
+    assert decoded["box"] == [1.5, 2.5, 30.0, 40.0] and decoded["landmarks"] == [[5.0, 6.0]] * 5
+    assert decoded["components"] == {"sharpness": 0.5, "pose": 1.0}
+    assert decoded["captured_at"] == "2026-03-04T05:06:07.250000+00:00"
+    assert decoded["captured_at_ms"] == int(datetime(2026, 3, 4, 5, 6, 7, 250000, tzinfo=UTC).timestamp() * 1000)
+    assert decoded["quality"] == 0.75 and decoded["frame_index"] == 30 and decoded["frame_key"] is None
+
+
+def test_a_key_template_gives_one_stream_per_source(redis_server: Any, tmp_path: Path) -> None:
+    with build_sink(sink_config(redis_server.url, tmp_path, stream="fiqa:{source}")) as sink:
+        sink.publish([event(1, "door"), event(2, "gate"), event(3, "door")])
+    assert [e["event_id"] for e in stream_events(redis_server.url, "fiqa:door")] == ["door:1:0", "door:3:0"]
+    assert [e["event_id"] for e in stream_events(redis_server.url, "fiqa:gate")] == ["gate:2:0"]
+
+
+def test_full_frames_are_stored_under_their_own_key_with_a_ttl(redis_server: Any, tmp_path: Path) -> None:
+    frame = crop_jpeg(99, size=320)
+    with build_sink(sink_config(redis_server.url, tmp_path, full_frames=True, frame_ttl=60)) as sink:
+        sink.publish([event(1, frame=frame)])
+    [entry] = stream_events(redis_server.url)
+    client = redis.Redis.from_url(redis_server.url)
+    assert entry["frame_key"] == "fiqa:frame:cam:1:0"
+    assert client.get("fiqa:frame:cam:1:0") == frame
+    assert 0 < client.ttl("fiqa:frame:cam:1:0") <= 60
+
+
+def test_retention_trims_the_stream_approximately(redis_server: Any, tmp_path: Path) -> None:
+    with build_sink(sink_config(redis_server.url, tmp_path, maxlen=100)) as sink:
+        for start in range(0, 1000, 50):
+            sink.publish([event(n) for n in range(start, start + 50)])
+    length = redis.Redis.from_url(redis_server.url).xlen("fiqa:bestshots")
+    assert 100 <= length < 1000
+
+
+def test_an_entry_over_the_size_limit_is_refused_clearly_and_the_others_go(redis_server: Any, tmp_path: Path) -> None:
+    big = replace(event(2), crop_jpeg=b"x" * 50_000)
+    with build_sink(sink_config(redis_server.url, tmp_path, max_entry_bytes=20_000)) as sink, \
+            pytest.raises(SinkError, match=r"1 event\(s\) larger than max_entry_bytes \(20000\)"):
+        sink.publish([event(1), big, event(3)])
+    assert [e["event_id"] for e in stream_events(redis_server.url)] == ["cam:1:0", "cam:3:0"]
+
+
+def test_a_key_of_the_wrong_type_is_a_clear_error(redis_server: Any, tmp_path: Path) -> None:
+    redis.Redis.from_url(redis_server.url).set("fiqa:bestshots", "a string")
+    with pytest.raises(SinkError, match="key 'fiqa:bestshots' holds a string, not a stream"):
+        build_sink(sink_config(redis_server.url, tmp_path))
+
+
+def test_a_bad_url_is_a_config_error_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"sinks\[0\]\.url: Value error, expected a redis://, rediss:// or unix://"):
+        parse_config({"sources": [{"url": "a.mp4"}], "sinks": [{"type": "redis", "url": "http://localhost:6379"}]})
+
+
+def test_an_acl_user_with_a_password_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server: Any
+) -> None:
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.execute_command("ACL", "SETUSER", "camera", "on", ">s3cr3t!", "~fiqa:*", "+@all")
+    admin.execute_command("ACL", "SETUSER", "default", "off")
+    monkeypatch.setenv("REDIS_PASSWORD", "s3cr3t!")
+    config = parse_config({
+        "sources": [{"url": "a.mp4"}],
+        "sinks": [{"type": "redis", "url": redis_server.url, "username": "camera", "password": "${REDIS_PASSWORD}",
+                   "journal": {"path": str(tmp_path / "j.sqlite3")}}],
+    })
+    with build_sink(config.sinks[0]) as sink:
+        sink.publish([event(1)])
+    camera = redis.Redis.from_url(redis_server.url, username="camera", password="s3cr3t!")
+    assert camera.xlen("fiqa:bestshots") == 1
+    wrong = RedisSinkConfig(url=f"redis://camera:nope@127.0.0.1:{redis_server.port}/0",
+                            journal={"path": tmp_path / "j2.sqlite3"})
+    with pytest.raises(SinkError) as caught:
+        build_sink(wrong)
+    assert "authentication failed" in str(caught.value) or "not allowed" in str(caught.value)
+    assert "nope" not in str(caught.value) and "camera:***@" in str(caught.value)
+
+
+def test_an_outage_loses_nothing_and_keeps_order(redis_server: Any, tmp_path: Path) -> None:
+    produced: list[str] = []
+    sink = build_sink(sink_config(redis_server.url, tmp_path))
+    done = threading.Event()
+
+    def produce() -> None:
+        for n in range(300):
+            batch = [event(n)]
+            sink.publish(batch)
+            produced.extend(e.event_id for e in batch)
+            time.sleep(0.015)
+        done.set()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    time.sleep(1.0)
+    redis_server.kill()
+    time.sleep(3.0)
+    during_outage = len(produced)
+    redis_server.start()
+    producer.join(60)
+    assert done.is_set()
+    sink.close()
+    assert during_outage > 50
+    delivered = [e["event_id"] for e in stream_events(redis_server.url)]
+    unique = list(dict.fromkeys(delivered))  # what a consumer de-duplicating by event_id sees
+    assert unique == produced
+
+
+def test_the_journal_survives_a_kill_9_of_fiqa_stream_and_is_replayed_on_the_next_start(
+    redis_server: Any, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.sqlite3"
+    redis_server.kill()  # fiqa-stream runs while Redis is away, so events go to the journal
+    writer = subprocess.Popen([sys.executable, "-c", f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_redis_streams import event, sink_config
+from pathlib import Path
+from fiqa_stream.sinks import build_sink
+sink = build_sink(sink_config({redis_server.url!r}, Path({str(tmp_path)!r})))
+for n in range(40):
+    sink.publish([event(n)])
+print("published", flush=True)
+time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert writer.stdout is not None
+    assert writer.stdout.readline().strip() == "published"
+    writer.kill()  # kill -9: no close, no flush
+    writer.wait(10)
+    writer.stdout.close()
+    assert journal.exists()
+    redis_server.start()
+    with build_sink(sink_config(redis_server.url, tmp_path)) as sink:
+        deadline = time.monotonic() + 20
+        while sink.journal_depth and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [e["event_id"] for e in stream_events(redis_server.url)] == [f"cam:{n}:0" for n in range(40)]
+
+
+def test_the_consumer_writes_best_shots_and_drops_repeats(redis_server: Any, tmp_path: Path) -> None:
+    with build_sink(sink_config(redis_server.url, tmp_path)) as sink:
+        sink.publish([event(1), event(2), event(1)])  # event 1 twice, as after a crash
+    out = tmp_path / "received"
+    consumer = BestShotConsumer(ConsumerSettings(redis_server.url, "fiqa:bestshots", "g", "c1", out, block_ms=200))
+    assert consumer.run(threading.Event(), idle_exit=0.4) == 3
+    lines = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert [e["event_id"] for e in lines] == ["cam:1:0", "cam:2:0"]
+    assert consumer.duplicates == 1
+    assert (out / lines[0]["crop"]).read_bytes() == event(1).crop_jpeg
+    assert redis.Redis.from_url(redis_server.url).xpending("fiqa:bestshots", "g")["pending"] == 0
+
+
+def test_the_consumer_claims_what_a_dead_consumer_left_pending(redis_server: Any, tmp_path: Path) -> None:
+    with build_sink(sink_config(redis_server.url, tmp_path)) as sink:
+        sink.publish([event(n) for n in range(5)])
+    client = redis.Redis.from_url(redis_server.url)
+    client.xgroup_create("fiqa:bestshots", "g", id="0")
+    taken = client.xreadgroup("g", "dead", {"fiqa:bestshots": ">"}, count=3)  # read, never acknowledged
+    assert len(taken[0][1]) == 3
+    time.sleep(0.3)
+    out = tmp_path / "received"
+    consumer = BestShotConsumer(ConsumerSettings(redis_server.url, "fiqa:bestshots", "g", "alive", out,
+                                                 claim_idle_ms=200, block_ms=200))
+    assert consumer.run(threading.Event(), idle_exit=0.4) == 5
+    assert sorted(json.loads(line)["event_id"] for line in (out / "events.jsonl").read_text().splitlines()) == [
+        f"cam:{n}:0" for n in range(5)
+    ]
+    assert client.xpending("fiqa:bestshots", "g")["pending"] == 0
