@@ -121,7 +121,7 @@ class RedisSink:
         self._client = redis.Redis.from_url(
             config.url,
             username=config.username,
-            password=config.password.get_secret_value() if config.password else None,
+            password=(config.password.get_secret_value() or None) if config.password else None,
             socket_connect_timeout=config.connect_timeout,
             socket_timeout=config.socket_timeout,
             health_check_interval=config.health_check_interval,

@@ -11,13 +11,13 @@ import queue
 import threading
 from collections.abc import Sequence
 
-from fiqa_stream.errors import FiqaError
 from fiqa_stream.sinks.base import Sink
 from fiqa_stream.types import BestShot
 
 log = logging.getLogger(__name__)
 
 _END = None
+_MAX_COALESCED = 512
 
 
 class SinkDispatcher:
@@ -49,12 +49,33 @@ class SinkDispatcher:
             return
         self.sink.close()
 
+    def _next_batch(self) -> tuple[list[BestShot], bool]:
+        """What is queued now, joined into one batch (one round trip under load); and
+        whether the end marker was reached."""
+        first = self._queue.get()
+        if first is _END:
+            return [], True
+        batch = list(first)
+        while len(batch) < _MAX_COALESCED:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is _END:
+                return batch, True
+            batch.extend(more)
+        return batch, False
+
     def _run(self) -> None:
-        while (batch := self._queue.get()) is not _END:
+        ended = False
+        while not ended:
+            batch, ended = self._next_batch()
+            if not batch:
+                continue
             try:
                 self.sink.publish(batch)
                 self.published += len(batch)
-            except (FiqaError, OSError) as error:
+            except Exception as error:  # noqa: BLE001 - a dead sink thread would stall the pipeline
                 self.failed += len(batch)
                 message = f"sink '{self.sink.name}': {len(batch)} event(s) not written: {error}"
                 if len(self.errors) < 10:
