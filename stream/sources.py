@@ -121,9 +121,10 @@ class FrameSampler:
         if self._interval is None or pts is None:
             return index % self._every == 0
         if self._next_time is None or pts >= self._next_time - 1e-6:
-            # Anchor to the kept frame's time, so the rate holds when frame times jitter.
-            base = pts if self._next_time is None else max(self._next_time, pts - self._interval)
-            self._next_time = base + self._interval
+            # Keep to the schedule so the average rate holds when frame times jitter;
+            # after a gap of a whole interval or more, restart the schedule here.
+            on_schedule = self._next_time is not None and pts - self._next_time < self._interval
+            self._next_time = (self._next_time if on_schedule else pts) + self._interval
             return True
         return False
 
