@@ -132,7 +132,8 @@ def main() -> None:
         "",
         "| measure | value | target |",
         "|---|---|---|",
-        f"| sustained throughput ({args.events} events, one per hand-over) | **{throughput:,.0f} events/s** | ≥ 5,000 |",
+        f"| sustained throughput ({args.events} events, one per hand-over) "
+        f"| **{throughput:,.0f} events/s** | ≥ 5,000 |",
         f"| decision → XADD acknowledged, p50 at {args.rate:g} events/s | {p50:.2f} ms | |",
         f"| decision → XADD acknowledged, p99 at {args.rate:g} events/s | **{p99:.2f} ms** | < 20 ms |",
         f"| crop size | {len(crop):,} bytes | |",

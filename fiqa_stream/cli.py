@@ -17,6 +17,7 @@ from typing import Any
 
 from fiqa_stream import __version__
 from fiqa_stream.errors import ConfigError, FiqaError
+from fiqa_stream.logs import configure_logging
 
 log = logging.getLogger("fiqa_stream")
 
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fiqa-stream {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument("--log-json", action="store_true", help="log one JSON object per line (for log collectors)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
@@ -81,12 +83,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="fiqa-stream: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def _config_for_run(args: argparse.Namespace) -> Any:
@@ -112,12 +108,24 @@ def _config_for_run(args: argparse.Namespace) -> Any:
     return config
 
 
-def _install_stop_handlers(stop: threading.Event) -> None:
+def _install_stop_handlers(stop: threading.Event, deadline: float | None = None) -> None:
+    """First SIGINT/SIGTERM: stop cleanly (flush tracks, drain sinks); a second one, or
+    the shutdown deadline passing, aborts."""
+
+    def abort_late() -> None:
+        log.error("shutdown took longer than %.0f s; aborting", deadline)
+        os._exit(EXIT_FAILURES)
+
     def handle(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
         log.warning("%s: flushing open tracks, then stopping (again to abort)", signal.Signals(signum).name)
         stop.set()
+        if deadline is not None:
+            # Grace beyond the pipeline's own deadline for the summary and process exit.
+            timer = threading.Timer(deadline + 5.0, abort_late)
+            timer.daemon = True
+            timer.start()
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
@@ -128,8 +136,12 @@ def _run(args: argparse.Namespace) -> int:
     from fiqa_stream.stream.pipeline import Pipeline
 
     config = _config_for_run(args)
+    json_lines = args.log_json or config.logging.format == "json"
+    configure_logging("debug" if args.verbose else config.logging.level, json_lines)
+    if json_lines and config.pipeline.progress == "auto":
+        config = config.model_copy(update={"pipeline": config.pipeline.model_copy(update={"progress": "off"})})
     stop = threading.Event()
-    _install_stop_handlers(stop)
+    _install_stop_handlers(stop, config.pipeline.shutdown_timeout)
     with ProgressDisplay(config.pipeline.progress) as display:
         summary = Pipeline(config, on_progress=display.update).run(stop)
     print_summary(summary, [str(getattr(s, "path", s.type)) for s in config.sinks])
@@ -187,7 +199,7 @@ def _consume(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    configure_logging("debug" if args.verbose else "info", args.log_json)
     handlers = {"run": _run, "check": _check, "score": _score, "consume": _consume}
     try:
         return handlers[args.command](args)

@@ -35,6 +35,27 @@ class PipelineConfig(StrictModel):
     progress: Literal["auto", "on", "off"] = Field(
         "auto", description="Progress display: auto shows it only when stderr is a terminal.",
     )
+    shutdown_timeout: float = Field(
+        10.0, gt=0, description="On SIGTERM/SIGINT: seconds allowed for flushing tracks and draining sinks.",
+    )
+
+
+class MetricsConfig(StrictModel):
+    """The Prometheus endpoint and the health check."""
+
+    enabled: bool = Field(False, description="Serve /metrics and /healthz over HTTP.")
+    address: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 for all).")
+    port: int = Field(9108, ge=0, le=65535, description="Port to listen on (0: any free port).")
+    down_after: float = Field(
+        60.0, gt=0, description="/healthz turns unhealthy when a live source has been down this long (s).",
+    )
+
+
+class LoggingConfig(StrictModel):
+    """How fiqa-stream logs."""
+
+    format: Literal["text", "json"] = Field("text", description="json: one JSON object per line.")
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severity logged.")
 
 
 class Config(StrictModel):
@@ -48,6 +69,8 @@ class Config(StrictModel):
     crop: CropConfig = Field(default_factory=CropConfig, description="Face crop in events.")
     sinks: list[SinkConfig] = Field(min_length=1, description="Where best shots go.")
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig, description="Batching and display.")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus and health.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log format and level.")
 
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
@@ -128,14 +128,14 @@ class Quality:
             raise ValueError(f"quality score must lie in [0, 1], got {self.score}")
 
 
-class TrackState(str, Enum):
+class TrackState(StrEnum):
     TENTATIVE = "tentative"
     CONFIRMED = "confirmed"
     LOST = "lost"
     ENDED = "ended"
 
 
-class EventKind(str, Enum):
+class EventKind(StrEnum):
     FINAL = "final"
     UPDATE = "update"
 

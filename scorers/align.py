@@ -95,10 +95,7 @@ def align_face(
     Returns:
         size×size×3 uint8 BGR face.
     """
-    if landmarks is None:
-        matrix = similarity_from_box(box, size)
-    else:
-        matrix = similarity_from_landmarks(landmarks, size)
+    matrix = similarity_from_box(box, size) if landmarks is None else similarity_from_landmarks(landmarks, size)
     return cv2.warpAffine(
         image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )

@@ -4,15 +4,30 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from fiqa_stream.configbase import StrictModel
 
 
-class SourceConfig(StrictModel):
-    """A video source: a file, a glob, a folder of videos, or ``demo:`` (composed clip)."""
+class ReconnectConfig(StrictModel):
+    """How a live source comes back after an outage: exponential backoff with jitter."""
 
-    url: str = Field(description="Path, glob or folder of video files, or 'demo:' for the demo clip.")
+    initial_delay: float = Field(1.0, gt=0, description="Seconds before the first reconnection attempt.")
+    max_delay: float = Field(30.0, gt=0, description="Longest wait between attempts, in seconds.")
+    jitter: float = Field(0.25, ge=0, le=1, description="Random spread of each wait, as a fraction of it.")
+    max_attempts: int | None = Field(
+        None, ge=1, description="Attempts in a row before the source is given up; null: retry forever.",
+    )
+
+
+class SourceConfig(StrictModel):
+    """A video source: a file, a glob, a folder of videos, ``demo:`` (composed clip), or a
+    live stream (rtsp://, rtsps://, rtmp://, http(s):// incl. HLS, srt://, udp://, or
+    ``device:/dev/video0`` for a local capture device)."""
+
+    url: str = Field(
+        description="Path, glob or folder of video files, 'demo:', a stream URL, or 'device:PATH'.",
+    )
     id: str | None = Field(
         None, pattern=r"^[A-Za-z0-9._-]+$",
         description="Source id used in events; default: the file's stem (globs and folders: each file's stem).",
@@ -22,8 +37,21 @@ class SourceConfig(StrictModel):
         None, gt=0, description="Analyse at most this many frames per second of media time (overrides 'every').",
     )
     queue_size: int = Field(
-        8, ge=1, le=1024, description="Decoded frames buffered ahead of analysis (files block when full).",
+        8, ge=1, le=1024,
+        description="Decoded frames buffered ahead of analysis. Files wait when it is full; live sources "
+        "drop their oldest frame (the freshest wins; drops are counted).",
     )
+    live_queue_size: int = Field(
+        2, ge=1, le=64, description="Live sources: frames buffered; small keeps latency bounded.",
+    )
+    transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport.")
+    username: str | None = Field(None, description="Stream user name (kept out of logs and events).")
+    password: SecretStr | None = Field(None, description="Stream password; use ${ENV}. Never logged.")
+    open_timeout: float = Field(10.0, gt=0, description="Live: seconds to wait for a stream to open.")
+    read_timeout: float = Field(
+        5.0, gt=0, description="Live: seconds without data after which the stream counts as stalled.",
+    )
+    reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig, description="Live: reconnection.")
 
 
 class TrackerConfig(StrictModel):

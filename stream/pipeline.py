@@ -14,13 +14,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from fiqa_stream.config import Config
 from fiqa_stream.detectors import Detector, build_detector
+from fiqa_stream.redact import redact_url
 from fiqa_stream.scorers import Scorer, build_scorer
 from fiqa_stream.sinks import Sink, build_sink
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.dispatch import SinkDispatcher
+from fiqa_stream.stream.live import LiveSource, SourceOutage
+from fiqa_stream.stream.metrics import MetricsServer, PipelineMetrics, SourceSnapshot
 from fiqa_stream.stream.selection import BestShotSelector
 from fiqa_stream.stream.sources import FileSource, SourceEnd, SourceSpec, expand_sources
 from fiqa_stream.stream.tracker import ByteTracker
@@ -40,6 +44,10 @@ class SourceStats:
     decoded: int = 0
     expected: int | None = None
     analysed: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    outages: int = 0
+    state: str = "starting"
     faces: int = 0
     tracks: int = 0
     best_shots: int = 0
@@ -75,24 +83,50 @@ class RunSummary:
         return not self.failures and not self.sink_failures
 
 
+Marker = SourceEnd | SourceOutage
+
+
 class _SourceRun:
     """Per-source state of the analysis loop."""
 
     def __init__(self, spec: SourceSpec, config: Config, model: str, stop: threading.Event,
                  wakeup: threading.Condition) -> None:
-        self.buffer: FrameBuffer[Frame | SourceEnd] = FrameBuffer(spec.queue_size, "block", wakeup)
-        self.decoder = FileSource(spec, self.buffer, stop)
+        self.buffer: FrameBuffer[Frame | Marker] = FrameBuffer(
+            spec.queue_size, "drop_oldest" if spec.live else "block", wakeup
+        )
+        self.decoder: FileSource | LiveSource = (
+            LiveSource(spec.id, spec.config, self.buffer, stop) if spec.live and spec.config
+            else FileSource(spec, self.buffer, stop)
+        )
         self.tracker = ByteTracker(config.tracker)
         keep_frames = any(getattr(sink, "full_frames", False) for sink in config.sinks)
         self.selector = BestShotSelector(spec.id, config.selection, config.crop, model, keep_frames=keep_frames)
-        self.stats = SourceStats(spec.id, str(spec.path))
+        where = redact_url(spec.config.url) if spec.live and spec.config else str(spec.path)
+        self.stats = SourceStats(spec.id, where)
         self.track_ids: set[int] = set()
 
-    def finish(self) -> list[BestShot]:
+    def end_tracks(self) -> list[BestShot]:
+        """Every open track ends now (end of input, outage or shutdown). Track ids keep
+        counting, so event ids stay unique across outages."""
         events = [e for track_id in self.tracker.finish() for e in self.selector.end(track_id)]
         events.extend(self.selector.finish())
-        self.stats.finished = True
         return events
+
+    def finish(self) -> list[BestShot]:
+        self.stats.finished = True
+        return self.end_tracks()
+
+    def refresh_stats(self) -> None:
+        decoder = self.decoder
+        self.stats.decoded = decoder.decoded
+        self.stats.expected = decoder.expected_frames
+        self.stats.dropped = self.buffer.dropped
+        if isinstance(decoder, LiveSource):
+            self.stats.reconnects = decoder.reconnects
+            self.stats.outages = decoder.outages
+            self.stats.state = decoder.state.value
+        else:
+            self.stats.state = "done" if self.stats.finished else "decoding"
 
 
 ProgressCallback = Callable[[list[SourceStats]], None]
@@ -118,6 +152,11 @@ class Pipeline:
         self._on_progress = on_progress
         self._progress_interval = progress_interval
         self._stage_seconds = dict.fromkeys(STAGES, 0.0)
+        self.metrics = PipelineMetrics()
+        self.metrics_server: MetricsServer | None = None
+        if config.metrics.enabled:
+            settings = config.metrics
+            self.metrics_server = MetricsServer(self.metrics, settings.address, settings.port, settings.down_after)
 
     def run(self, stop: threading.Event | None = None) -> RunSummary:
         stop = stop or threading.Event()
@@ -129,11 +168,15 @@ class Pipeline:
         wakeup = threading.Condition()
         runs = [_SourceRun(spec, self._config, self._scorer.model, decoders_stop, wakeup) for spec in specs]
         dispatchers = [SinkDispatcher(sink, self._config.pipeline.sink_queue) for sink in self._sinks]
+        self.metrics.watch(lambda: self._snapshot(runs, dispatchers))
         try:
             for run in runs:
                 run.decoder.start()
             self._loop(runs, wakeup, stop, dispatchers)
         finally:
+            # After a stop request everything below shares one deadline; at the natural
+            # end of files the sinks get as long as they need.
+            deadline = time.monotonic() + (self._config.pipeline.shutdown_timeout if stop.is_set() else 3600.0)
             decoders_stop.set()
             with wakeup:
                 wakeup.notify_all()
@@ -141,11 +184,15 @@ class Pipeline:
                 if not run.stats.finished:
                     self._emit(run.finish(), run, dispatchers)
             for run in runs:
-                run.decoder.join(timeout=5.0)
+                run.decoder.join(timeout=max(0.0, min(5.0, deadline - time.monotonic())))
             for dispatcher in dispatchers:
-                dispatcher.close(timeout=60.0)
+                dispatcher.close(timeout=max(0.1, deadline - time.monotonic()))
             self._detector.close()
             self._scorer.close()
+            if self.metrics_server is not None:
+                self.metrics_server.close()
+        for run in runs:
+            run.refresh_stats()
         stats = [run.stats for run in runs]
         failures = [str(e) for e in expansion_errors] + [s.error for s in stats if s.error]
         return RunSummary(
@@ -166,36 +213,41 @@ class Pipeline:
             if frames:
                 self._analyse(frames, dispatchers)
             for run, marker in ended:
+                if isinstance(marker, SourceOutage):
+                    self._emit(run.end_tracks(), run, dispatchers)
+                    continue
                 if marker.error is not None:
                     run.stats.error = str(marker.error)
                     log.error("%s", marker.error)
                 self._emit(run.finish(), run, dispatchers)
                 active.remove(run)
             now = time.perf_counter()
-            if self._on_progress and (now - last_progress >= self._progress_interval or not active):
+            if now - last_progress >= self._progress_interval or not active:
                 last_progress = now
                 for run in runs:
-                    run.stats.decoded = run.decoder.decoded
-                    run.stats.expected = run.decoder.expected_frames
-                self._on_progress([run.stats for run in runs])
+                    run.refresh_stats()
+                if self._on_progress:
+                    self._on_progress([run.stats for run in runs])
 
     def _gather(
         self, active: list[_SourceRun], wakeup: threading.Condition, stop: threading.Event
-    ) -> tuple[list[tuple[_SourceRun, Frame]], list[tuple[_SourceRun, SourceEnd]]]:
+    ) -> tuple[list[tuple[_SourceRun, Frame]], list[tuple[_SourceRun, Marker]]]:
         """Up to ``batch_frames`` frames, taken round-robin, and the sources that ended."""
         with wakeup:
             while not stop.is_set() and not any(len(run.buffer) for run in active):
                 wakeup.wait(0.1)
         limit = self._config.pipeline.batch_frames
         frames: list[tuple[_SourceRun, Frame]] = []
-        ended: list[tuple[_SourceRun, SourceEnd]] = []
+        ended: list[tuple[_SourceRun, Marker]] = []
         open_runs = list(active)
         while open_runs and len(frames) < limit:
             for run in list(open_runs):
                 item = run.buffer.get_nowait()
                 if item is None:
                     open_runs.remove(run)
-                elif isinstance(item, SourceEnd):
+                elif isinstance(item, SourceEnd | SourceOutage):
+                    # A marker closes this gather for its source: its frames so far are
+                    # analysed before its tracks are ended.
                     ended.append((run, item))
                     open_runs.remove(run)
                 else:
@@ -215,6 +267,9 @@ class Pipeline:
         ended: list[tuple[_SourceRun, list[int]]] = []
         for (run, frame), found in zip(frames, detections, strict=True):
             run.stats.analysed += 1
+            if frame.captured_at is not None:
+                latency = (datetime.now(UTC) - frame.captured_at).total_seconds()
+                self.metrics.frame_latency.labels(run.stats.id).observe(latency)
             run.stats.faces += len(found)
             step = run.tracker.update(found)
             ended.append((run, step.ended))
@@ -243,10 +298,29 @@ class Pipeline:
             return
         run.stats.best_shots += sum(1 for e in events if e.kind.value == "final")
         run.stats.tracks = len(run.track_ids)
+        for event in events:
+            self.metrics.best_shots.labels(event.source, event.kind.value).inc()
         for dispatcher in dispatchers:
             dispatcher.put(events)
 
     def _lap(self, stage: str, since: float) -> float:
         now = time.perf_counter()
         self._stage_seconds[stage] += now - since
+        self.metrics.stage_seconds.labels(stage).observe(now - since)
         return now
+
+    @staticmethod
+    def _snapshot(
+        runs: list[_SourceRun], dispatchers: list[SinkDispatcher]
+    ) -> tuple[list[SourceSnapshot], dict[str, int]]:
+        now = time.monotonic()
+        sources = []
+        for run in runs:
+            stats, decoder = run.stats, run.decoder
+            down_since = decoder.down_since if isinstance(decoder, LiveSource) else None
+            sources.append(SourceSnapshot(
+                id=stats.id, state=stats.state, decoded=decoder.decoded, analysed=stats.analysed,
+                dropped=run.buffer.dropped, reconnects=stats.reconnects, faces=stats.faces,
+                queue_depth=len(run.buffer), down_for=None if down_since is None else now - down_since,
+            ))
+        return sources, {d.sink.name: d.depth for d in dispatchers}

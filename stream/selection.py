@@ -1,7 +1,8 @@
 """Best-shot selection per track, with bounded memory.
 
 Per open track only the best sighting so far is kept: its quality, box, landmarks,
-times and the face crop, and a reference to its frame only when a sink stores frames. Policies decide when events go out:
+times and the face crop, and a reference to its frame only when a sink stores
+frames. Policies decide when events go out:
 
 - ``on_end``: one ``final`` event when the track ends;
 - ``periodic``: an ``update`` event when the best improved, at most every ``period``

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import av
 import av.error
@@ -29,17 +30,26 @@ VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".ts", ".mts", ".mpg", ".mpeg", ".flv", ".wmv", ".h264", ".h265"}
 )
 DEMO_URL = "demo:"
+LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp"})
+DEVICE_PREFIX = "device:"
+
+
+def is_live(url: str) -> bool:
+    """Streams and capture devices, as opposed to files, globs and folders."""
+    return url.startswith(DEVICE_PREFIX) or urlsplit(url).scheme.lower() in LIVE_SCHEMES
 
 
 @dataclass(frozen=True, slots=True)
 class SourceSpec:
-    """One concrete video to decode, after globs and folders are expanded."""
+    """One concrete video or stream to decode, after globs and folders are expanded."""
 
     id: str
     path: Path
     every: int
     fps: float | None
     queue_size: int
+    config: SourceConfig | None = None
+    live: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +101,17 @@ def expand_sources(configs: list[SourceConfig]) -> tuple[list[SourceSpec], list[
     errors: list[SourceError] = []
     taken: set[str] = set()
     for config in configs:
+        if is_live(config.url):
+            parts = urlsplit(config.url)
+            base = config.id or _safe_id(f"{parts.hostname or ''}{parts.path}" or config.url)
+            source_id, n = base, 1
+            while source_id in taken:
+                n += 1
+                source_id = f"{base}-{n}"
+            taken.add(source_id)
+            specs.append(SourceSpec(source_id, Path(parts.path or "."), config.every, config.fps,
+                                    config.live_queue_size, config, live=True))
+            continue
         try:
             paths = _paths_of(config)
         except SourceError as error:
@@ -105,7 +126,7 @@ def expand_sources(configs: list[SourceConfig]) -> tuple[list[SourceSpec], list[
                 n += 1
                 source_id = f"{base}-{n}"
             taken.add(source_id)
-            specs.append(SourceSpec(source_id, path, config.every, config.fps, config.queue_size))
+            specs.append(SourceSpec(source_id, path, config.every, config.fps, config.queue_size, config))
     return specs, errors
 
 

@@ -10,7 +10,13 @@ import pytest
 
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
-from fiqa_stream.stream.sources import FileSource, FrameSampler, SourceEnd, SourceSpec, expand_sources
+from fiqa_stream.stream.sources import (
+    FileSource,
+    FrameSampler,
+    SourceEnd,
+    SourceSpec,
+    expand_sources,
+)
 from fiqa_stream.stream.synthetic import ClipTruth, corrupt_copy, garbage_file
 from fiqa_stream.types import Frame
 

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import yuface
+
 from fiqa_stream.stream.synthetic import (
     ClipTruth,
     FaceTruth,

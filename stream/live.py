@@ -1,0 +1,218 @@
+"""Live sources (RTSP, HTTP/HLS, RTMP, SRT, capture devices) that survive the real world.
+
+One thread per source opens the stream, decodes into a small latest-frame-wins buffer
+(analysis always gets the freshest frame; every dropped frame is counted), and on any
+failure (refused, timed out, stalled, ended, bad data) reports an outage, waits with
+exponential backoff and jitter, and reconnects: forever by default, or until
+``reconnect.max_attempts`` failures in a row. A stalled stream is detected by FFmpeg's
+socket timeout (``read_timeout``) even when the connection stays open.
+
+Credentials live in the config and are put into the URL only for ``av.open``; every
+message, log line and event uses the redacted URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import av
+import av.error
+
+from fiqa_stream.errors import SourceError
+from fiqa_stream.redact import redact_text, redact_url
+from fiqa_stream.stream.buffers import FrameBuffer
+from fiqa_stream.stream.config import SourceConfig
+from fiqa_stream.stream.sources import DEVICE_PREFIX, FrameSampler, SourceEnd
+from fiqa_stream.types import Frame
+
+log = logging.getLogger(__name__)
+
+
+class LiveState(StrEnum):
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    BACKOFF = "backoff"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOutage:
+    """A live source lost its stream; the pipeline ends that source's open tracks."""
+
+    source: str
+    error: SourceError
+
+
+def _with_credentials(url: str, username: str | None, password: str | None) -> str:
+    if not username and not password:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    userinfo = quote(username or "", safe="") + (f":{quote(password, safe='')}" if password else "")
+    netloc = f"{userinfo}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def classify(error: Exception) -> str:
+    """What went wrong, in words a camera operator can act on."""
+    if isinstance(error, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError):
+        return "wrong credentials (the server answered 401/403)"
+    if isinstance(error, av.error.DecoderNotFoundError):
+        return f"unsupported codec: {redact_text(error.strerror or str(error))}"
+    if isinstance(error, av.error.HTTPNotFoundError):
+        return "unknown path on the server (404)"
+    if isinstance(error, ConnectionRefusedError):
+        return "host unreachable: connection refused"
+    if isinstance(error, TimeoutError):
+        return "stream stalled: no data within the read timeout"
+    if isinstance(error, av.error.FFmpegError):
+        return redact_text(error.strerror or str(error))
+    if isinstance(error, OSError):
+        return redact_text(error.strerror or str(error))
+    return redact_text(str(error))
+
+
+class LiveSource:
+    """Decodes one live stream in a thread, reconnecting until stopped."""
+
+    def __init__(self, source_id: str, config: SourceConfig,
+                 buffer: FrameBuffer[Frame | SourceEnd | SourceOutage], stop: threading.Event) -> None:
+        self.source_id = source_id
+        self.config = config
+        self.buffer = buffer
+        self.where = redact_url(config.url)
+        self.decoded = 0
+        self.reconnects = 0
+        self.outages = 0
+        self.state = LiveState.CONNECTING
+        self.down_since: float | None = time.monotonic()
+        self.last_frame_at: float | None = None
+        self.last_error: str | None = None
+        self.expected_frames: int | None = None
+        self._stop = stop
+        self._thread = threading.Thread(target=self._run, name=f"live-{source_id}", daemon=True)
+
+    @property
+    def dropped(self) -> int:
+        return self.buffer.dropped
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _error(self, what: str) -> SourceError:
+        return SourceError(f"source '{self.source_id}' ({self.where}): {what}")
+
+    def _run(self) -> None:
+        failures = 0
+        final_error: SourceError | None = None
+        try:
+            while not self._stop.is_set():
+                self.state = LiveState.CONNECTING
+                try:
+                    for frame in self._frames():
+                        failures = 0
+                        self.buffer.put(frame, self._stop)
+                    if self._stop.is_set():
+                        break
+                    raise self._error("the stream ended")
+                except SourceError as error:
+                    failures += 1
+                    self._outage(error)
+                except Exception as error:  # noqa: BLE001 - any stream failure is an outage
+                    failures += 1
+                    self._outage(self._error(classify(error)))
+                limit = self.config.reconnect.max_attempts
+                if limit is not None and failures >= limit:
+                    final_error = self._error(f"given up after {failures} failed attempts: {self.last_error}")
+                    self.state = LiveState.FAILED
+                    return
+                self._back_off(failures)
+        finally:
+            if self.state is not LiveState.FAILED:
+                self.state = LiveState.STOPPED
+            self.buffer.put(SourceEnd(self.source_id, final_error), self._stop, force=True)
+
+    def _outage(self, error: SourceError) -> None:
+        was_streaming = self.state is LiveState.STREAMING
+        self.state = LiveState.BACKOFF
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+        message = str(error)
+        if was_streaming or message != self.last_error:
+            log.warning("%s; reconnecting", message)
+        self.last_error = message
+        self.outages += 1
+        if was_streaming:
+            self.buffer.put(SourceOutage(self.source_id, error), self._stop, force=True)
+
+    def _back_off(self, failures: int) -> None:
+        settings = self.config.reconnect
+        delay = min(settings.max_delay, settings.initial_delay * 2 ** (failures - 1))
+        delay *= 1 + random.uniform(-settings.jitter, settings.jitter)
+        if not self._stop.wait(max(0.05, delay)):
+            self.reconnects += 1
+
+    def _open(self) -> av.container.InputContainer:
+        config = self.config
+        password = config.password.get_secret_value() if config.password else None
+        # FFmpeg's socket timeout (µs) bounds every read, so a stream that stalls with its
+        # connection open still fails; PyAV's own timeout bounds only the open here.
+        options = {"timeout": str(int(config.read_timeout * 1_000_000)), "fflags": "+genpts+discardcorrupt"}
+        url, container_format = config.url, None
+        if url.startswith(DEVICE_PREFIX):
+            url, container_format, options = url[len(DEVICE_PREFIX):], "v4l2", {}
+        elif urlsplit(url).scheme.lower() in ("rtsp", "rtsps"):
+            options["rtsp_transport"] = config.transport
+        elif urlsplit(url).scheme.lower() in ("http", "https"):
+            options["rw_timeout"] = options["timeout"]
+        try:
+            return av.open(_with_credentials(url, config.username, password), format=container_format,
+                           options=options, timeout=(config.open_timeout, None))
+        except Exception as error:
+            raise self._error(classify(error)) from None
+
+    def _frames(self) -> Iterator[Frame]:
+        container = self._open()
+        try:
+            if not container.streams.video:
+                raise self._error("the stream holds no video")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            sampler = FrameSampler(self.config.every, self.config.fps)
+            for packet in container.demux(stream):
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError:
+                    continue
+                for video_frame in decoded:
+                    now = time.monotonic()
+                    if self.state is not LiveState.STREAMING:
+                        self.state = LiveState.STREAMING
+                        self.down_since = None
+                        log.info("source '%s' (%s): streaming", self.source_id, self.where)
+                    self.last_frame_at = now
+                    index = self.decoded
+                    self.decoded += 1
+                    if not sampler.keep(index, now):
+                        continue
+                    pts = float(video_frame.time) if video_frame.time is not None else None
+                    yield Frame(self.source_id, index, pts, datetime.now(UTC),
+                                video_frame.to_ndarray(format="bgr24"))
+                if self._stop.is_set():
+                    return
+        finally:
+            container.close()

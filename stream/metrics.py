@@ -1,0 +1,150 @@
+"""Prometheus metrics and a health endpoint for a running pipeline.
+
+Counters of frames, drops and reconnects are read from the pipeline's own per-source
+statistics at scrape time (nothing is counted twice); latencies are histograms the
+pipeline observes. ``/healthz`` answers 503 when a live source has been down longer
+than ``down_after`` seconds, else 200, with a JSON body listing the sources.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+STATES = ("starting", "connecting", "streaming", "backoff", "decoding", "done", "stopped", "failed")
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSnapshot:
+    """What a scrape needs of one source, taken from the pipeline's statistics."""
+
+    id: str
+    state: str
+    decoded: int
+    analysed: int
+    dropped: int
+    reconnects: int
+    faces: int
+    queue_depth: int
+    down_for: float | None
+
+
+Snapshot = Callable[[], tuple[list[SourceSnapshot], dict[str, int]]]
+
+
+class _SourceCollector(Collector):
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        sources, sink_depths = self._snapshot()
+        counters = {
+            "decoded": CounterMetricFamily("fiqa_frames_decoded", "Frames decoded.", labels=["source"]),
+            "analysed": CounterMetricFamily("fiqa_frames_analysed", "Frames analysed.", labels=["source"]),
+            "dropped": CounterMetricFamily(
+                "fiqa_frames_dropped", "Frames dropped because analysis lagged (live sources).", labels=["source"]
+            ),
+            "reconnects": CounterMetricFamily("fiqa_reconnects", "Reconnection attempts.", labels=["source"]),
+            "faces": CounterMetricFamily("fiqa_faces_detected", "Faces detected.", labels=["source"]),
+        }
+        state = GaugeMetricFamily("fiqa_source_state", "1 for the source's current state.", labels=["source", "state"])
+        up = GaugeMetricFamily("fiqa_source_up", "1 when the source delivers frames.", labels=["source"])
+        depth = GaugeMetricFamily("fiqa_source_queue_depth", "Decoded frames waiting.", labels=["source"])
+        for source in sources:
+            for name, family in counters.items():
+                family.add_metric([source.id], getattr(source, name))
+            for name in STATES:
+                state.add_metric([source.id, name], 1.0 if source.state == name else 0.0)
+            up.add_metric([source.id], 0.0 if source.down_for is not None else 1.0)
+            depth.add_metric([source.id], source.queue_depth)
+        sinks = GaugeMetricFamily("fiqa_sink_queue_depth", "Event batches waiting for a sink.", labels=["sink"])
+        for sink, value in sink_depths.items():
+            sinks.add_metric([sink], value)
+        yield from counters.values()
+        yield from (state, up, depth, sinks)
+
+
+class PipelineMetrics:
+    """The metrics of one pipeline, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.stage_seconds = Histogram(
+            "fiqa_stage_seconds", "Time per batch in each analysis stage.", ["stage"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.frame_latency = Histogram(
+            "fiqa_frame_latency_seconds", "From capture to analysed (live sources).", ["source"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.best_shots = Counter("fiqa_best_shots", "Best-shot events emitted.", ["source", "kind"],
+                                  registry=self.registry)
+        self._snapshot: Snapshot = lambda: ([], {})
+        self.registry.register(_SourceCollector(lambda: self._snapshot()))
+
+    def watch(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+
+    def health(self, down_after: float) -> tuple[bool, dict[str, object]]:
+        sources, _ = self._snapshot()
+        down = {s.id: round(s.down_for, 1) for s in sources if s.down_for is not None and s.down_for > down_after}
+        body = {
+            "status": "unhealthy" if down else "ok",
+            "down_after_seconds": down_after,
+            "sources": {s.id: {"state": s.state, "down_for": None if s.down_for is None else round(s.down_for, 1)}
+                        for s in sources},
+        }
+        return not down, body
+
+
+class MetricsServer:
+    """Serves ``/metrics`` (Prometheus text format) and ``/healthz`` from a thread."""
+
+    def __init__(self, metrics: PipelineMetrics, address: str, port: int, down_after: float) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                if self.path.split("?")[0] == "/metrics":
+                    self._reply(200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry))
+                elif self.path.split("?")[0] == "/healthz":
+                    healthy, body = metrics.health(down_after)
+                    self._reply(200 if healthy else 503, "application/json", json.dumps(body).encode())
+                else:
+                    self._reply(404, "text/plain", b"not found: try /metrics or /healthz\n")
+
+            def _reply(self, status: int, content_type: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the http.server API
+                log.debug("metrics: " + format, *args)
+
+        self._server = ThreadingHTTPServer((address, port), Handler)
+        self._server.daemon_threads = True
+        self.address = f"{address}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+        self._thread.start()
+        log.info("metrics on http://%s/metrics, health on http://%s/healthz", self.address, self.address)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,178 @@
+"""The command line as a person uses it: the installed ``fiqa-stream`` script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fiqa_stream.stream.synthetic import ClipTruth
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def fiqa_stream(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    command = shutil.which("fiqa-stream") or sys.executable
+    prefix = [] if command != sys.executable else ["-m", "fiqa_stream.cli"]
+    return subprocess.run(
+        [command, *prefix, *args], capture_output=True, text=True, timeout=300,
+        env={**os.environ, **(env or {})}, cwd=cwd,
+    )
+
+
+def test_help_explains_every_command() -> None:
+    result = fiqa_stream("--help")
+    assert result.returncode == 0
+    for command in ("run", "check", "score"):
+        assert command in result.stdout
+    assert "exit status" in result.stdout
+    assert "--source" in fiqa_stream("run", "--help").stdout
+
+
+def test_check_accepts_a_good_config_and_says_what_it_holds() -> None:
+    result = fiqa_stream("check", str(CONFIGS / "demo.yaml"))
+    assert result.returncode == 0
+    assert "demo.yaml: ok" in result.stdout and "detector yunet" in result.stdout
+
+
+def test_check_rejects_a_bad_config_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources: [{url: a.mp4}]\nsinks: [{type: directory, path: out}]\ndetector: {type: yunet, conf: 1}\n")
+    result = fiqa_stream("check", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"fiqa-stream: error: {bad}: detector.conf: unknown key"
+
+
+def test_a_missing_config_file_is_exit_2() -> None:
+    result = fiqa_stream("run", "no-such-config.yaml")
+    assert result.returncode == 2
+    assert "no-such-config.yaml: config file not found" in result.stderr
+
+
+def test_run_without_a_config_needs_source_and_out() -> None:
+    result = fiqa_stream("run", "--source", "x.mp4")
+    assert result.returncode == 2 and "--source and --out" in result.stderr
+
+
+@pytest.mark.slow
+def test_run_with_source_and_out_writes_best_shots_and_a_summary(face_clip: ClipTruth, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = fiqa_stream("run", "--source", str(face_clip.path), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert len(events) == len(face_clip.faces)
+    assert f"{face_clip.frame_count} frames in" in result.stdout
+    assert f"{len(face_clip.faces)} best shots" in result.stdout
+
+
+def test_a_bad_source_gives_exit_1_and_names_the_file(tmp_path: Path) -> None:
+    result = fiqa_stream("run", "--source", str(tmp_path / "gone.mp4"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "gone.mp4': file not found" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_demo_config_runs_on_its_composed_clip(tmp_path: Path) -> None:
+    result = fiqa_stream("run", str(CONFIGS / "demo.yaml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    events = (tmp_path / "out" / "demo" / "events.jsonl").read_text().splitlines()
+    assert len(events) >= 3
+
+
+@pytest.mark.slow
+def test_the_folder_config_takes_its_folder_and_output_from_the_environment(
+    face_clip: ClipTruth, tmp_path: Path
+) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(face_clip.path, videos / "one.mp4")
+    shutil.copy(face_clip.path, videos / "two.mp4")
+    out = tmp_path / "out"
+    result = fiqa_stream("run", str(CONFIGS / "folder-to-directory.yaml"),
+                         env={"FIQA_VIDEOS": str(videos), "FIQA_OUT": str(out)})
+    assert result.returncode == 0, result.stderr
+    finals = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    finals = [e for e in finals if e["kind"] == "final"]
+    assert {e["source"] for e in finals} == {"one", "two"}
+
+
+@pytest.mark.slow
+def test_the_centerface_config_runs(face_clip: ClipTruth, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = fiqa_stream("run", str(CONFIGS / "centerface.yaml"), "--source", str(face_clip.path), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert len((out / "events.jsonl").read_text().splitlines()) == len(face_clip.faces)
+
+
+def test_sigterm_flushes_open_tracks_before_exit(face_clip: ClipTruth, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    looped = tmp_path / "many"
+    looped.mkdir()
+    for n in range(6):
+        shutil.copy(face_clip.path, looped / f"part{n}.mp4")
+    command = shutil.which("fiqa-stream")
+    assert command, "the console script must be installed"
+    process = subprocess.Popen([command, "run", "--source", str(looped), "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "events.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "SIGTERM: flushing open tracks" in stderr
+    assert "interrupted, open tracks flushed" in stdout
+    sources = {json.loads(line)["source"] for line in (out / "events.jsonl").read_text().splitlines()}
+    assert len(sources) >= 1
+
+
+def test_score_prints_each_face_as_json() -> None:
+    group = files("insightface") / "data/images/t1.jpg"
+    result = fiqa_stream("score", str(group), "--json")
+    assert result.returncode == 0, result.stderr
+    [image] = json.loads(result.stdout)
+    assert image["error"] is None and len(image["faces"]) == 6
+    face = image["faces"][0]
+    assert 0 <= face["quality"] <= 1
+    assert set(face["components"]) == {"sharpness", "exposure", "pose", "size", "confidence"}
+    qualities = [f["quality"] for f in image["faces"]]
+    assert qualities == sorted(qualities, reverse=True)
+
+
+def test_score_reports_an_unreadable_image_and_goes_on(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not an image")
+    group = files("insightface") / "data/images/t1.jpg"
+    result = fiqa_stream("score", str(junk), str(group))
+    assert result.returncode == 1
+    assert "junk.jpg: not a readable image" in result.stdout
+    assert "6 face(s)" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_camera_to_redis_config_feeds_redis_and_a_folder_from_the_environment(
+    face_clip: ClipTruth, tmp_path: Path, redis_server: Any
+) -> None:
+    out = tmp_path / "out"
+    result = fiqa_stream("run", str(CONFIGS / "camera-to-redis.yaml"), env={
+        "FIQA_SOURCE": str(face_clip.path), "FIQA_SOURCE_ID": "lobby", "FIQA_REDIS_URL": redis_server.url,
+        "FIQA_OUT": str(out), "FIQA_JOURNAL": str(tmp_path / "journal.sqlite3"),
+    })
+    assert result.returncode == 0, result.stderr
+    on_disk = [json.loads(line)["event_id"] for line in (out / "events.jsonl").read_text().splitlines()]
+    received = tmp_path / "received"
+    consumed = fiqa_stream("consume", "--url", redis_server.url, "--group", "g", "--out", str(received),
+                           "--idle-exit", "1")
+    assert consumed.returncode == 0, consumed.stderr
+    in_redis = [json.loads(line)["event_id"] for line in (received / "events.jsonl").read_text().splitlines()]
+    assert in_redis == on_disk and len(on_disk) == len(face_clip.faces)
+    assert all(event_id.startswith("lobby:") for event_id in on_disk)
