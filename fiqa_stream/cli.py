@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config_for_run(args: argparse.Namespace) -> Any:
-    from fiqa_stream.config import Config, load_config, parse_config
+    from fiqa_stream.config import Config, config_data, load_config, parse_config
 
     if args.config is None:
         if not args.source or not args.out:
@@ -102,9 +102,9 @@ def _config_for_run(args: argparse.Namespace) -> Any:
     if args.out:
         overrides["sinks"] = [{"type": "directory", "path": str(args.out)}]
     if args.progress:
-        overrides["pipeline"] = {**config.pipeline.model_dump(), "progress": args.progress}
+        overrides["pipeline"] = {**config.pipeline.model_dump(mode="json"), "progress": args.progress}
     if overrides:
-        config = parse_config({**config.model_dump(mode="json"), **overrides}, str(args.config))
+        config = parse_config({**config_data(config), **overrides}, str(args.config))
     return config
 
 
@@ -142,8 +142,13 @@ def _run(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"pipeline": config.pipeline.model_copy(update={"progress": "off"})})
     stop = threading.Event()
     _install_stop_handlers(stop, config.pipeline.shutdown_timeout)
-    with ProgressDisplay(config.pipeline.progress) as display:
-        summary = Pipeline(config, on_progress=display.update).run(stop)
+    if config.pipeline.workers > 1:
+        from fiqa_stream.stream.workers import run_sharded
+
+        summary = run_sharded(config, stop)
+    else:
+        with ProgressDisplay(config.pipeline.progress) as display:
+            summary = Pipeline(config, on_progress=display.update).run(stop)
     print_summary(summary, [str(getattr(s, "path", s.type)) for s in config.sinks])
     return EXIT_OK if summary.ok else EXIT_FAILURES
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 
 from fiqa_stream.configbase import StrictModel
 from fiqa_stream.detectors.config import DetectorConfig, YuNetConfig
@@ -34,6 +34,10 @@ class PipelineConfig(StrictModel):
     )
     progress: Literal["auto", "on", "off"] = Field(
         "auto", description="Progress display: auto shows it only when stderr is a terminal.",
+    )
+    workers: int = Field(
+        1, ge=1, le=64,
+        description="Processes to shard the sources over (round-robin); each runs its own detector and scorer.",
     )
     shutdown_timeout: float = Field(
         10.0, gt=0, description="On SIGTERM/SIGINT: seconds allowed for flushing tracks and draining sinks.",
@@ -138,6 +142,25 @@ def describe_validation_error(error: ValidationError, data: Any, origin: str) ->
     parts = [f"{_key_path(item['loc'], data)}: {_message(item)}" for item in error.errors()]
     more = f" (and {len(parts) - 1} more: {'; '.join(parts[1:])})" if len(parts) > 1 else ""
     return f"{origin}: {parts[0]}{more}"
+
+
+def reveal_secrets(model: BaseModel) -> dict[str, Any]:
+    """The model as plain JSON-ready data with secrets in clear (model_dump masks them),
+    for rebuilding it elsewhere: a changed copy, or a worker process."""
+    data: dict[str, Any] = model.model_dump(mode="json")
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            data[name] = value.get_secret_value()
+        elif isinstance(value, BaseModel):
+            data[name] = reveal_secrets(value)
+        elif isinstance(value, list) and value and isinstance(value[0], BaseModel):
+            data[name] = [reveal_secrets(item) for item in value]
+    return data
+
+
+def config_data(config: Config) -> dict[str, Any]:
+    return reveal_secrets(config)
 
 
 def parse_config(data: Any, origin: str = "config") -> Config:

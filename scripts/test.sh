@@ -3,11 +3,16 @@
 # runs lint and the test suite. CI runs exactly this (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Real services the tests start themselves on loopback ports.
-if ! command -v redis-server >/dev/null; then
+# Real services the tests start themselves on loopback ports: redis-server, and
+# GStreamer's RTSP server driven by Debian's own Python (scripts/rtsp_test_server.py).
+debs="redis-server gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+      gstreamer1.0-plugins-bad python3-gi"
+missing=$(for deb in $debs; do dpkg -s "$deb" >/dev/null 2>&1 || echo "$deb"; done)
+if [ -n "$missing" ]; then
   sudo_cmd=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +54,8 @@ class SourceStats:
     best_shots: int = 0
     finished: bool = False
     error: str | None = None
+    latency_p50: float | None = None
+    latency_p99: float | None = None
 
 
 @dataclass(slots=True)
@@ -103,6 +106,8 @@ class _SourceRun:
         self.selector = BestShotSelector(spec.id, config.selection, config.crop, model, keep_frames=keep_frames)
         where = redact_url(spec.config.url) if spec.live and spec.config else str(spec.path)
         self.stats = SourceStats(spec.id, where)
+        # Capture-to-analysed seconds of the most recent live frames (bounded).
+        self.latencies: deque[float] = deque(maxlen=4096)
         self.track_ids: set[int] = set()
 
     def end_tracks(self) -> list[BestShot]:
@@ -121,6 +126,10 @@ class _SourceRun:
         self.stats.decoded = decoder.decoded
         self.stats.expected = decoder.expected_frames
         self.stats.dropped = self.buffer.dropped
+        if self.latencies:
+            ordered = sorted(self.latencies)
+            self.stats.latency_p50 = ordered[len(ordered) // 2]
+            self.stats.latency_p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
         if isinstance(decoder, LiveSource):
             self.stats.reconnects = decoder.reconnects
             self.stats.outages = decoder.outages
@@ -267,9 +276,6 @@ class Pipeline:
         ended: list[tuple[_SourceRun, list[int]]] = []
         for (run, frame), found in zip(frames, detections, strict=True):
             run.stats.analysed += 1
-            if frame.captured_at is not None:
-                latency = (datetime.now(UTC) - frame.captured_at).total_seconds()
-                self.metrics.frame_latency.labels(run.stats.id).observe(latency)
             run.stats.faces += len(found)
             step = run.tracker.update(found)
             ended.append((run, step.ended))
@@ -292,6 +298,16 @@ class Pipeline:
             for track_id in track_ids:
                 self._emit(run.selector.end(track_id), run, dispatchers)
         self._lap("select", clock)
+        self._observe_latency(frames)
+
+    def _observe_latency(self, frames: list[tuple[_SourceRun, Frame]]) -> None:
+        """Capture-to-analysed time of live frames: how far analysis lags the cameras."""
+        now = datetime.now(UTC)
+        for run, frame in frames:
+            if frame.captured_at is not None:
+                latency = (now - frame.captured_at).total_seconds()
+                run.latencies.append(latency)
+                self.metrics.frame_latency.labels(run.stats.id).observe(latency)
 
     def _emit(self, events: list[BestShot], run: _SourceRun, dispatchers: list[SinkDispatcher]) -> None:
         if not events:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,77 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path / "redis").start()
     yield server
     server.kill()
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+RTSP_SERVER = Path(__file__).resolve().parents[1] / "scripts" / "rtsp_test_server.py"
+
+
+class RtspServer:
+    """GStreamer's RTSP server on a free loopback port, serving clips in a loop.
+
+    It runs under Debian's system Python (python3-gi); tests kill, freeze (SIGSTOP)
+    and restart it to play a camera that reboots or stalls.
+    """
+
+    def __init__(self, clips: list[Path], user: str | None = None, password: str | None = None) -> None:
+        probe = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
+                               capture_output=True)
+        if probe.returncode != 0:
+            pytest.skip("GStreamer's RTSP server is not installed (scripts/test.sh installs it)")
+        self.clips = clips
+        self.user = user
+        self.password = password
+        self.port = free_port()
+        self.process: subprocess.Popen[str] | None = None
+
+    def url(self, mount: str = "/cam") -> str:
+        return f"rtsp://127.0.0.1:{self.port}{mount}"
+
+    def start(self) -> RtspServer:
+        command = [SYSTEM_PYTHON, str(RTSP_SERVER), "--port", str(self.port), *map(str, self.clips)]
+        if self.user:
+            command += ["--user", self.user, "--password", self.password or ""]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the RTSP test server did not start")
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            if self.process.stdout:
+                self.process.stdout.close()
+            self.process = None
+
+    def freeze(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def rtsp_servers() -> Iterator[Callable[..., RtspServer]]:
+    """Starts RTSP servers on demand: ``rtsp_servers([clip], user=..., password=...)``."""
+    started: list[RtspServer] = []
+
+    def start(clips: list[Path], user: str | None = None, password: str | None = None) -> RtspServer:
+        server = RtspServer(clips, user, password).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.process is not None:
+            server.thaw()
+        server.kill()
+
+
+@pytest.fixture
+def rtsp_camera(face_clip: ClipTruth, rtsp_servers: Callable[..., RtspServer]) -> RtspServer:
+    return rtsp_servers([face_clip.path])

@@ -1,0 +1,119 @@
+"""Sharding sources over worker processes (``pipeline.workers: N``).
+
+Sources are expanded once in the parent and dealt round-robin to N processes; each
+runs an ordinary pipeline on its share and returns its summary. Detector and scorer
+are per process. Worker ``i`` serves its metrics on ``metrics.port + i`` and writes
+its Redis spill journal beside the configured one with a ``-worker<i>`` suffix, so no
+two processes share mutable state. Stop requests reach the workers through one shared
+event; the workers ignore SIGINT/SIGTERM themselves so a terminal's Ctrl-C (sent to the
+whole process group) still drains through the parent.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+from multiprocessing.synchronize import Event as ProcessEvent
+from typing import Any
+
+from fiqa_stream.config import Config, config_data, parse_config, reveal_secrets
+from fiqa_stream.stream.pipeline import Pipeline, RunSummary
+from fiqa_stream.stream.sources import SourceSpec, expand_sources
+
+log = logging.getLogger(__name__)
+
+
+def shard_configs(config: Config, specs: list[SourceSpec], workers: int) -> list[Config]:
+    """One config per non-empty shard, each naming its sources explicitly."""
+    shards: list[list[SourceSpec]] = [specs[i::workers] for i in range(workers)]
+    base = config_data(config)
+    configs = []
+    for index, shard in enumerate(s for s in shards if s):
+        data: dict[str, Any] = {**base, "sources": [_explicit(spec) for spec in shard]}
+        data["pipeline"] = {**base["pipeline"], "workers": 1, "progress": "off"}
+        if base["metrics"]["enabled"] and base["metrics"]["port"]:
+            data["metrics"] = {**base["metrics"], "port": base["metrics"]["port"] + index}
+        data["sinks"] = [_sink_for_worker(sink, index) for sink in base["sinks"]]
+        configs.append(parse_config(data, f"worker {index}"))
+    return configs
+
+
+def _explicit(spec: SourceSpec) -> dict[str, Any]:
+    fields = reveal_secrets(spec.config) if spec.config else {}
+    fields["id"] = spec.id
+    if not spec.live:
+        fields["url"] = str(spec.path)
+    return fields
+
+
+def _sink_for_worker(sink: dict[str, Any], index: int) -> dict[str, Any]:
+    if sink.get("type") != "redis":
+        return sink
+    journal = dict(sink["journal"])
+    path = str(journal["path"])
+    stem, dot, suffix = path.rpartition(".")
+    journal["path"] = f"{stem}-worker{index}.{suffix}" if dot and "/" not in suffix else f"{path}-worker{index}"
+    return {**sink, "journal": journal}
+
+
+def _worker(config_data: dict[str, Any], stop: ProcessEvent, results: Any, index: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from fiqa_stream.logs import configure_logging
+
+    configure_logging(config_data["logging"]["level"], config_data["logging"]["format"] == "json")
+    config = parse_config(config_data, f"worker {index}")
+    local_stop = threading.Event()
+    threading.Thread(target=lambda: (stop.wait(), local_stop.set()), daemon=True).start()
+    try:
+        results.put((index, Pipeline(config).run(local_stop), None))
+    except Exception as error:  # noqa: BLE001 - reported by the parent
+        results.put((index, None, f"worker {index}: {error}"))
+
+
+def run_sharded(config: Config, stop: threading.Event) -> RunSummary:
+    """Run the config over ``config.pipeline.workers`` processes and merge their summaries."""
+    specs, expansion_errors = expand_sources(config.sources)
+    for error in expansion_errors:
+        log.error("%s", error)
+    configs = shard_configs(config, specs, config.pipeline.workers)
+    context = multiprocessing.get_context("spawn")
+    process_stop = context.Event()
+    results = context.Queue()
+    processes = [
+        context.Process(target=_worker, args=(config_data(c), process_stop, results, i), name=f"fiqa-worker-{i}")
+        for i, c in enumerate(configs)
+    ]
+    for process in processes:
+        process.start()
+    log.info("%d sources over %d worker processes", len(specs), len(processes))
+    summaries: list[RunSummary] = []
+    failures = [str(e) for e in expansion_errors]
+    pending = len(processes)
+    while pending:
+        if stop.is_set():
+            process_stop.set()
+        try:
+            index, summary, error = results.get(timeout=0.2)
+        except Exception:  # noqa: BLE001 - queue.Empty from a multiprocessing queue
+            if not any(p.is_alive() for p in processes) and results.empty():
+                failures.append("a worker process died without a summary")
+                break
+            continue
+        pending -= 1
+        if error:
+            failures.append(error)
+        elif summary is not None:
+            summaries.append(summary)
+    for process in processes:
+        process.join(10)
+    return RunSummary(
+        sources=[s for summary in summaries for s in summary.sources],
+        failures=failures + [f for summary in summaries for f in summary.failures],
+        seconds=max((s.seconds for s in summaries), default=0.0),
+        stage_seconds={},
+        sink_failures=[f for summary in summaries for f in summary.sink_failures],
+        interrupted=stop.is_set(),
+    )

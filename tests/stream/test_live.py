@@ -1,0 +1,230 @@
+"""Live cameras against a real RTSP server: play, outage and reconnect, stall, bad
+credentials and paths, metrics, and credentials kept out of every output."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fiqa_stream.config import Config, parse_config
+from fiqa_stream.stream.buffers import FrameBuffer
+from fiqa_stream.stream.config import SourceConfig
+from fiqa_stream.stream.live import LiveSource, SourceOutage
+from fiqa_stream.stream.pipeline import Pipeline, RunSummary, SourceStats
+from fiqa_stream.stream.sources import SourceEnd
+from fiqa_stream.stream.synthetic import ClipTruth
+
+pytestmark = pytest.mark.slow
+
+
+def live_config(sources: list[dict], out: Path, **sections: Any) -> Config:
+    return parse_config({"sources": sources, "sinks": [{"type": "directory", "path": str(out)}],
+                         "selection": {"min_track_length": 2}, **sections})
+
+
+def events_in(out: Path) -> list[dict]:
+    path = out / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Running:
+    """A pipeline running in a thread, with its latest per-source statistics."""
+
+    def __init__(self, config: Config) -> None:
+        self.stats: dict[str, SourceStats] = {}
+        self.stop = threading.Event()
+        self.pipeline = Pipeline(config, on_progress=self._progress, progress_interval=0.05)
+        self.summary: RunSummary | None = None
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _progress(self, sources: list[SourceStats]) -> None:
+        self.stats = {s.id: SourceStats(**{f: getattr(s, f) for f in SourceStats.__slots__}) for s in sources}
+
+    def _run(self) -> None:
+        self.summary = self.pipeline.run(self.stop)
+
+    def analysed(self, source: str) -> int:
+        return self.stats[source].analysed if source in self.stats else 0
+
+    def finish(self) -> RunSummary:
+        self.stop.set()
+        self.thread.join(60)
+        assert self.summary is not None
+        return self.summary
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+def drain(source: LiveSource, buffer: FrameBuffer, seconds: float) -> list[object]:
+    items: list[object] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        item = buffer.get_nowait()
+        if item is None:
+            time.sleep(0.01)
+            continue
+        items.append(item)
+        if isinstance(item, SourceEnd):
+            break
+    return items
+
+
+def test_a_camera_plays_and_its_faces_come_out_as_best_shots(rtsp_camera: Any, out_dir: Path) -> None:
+    running = Running(live_config([{"url": rtsp_camera.url(), "id": "cam"}], out_dir))
+    wait_for(lambda: running.analysed("cam") >= 150, 60, "150 analysed live frames")
+    summary = running.finish()
+    events = events_in(out_dir)
+    assert events, "faces in the live stream must give best shots"
+    assert all(e["source"] == "cam" and e["captured_at"] for e in events)
+    assert summary.sources[0].state in ("stopped", "streaming")
+
+
+def test_an_outage_flushes_tracks_and_reconnects_while_another_camera_keeps_running(
+    face_clip: ClipTruth, rtsp_servers: Callable[..., Any], out_dir: Path
+) -> None:
+    door, gate = rtsp_servers([face_clip.path]), rtsp_servers([face_clip.path])
+    reconnect = {"initial_delay": 0.3, "max_delay": 1.0}
+    running = Running(live_config([
+        {"url": door.url(), "id": "door", "reconnect": reconnect, "read_timeout": 2},
+        {"url": gate.url(), "id": "gate", "reconnect": reconnect, "read_timeout": 2},
+    ], out_dir))
+    wait_for(lambda: running.analysed("door") >= 60 and running.analysed("gate") >= 60, 60, "both cameras")
+    door.kill()
+    wait_for(lambda: running.stats["door"].state == "backoff", 15, "the outage to be noticed")
+    door_finals_during_outage = [e for e in events_in(out_dir) if e["source"] == "door" and e["kind"] == "final"]
+    gate_before = running.analysed("gate")
+    time.sleep(3.0)
+    assert running.analysed("gate") > gate_before + 25, "the other camera must keep running"
+    door.start()
+    door_after_restart = running.analysed("door")
+    wait_for(lambda: running.stats["door"].state == "streaming" and running.analysed("door") > door_after_restart + 50,
+             30, "the camera to come back")
+    summary = running.finish()
+    door_stats = next(s for s in summary.sources if s.id == "door")
+    assert door_stats.outages >= 1 and door_stats.reconnects >= 1
+    assert door_finals_during_outage, "the outage must end the camera's open tracks with final events"
+    events = events_in(out_dir)
+    assert len({e["event_id"] for e in events}) == len(events), "event ids stay unique across the outage"
+    assert any(e["source"] == "door" and e["pts"] is not None for e in events)
+
+
+def test_a_stalled_stream_is_detected_by_the_read_timeout(rtsp_camera: Any) -> None:
+    config = SourceConfig(url=rtsp_camera.url(), read_timeout=1.0, reconnect={"max_attempts": 1})
+    buffer: FrameBuffer = FrameBuffer(4, "drop_oldest", threading.Condition())
+    stop = threading.Event()
+    source = LiveSource("cam", config, buffer, stop)
+    source.start()
+    wait_for(lambda: source.decoded >= 10, 20, "frames")
+    rtsp_camera.freeze()
+    frozen_at = time.monotonic()
+    items = drain(source, buffer, 15)
+    outage = next(item for item in items if isinstance(item, SourceOutage))
+    assert "stalled" in str(outage.error) or "timed out" in str(outage.error).lower()
+    assert time.monotonic() - frozen_at < 8
+    stop.set()
+    source.join(5)
+
+
+@pytest.mark.parametrize(("case", "expected"), [
+    ("wrong password", "wrong credentials"),
+    ("wrong path", "unknown path on the server (404)"),
+    ("dead host", "host unreachable: connection refused"),
+])
+def test_bad_cameras_give_clear_errors_without_the_password(
+    face_clip: ClipTruth, rtsp_servers: Callable[..., Any], case: str, expected: str
+) -> None:
+    server = rtsp_servers([face_clip.path], user="admin", password="Secr3t!")
+    url, password = {
+        "wrong password": (server.url(), "nope-Wr0ng"),
+        "wrong path": (server.url("/nowhere"), "Secr3t!"),
+        "dead host": (f"rtsp://127.0.0.1:{server.port + 1 if server.port < 65535 else 1}/cam", "Secr3t!"),
+    }[case]
+    config = SourceConfig(url=url, username="admin", password=password, open_timeout=3,
+                          reconnect={"max_attempts": 1})
+    buffer: FrameBuffer = FrameBuffer(4, "drop_oldest", threading.Condition())
+    source = LiveSource("cam", config, buffer, threading.Event())
+    source.start()
+    end = next(item for item in drain(source, buffer, 20) if isinstance(item, SourceEnd))
+    assert end.error is not None
+    message = str(end.error)
+    assert expected in message and message.startswith("source 'cam' (rtsp://127.0.0.1:")
+    assert password not in message and "Secr3t" not in message
+
+
+def test_credentials_from_the_config_reach_the_camera_but_no_output(
+    face_clip: ClipTruth, rtsp_servers: Callable[..., Any], out_dir: Path, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = rtsp_servers([face_clip.path], user="admin", password="Secr3t!")
+    monkeypatch.setenv("CAM_PASSWORD", "Secr3t!")
+    running = Running(live_config(
+        [{"url": server.url(), "id": "cam", "username": "admin", "password": "${CAM_PASSWORD}"}], out_dir,
+        metrics={"enabled": True, "port": 0},
+    ))
+    wait_for(lambda: running.analysed("cam") >= 100, 60, "frames through an authenticated stream")
+    address = running.pipeline.metrics_server.address
+    scraped = fetch(f"http://{address}/metrics")
+    running.finish()
+    outputs = [caplog.text, scraped, (out_dir / "events.jsonl").read_text() if (out_dir / "events.jsonl").exists()
+               else ""]
+    assert all("Secr3t" not in text for text in outputs)
+
+
+def test_metrics_move_and_health_follows_the_camera(rtsp_camera: Any, out_dir: Path) -> None:
+    running = Running(live_config(
+        [{"url": rtsp_camera.url(), "id": "cam", "reconnect": {"initial_delay": 0.3, "max_delay": 1}}], out_dir,
+        metrics={"enabled": True, "port": 0, "down_after": 1.0},
+    ))
+    address = running.pipeline.metrics_server.address
+
+    def scrape() -> dict[str, float]:
+        text = fetch(f"http://{address}/metrics")
+        values = {}
+        for line in text.splitlines():
+            if line.startswith("fiqa_") and 'source="cam"' in line:
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
+
+    wait_for(lambda: running.analysed("cam") >= 30, 30, "frames")
+    first = scrape()
+    time.sleep(1.0)
+    second = scrape()
+    assert second['fiqa_frames_decoded_total{source="cam"}'] > first['fiqa_frames_decoded_total{source="cam"}']
+    assert second['fiqa_frames_analysed_total{source="cam"}'] > first['fiqa_frames_analysed_total{source="cam"}']
+    assert second['fiqa_source_up{source="cam"}'] == 1.0
+    assert second['fiqa_source_state{source="cam",state="streaming"}'] == 1.0
+    assert 'fiqa_frame_latency_seconds_count{source="cam"}' in second
+    health = json.loads(fetch(f"http://{address}/healthz"))
+    assert health["status"] == "ok"
+
+    rtsp_camera.kill()
+    time.sleep(2.5)
+    with pytest.raises(urllib.error.HTTPError) as unhealthy:
+        fetch(f"http://{address}/healthz")
+    assert unhealthy.value.code == 503
+    body = json.loads(unhealthy.value.read())
+    unhealthy.value.close()
+    assert body["sources"]["cam"]["state"] in ("backoff", "connecting")
+    assert scrape()['fiqa_reconnects_total{source="cam"}'] >= 1
+    running.finish()
