@@ -1,0 +1,46 @@
+"""libfacedetection's YuNet CNN through the ``yuface`` package: the embedded CPU default."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import yuface
+
+from fiqa_stream.detectors.config import YuNetConfig
+from fiqa_stream.detectors.resize import downscaled
+from fiqa_stream.types import Detections
+
+
+class YuNetDetector:
+    """Faces with 5 landmarks; weights compiled into the ``yuface`` wheel."""
+
+    name = "yunet"
+
+    def __init__(self, config: YuNetConfig) -> None:
+        self._config = config
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        return [self._detect_one(image) for image in images]
+
+    def _detect_one(self, image: np.ndarray) -> Detections:
+        small, scale = downscaled(image, self._config.max_width)
+        confidences, boxes, landmarks = yuface.detect(small, conf=self._config.confidence)
+        if len(confidences) == 0:
+            return Detections.empty()
+        xywh = boxes.astype(np.float32)
+        found = Detections(
+            boxes=np.column_stack([xywh[:, 0], xywh[:, 1], xywh[:, 0] + xywh[:, 2], xywh[:, 1] + xywh[:, 3]]),
+            scores=(confidences.astype(np.float32) / 100.0).clip(0.0, 1.0),
+            landmarks=landmarks.astype(np.float32).reshape(-1, 5, 2),
+        )
+        return found if scale == 1.0 else found.scaled(scale)
+
+    def close(self) -> None:
+        """Nothing to release: the model lives inside the yuface extension."""
+
+    def __enter__(self) -> YuNetDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
