@@ -1,19 +1,21 @@
 """ByteTrack: multi-face tracking by two-stage association on high and low confidences.
 
-Per analysed frame, every open track's box is predicted by a Kalman filter, then:
+Per analysed frame, the boxes of all open tracks are predicted by a Kalman filter, then:
 
 1. high-confidence detections (``>= high_confidence``) are matched to confirmed and
-   lost tracks by IoU (Hungarian assignment, IoU at least ``match_iou``);
+   lost tracks by IoU (Hungarian assignment on 1 - IoU, IoU at least ``match_iou``);
 2. low-confidence detections (``[low_confidence, high_confidence)``) are matched to the
    confirmed tracks still unmatched (IoU at least 0.5): a briefly blurred or occluded
    face keeps its track instead of breaking it; unmatched confirmed tracks turn lost;
-3. the remaining high detections are matched to tentative tracks; a tentative track
-   that misses a frame ends at once (it was likely a false detection);
+3. the remaining high detections are matched to tentative tracks (IoU at least
+   ``max(match_iou, 0.3)``: ByteTrack's 0.7 cost, never looser than the first stage);
+   a tentative track that misses a frame ends at once (it was likely a false detection);
 4. high detections still unmatched with ``>= new_track_confidence`` start tentative
-   tracks, confirmed after ``min_hits`` consecutive sightings.
+   tracks, confirmed after ``min_hits`` consecutive sightings (at once when it is 1).
 
-Lost tracks end after ``lost_frames`` analysed frames without a match. Track ids count
-from 1 per tracker instance (never shared between instances).
+Detections below ``low_confidence`` are ignored. A lost track ends once it has gone
+more than ``lost_frames`` analysed frames without a match; until then a match confirms
+it again under the same id. Track ids count from 1 per tracker instance.
 """
 
 from __future__ import annotations
@@ -28,11 +30,21 @@ from fiqa_stream.stream.kalman import BoxKalman
 from fiqa_stream.types import Detections, TrackState
 
 _LOW_STAGE_IOU = 0.5
+_TENTATIVE_STAGE_IOU = 0.3
+# Cost of a pair below its IoU gate: it never beats a valid pair, so gating before the
+# assignment (as ByteTrack's lapjv threshold does) cannot trade a valid match away.
+_FORBIDDEN = 1e6
 
 
 @dataclass(frozen=True, slots=True)
 class TrackAssignment:
-    """A detection of this frame that belongs to a track."""
+    """A detection of this frame that belongs to a track.
+
+    Attributes:
+        track_id: the track's id, counted from 1 per tracker instance.
+        detection: index into the ``Detections`` passed to ``update``.
+        state: ``TENTATIVE`` or ``CONFIRMED`` after this step.
+    """
 
     track_id: int
     detection: int
@@ -41,7 +53,13 @@ class TrackAssignment:
 
 @dataclass(frozen=True, slots=True)
 class TrackerStep:
-    """The outcome of one ``update``: assignments and the ids of tracks that ended."""
+    """The outcome of one ``update``.
+
+    Attributes:
+        assigned: one entry per detection that belongs to a track, by detection index.
+        ended: ids of the tracks that ended at this step (lost too long, or tentative
+            tracks that missed).
+    """
 
     assigned: list[TrackAssignment] = field(default_factory=list)
     ended: list[int] = field(default_factory=list)
@@ -50,14 +68,24 @@ class TrackerStep:
 @dataclass(slots=True)
 class _Track:
     id: int
-    filter: BoxKalman
+    kalman: BoxKalman
     state: TrackState
     hits: int = 1
     misses: int = 0
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (N, 4) and (M, 4) boxes [x1, y1, x2, y2]."""
+    """Pairwise IoU of boxes [x1, y1, x2, y2].
+
+    Args:
+        a: (N, 4) boxes.
+        b: (M, 4) boxes.
+
+    Returns:
+        (N, M) float64 IoU in [0, 1]; 0 for empty or inverted boxes.
+    """
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)), np.float64)
     x1 = np.maximum(a[:, None, 0], b[None, :, 0])
@@ -65,33 +93,37 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     x2 = np.minimum(a[:, None, 2], b[None, :, 2])
     y2 = np.minimum(a[:, None, 3], b[None, :, 3])
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return np.asarray(inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9), np.float64)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def _associate(
     tracks: list[_Track], boxes: np.ndarray, candidates: list[int], min_iou: float
 ) -> tuple[list[tuple[_Track, int]], list[_Track], list[int]]:
-    """Hungarian matching on IoU; returns matches, unmatched tracks, unmatched detections."""
+    """Match tracks to candidate detections; returns matches, unmatched tracks and detections."""
     if not tracks or not candidates:
         return [], list(tracks), list(candidates)
-    predicted = np.stack([t.filter.box for t in tracks])
-    iou = iou_matrix(predicted, boxes[candidates])
-    rows, cols = linear_sum_assignment(-iou)
-    matches, matched_tracks, matched_dets = [], set(), set()
-    for row, col in zip(rows, cols, strict=True):
-        if iou[row, col] >= min_iou:
-            matches.append((tracks[row], candidates[col]))
-            matched_tracks.add(row)
-            matched_dets.add(col)
-    unmatched_tracks = [t for i, t in enumerate(tracks) if i not in matched_tracks]
-    unmatched_dets = [d for j, d in enumerate(candidates) if j not in matched_dets]
-    return matches, unmatched_tracks, unmatched_dets
+    iou = iou_matrix(np.stack([t.kalman.box for t in tracks]), boxes[candidates])
+    allowed = iou >= min_iou
+    rows, cols = linear_sum_assignment(np.where(allowed, 1.0 - iou, _FORBIDDEN))
+    pairs = [(r, c) for r, c in zip(rows.tolist(), cols.tolist(), strict=True) if allowed[r, c]]
+    matched_rows = {r for r, _ in pairs}
+    matched_cols = {c for _, c in pairs}
+    return (
+        [(tracks[r], candidates[c]) for r, c in pairs],
+        [t for i, t in enumerate(tracks) if i not in matched_rows],
+        [d for j, d in enumerate(candidates) if j not in matched_cols],
+    )
 
 
 class ByteTracker:
-    """Tracks the faces of one source across its analysed frames."""
+    """Tracks the faces of one source across its analysed frames.
+
+    Args:
+        config: thresholds and lifetimes of the tracker.
+    """
 
     def __init__(self, config: TrackerConfig) -> None:
         self._config = config
@@ -100,16 +132,26 @@ class ByteTracker:
 
     @property
     def open_tracks(self) -> int:
+        """Number of tracks not yet ended (tentative, confirmed and lost)."""
         return len(self._tracks)
 
     def update(self, detections: Detections) -> TrackerStep:
-        """Advance one analysed frame with its detections."""
+        """Advance one analysed frame.
+
+        Args:
+            detections: the frame's detections (may be empty).
+
+        Returns:
+            The detections assigned to tracks and the ids of the tracks that ended.
+        """
         config = self._config
         boxes, scores = detections.boxes, detections.scores
-        high = [i for i in range(len(detections)) if scores[i] >= config.high_confidence]
-        low = [i for i in range(len(detections)) if config.low_confidence <= scores[i] < config.high_confidence]
+        high = np.flatnonzero(scores >= config.high_confidence).tolist()
+        low = np.flatnonzero(
+            (scores >= config.low_confidence) & (scores < config.high_confidence)
+        ).tolist()
         for track in self._tracks:
-            track.filter.predict()
+            track.kalman.predict(hold_size=track.state is TrackState.LOST)
 
         step = TrackerStep()
         pool = [t for t in self._tracks if t.state in (TrackState.CONFIRMED, TrackState.LOST)]
@@ -125,16 +167,22 @@ class ByteTracker:
         for track in unmatched_pool:
             if track.state is TrackState.LOST:
                 track.misses += 1
+                if track.misses > config.lost_frames:
+                    track.state = TrackState.ENDED
 
         tentative = [t for t in self._tracks if t.state is TrackState.TENTATIVE]
-        third, missed_tentative, fresh = _associate(tentative, boxes, unmatched_high, config.match_iou)
+        tentative_iou = max(config.match_iou, _TENTATIVE_STAGE_IOU)
+        third, missed, fresh = _associate(tentative, boxes, unmatched_high, tentative_iou)
         for track, detection in third:
             self._hit(track, boxes[detection])
             if track.hits >= config.min_hits:
                 track.state = TrackState.CONFIRMED
             step.assigned.append(TrackAssignment(track.id, detection, track.state))
-        for track in missed_tentative:
+        for track in missed:
             track.state = TrackState.ENDED
+
+        step.ended.extend(t.id for t in self._tracks if t.state is TrackState.ENDED)
+        self._tracks = [t for t in self._tracks if t.state is not TrackState.ENDED]
 
         for detection in fresh:
             if scores[detection] >= config.new_track_confidence:
@@ -144,16 +192,16 @@ class ByteTracker:
                 self._tracks.append(track)
                 step.assigned.append(TrackAssignment(track.id, detection, state))
 
-        for track in self._tracks:
-            if track.state is TrackState.LOST and track.misses > config.lost_frames:
-                track.state = TrackState.ENDED
-        step.ended.extend(t.id for t in self._tracks if t.state is TrackState.ENDED)
-        self._tracks = [t for t in self._tracks if t.state is not TrackState.ENDED]
         step.assigned.sort(key=lambda a: a.detection)
         return step
 
     def finish(self) -> list[int]:
-        """End every open track (end of input, outage, shutdown); returns their ids."""
+        """End every open track (end of input, outage, shutdown).
+
+        Returns:
+            The ids of the tracks that were open, in creation order; the tracker is then
+            empty (ids keep counting on).
+        """
         ended = [t.id for t in self._tracks]
         self._tracks = []
         return ended
@@ -165,6 +213,6 @@ class ByteTracker:
 
     @staticmethod
     def _hit(track: _Track, box: np.ndarray) -> None:
-        track.filter.update(box)
+        track.kalman.update(box)
         track.hits += 1
         track.misses = 0

@@ -1,0 +1,225 @@
+"""ByteTracker: ids follow faces through motion, crossings, occlusions and low confidence."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from fiqa_stream.stream.config import TrackerConfig
+from fiqa_stream.stream.tracker import ByteTracker, TrackerStep, iou_matrix
+from fiqa_stream.types import Detections, TrackState
+
+SIZE = 60.0
+
+
+def box_at(x: float, y: float, size: float = SIZE) -> list[float]:
+    return [x, y, x + size, y + size]
+
+
+def dets(boxes: Sequence[Sequence[float]], scores: Sequence[float] | None = None) -> Detections:
+    return Detections(
+        boxes=np.array(boxes, np.float32).reshape(-1, 4),
+        scores=np.array([0.9] * len(boxes) if scores is None else scores, np.float32),
+        landmarks=None,
+    )
+
+
+def ids_of(step: TrackerStep) -> dict[int, int]:
+    """Detection index -> track id."""
+    return {a.detection: a.track_id for a in step.assigned}
+
+
+def run_single(
+    tracker: ByteTracker, xs: Sequence[float | None], score: float = 0.9
+) -> list[TrackerStep]:
+    """One face at (x, 100) per frame; None is a frame without it."""
+    return [
+        tracker.update(dets([] if x is None else [box_at(x, 100)], [] if x is None else [score]))
+        for x in xs
+    ]
+
+
+def test_a_face_moving_steadily_keeps_one_id_for_100_frames() -> None:
+    tracker = ByteTracker(TrackerConfig())
+    steps = run_single(tracker, [50 + 4 * i for i in range(100)])
+    assert {a.track_id for s in steps for a in s.assigned} == {1}
+    assert all(len(s.assigned) == 1 and not s.ended for s in steps)
+    assert [s.assigned[0].state for s in steps[:3]] == [
+        TrackState.TENTATIVE, TrackState.TENTATIVE, TrackState.CONFIRMED
+    ]
+    assert tracker.open_tracks == 1
+
+
+def test_two_faces_crossing_paths_keep_their_ids() -> None:
+    tracker = ByteTracker(TrackerConfig())
+    rng = np.random.default_rng(0)
+    seen: dict[str, set[int]] = {"left": set(), "right": set()}
+    for i in range(80):
+        faces = {"left": box_at(100 + 6 * i, 100), "right": box_at(580 - 6 * i, 104)}
+        order = list(faces) if rng.random() < 0.5 else list(reversed(faces))
+        step = tracker.update(dets([faces[name] for name in order]))
+        for index, track_id in ids_of(step).items():
+            seen[order[index]].add(track_id)
+    # Frame 40 puts them 0 px apart horizontally: they passed fully through each other.
+    assert seen == {"left": {1}, "right": {2}} or seen == {"left": {2}, "right": {1}}
+
+
+def test_an_occlusion_shorter_than_lost_frames_resumes_the_same_id() -> None:
+    tracker = ByteTracker(TrackerConfig(lost_frames=30))
+    xs: list[float | None] = [50 + 5 * i for i in range(20)]
+    xs += [None] * 10
+    xs += [50 + 5 * i for i in range(30, 50)]
+    steps = run_single(tracker, xs)
+    assert {a.track_id for s in steps for a in s.assigned} == {1}
+    assert not any(s.ended for s in steps)
+    assert steps[30].assigned[0].state is TrackState.CONFIRMED
+
+
+@pytest.mark.parametrize(("gap", "resumes"), [(5, True), (6, False)])
+def test_a_lost_track_survives_exactly_lost_frames_missed_frames(gap: int, resumes: bool) -> None:
+    tracker = ByteTracker(TrackerConfig(lost_frames=5))
+    steps = run_single(tracker, [100.0] * 5 + [None] * gap + [100.0])
+    assert (steps[-1].assigned[0].track_id == 1) is resumes
+
+
+def test_an_occlusion_longer_than_lost_frames_gives_a_new_id_and_ends_the_old_once() -> None:
+    tracker = ByteTracker(TrackerConfig(lost_frames=5))
+    xs: list[float | None] = [50 + 5 * i for i in range(10)]
+    xs += [None] * 10
+    xs += [50 + 5 * i for i in range(20, 30)]
+    steps = run_single(tracker, xs)
+    ended = [track_id for s in steps for track_id in s.ended]
+    assert ended == [1]
+    assert steps[10 + 5].ended == [1]  # the sixth missed frame is one more than lost_frames
+    assert {a.track_id for s in steps[20:] for a in s.assigned} == {2}
+    assert tracker.open_tracks == 1
+
+
+def test_a_low_confidence_detection_keeps_a_confirmed_track_alive() -> None:
+    tracker = ByteTracker(TrackerConfig(lost_frames=5))
+    run_single(tracker, [100 + 2 * i for i in range(5)])
+    steps = run_single(tracker, [110 + 2 * i for i in range(20)], score=0.3)
+    assert all(ids_of(s) == {0: 1} for s in steps)
+    assert all(s.assigned[0].state is TrackState.CONFIRMED and not s.ended for s in steps)
+
+
+def test_a_low_confidence_detection_never_starts_a_track() -> None:
+    tracker = ByteTracker(TrackerConfig(min_hits=1))
+    steps = run_single(tracker, [100.0] * 10, score=0.3)
+    assert all(not s.assigned for s in steps)
+    assert tracker.open_tracks == 0
+
+
+def test_a_detection_below_low_confidence_is_ignored() -> None:
+    tracker = ByteTracker(TrackerConfig(lost_frames=2))
+    run_single(tracker, [100.0] * 5)
+    steps = run_single(tracker, [100.0] * 3, score=0.05)
+    assert all(not s.assigned for s in steps)
+    assert steps[-1].ended == [1]
+
+
+def test_a_low_confidence_detection_does_not_rescue_a_tentative_track() -> None:
+    tracker = ByteTracker(TrackerConfig(min_hits=3))
+    run_single(tracker, [100.0])
+    step = tracker.update(dets([box_at(100, 100)], [0.3]))
+    assert step.assigned == [] and step.ended == [1]
+
+
+def test_a_tentative_track_that_misses_once_ends_and_is_never_confirmed() -> None:
+    tracker = ByteTracker(TrackerConfig(min_hits=3))
+    steps = run_single(tracker, [100.0, 102.0, None, 104.0])
+    assert [a.state for s in steps[:2] for a in s.assigned] == [TrackState.TENTATIVE] * 2
+    assert steps[2].ended == [1]
+    assert ids_of(steps[3]) == {0: 2}
+    assert steps[3].assigned[0].state is TrackState.TENTATIVE
+
+
+def test_with_min_hits_one_a_track_is_confirmed_at_birth() -> None:
+    tracker = ByteTracker(TrackerConfig(min_hits=1))
+    step = tracker.update(dets([box_at(100, 100)]))
+    assert [(a.track_id, a.state) for a in step.assigned] == [(1, TrackState.CONFIRMED)]
+
+
+def test_new_tracks_need_new_track_confidence() -> None:
+    tracker = ByteTracker(TrackerConfig(high_confidence=0.5, new_track_confidence=0.8))
+    step = tracker.update(dets([box_at(0, 0), box_at(200, 0)], [0.6, 0.85]))
+    assert ids_of(step) == {1: 1}
+
+
+def test_a_lost_track_that_matches_again_is_confirmed_with_its_id() -> None:
+    tracker = ByteTracker(TrackerConfig(min_hits=2))
+    steps = run_single(tracker, [100.0, 100.0, None, None, 100.0])
+    assert steps[-1].assigned[0].track_id == 1
+    assert steps[-1].assigned[0].state is TrackState.CONFIRMED
+
+
+def test_every_detection_is_assigned_at_most_once() -> None:
+    tracker = ByteTracker(TrackerConfig(min_hits=1))
+    boxes = [box_at(100, 100), box_at(102, 100), box_at(104, 101), box_at(300, 100)]
+    scores = [0.9, 0.4, 0.95, 0.2]
+    for _ in range(10):
+        step = tracker.update(dets(boxes, scores))
+        detections = [a.detection for a in step.assigned]
+        track_ids = [a.track_id for a in step.assigned]
+        assert len(detections) == len(set(detections))
+        assert len(track_ids) == len(set(track_ids))
+        assert detections == sorted(detections)
+
+
+def test_tracker_instances_number_ids_independently() -> None:
+    first, second = ByteTracker(TrackerConfig()), ByteTracker(TrackerConfig())
+    first.update(dets([box_at(0, 0), box_at(200, 0)]))
+    assert ids_of(second.update(dets([box_at(0, 0)]))) == {0: 1}
+    first.update(dets([box_at(0, 0), box_at(200, 0)]))
+    second.reset()
+    assert first.open_tracks == 2
+    step = first.update(dets([box_at(0, 0), box_at(200, 0), box_at(400, 0)]))
+    assert ids_of(step) == {0: 1, 1: 2, 2: 3}
+    assert ids_of(second.update(dets([box_at(400, 0)]))) == {0: 1}
+
+
+def test_reset_drops_tracks_and_restarts_ids() -> None:
+    tracker = ByteTracker(TrackerConfig())
+    run_single(tracker, [100.0] * 5)
+    tracker.reset()
+    assert tracker.open_tracks == 0
+    step = tracker.update(dets([box_at(400, 0)]))
+    assert ids_of(step) == {0: 1} and step.ended == []
+
+
+def test_finish_ends_every_open_track_and_leaves_the_tracker_empty() -> None:
+    tracker = ByteTracker(TrackerConfig(min_hits=2, lost_frames=10))
+    tracker.update(dets([box_at(0, 0), box_at(200, 0)]))
+    tracker.update(dets([box_at(0, 0), box_at(200, 0)]))
+    tracker.update(dets([box_at(0, 0), box_at(400, 0)]))  # 2 turns lost, 3 is born tentative
+    assert tracker.open_tracks == 3
+    assert sorted(tracker.finish()) == [1, 2, 3]
+    assert tracker.open_tracks == 0
+    assert tracker.finish() == []
+    step = tracker.update(Detections.empty())
+    assert step.assigned == [] and step.ended == []
+
+
+@pytest.mark.parametrize("with_landmarks", [True, False])
+def test_empty_detections_work(with_landmarks: bool) -> None:
+    tracker = ByteTracker(TrackerConfig(min_hits=1, lost_frames=1))
+    assert tracker.update(Detections.empty(with_landmarks)) == TrackerStep([], [])
+    tracker.update(dets([box_at(0, 0)]))
+    assert tracker.update(Detections.empty(with_landmarks)).ended == []
+    assert tracker.update(Detections.empty(with_landmarks)).ended == [1]
+
+
+def test_degenerate_boxes_do_not_break_the_tracker() -> None:
+    tracker = ByteTracker(TrackerConfig(min_hits=1))
+    for _ in range(3):
+        step = tracker.update(dets([[10, 10, 10, 10], [50, 50, 80, 50]]))
+        assert len(step.assigned) <= 2
+
+
+def test_iou_matrix() -> None:
+    a = np.array([box_at(0, 0, 10)], np.float32)
+    b = np.array([box_at(0, 0, 10), box_at(5, 0, 10), box_at(20, 20, 10)], np.float32)
+    np.testing.assert_allclose(iou_matrix(a, b), [[1.0, 50 / 150, 0.0]])
+    assert iou_matrix(a, np.zeros((0, 4), np.float32)).shape == (1, 0)
