@@ -6,10 +6,17 @@ import os
 import platform
 import re
 from datetime import UTC, datetime
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "absent"
 
 
 def machine() -> str:
@@ -24,8 +31,8 @@ def machine() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
         f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}, numpy {version('numpy')}, av {version('av')}, "
-        f"opencv {version('opencv-python-headless')}, yuface {version('yuface')}"
+        f"Python {platform.python_version()}, numpy {_version('numpy')}, av {_version('av')}, "
+        f"opencv {_version('opencv-python-headless')}, yuface {_version('yuface')}"
     )
 
 

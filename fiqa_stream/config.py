@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError
 
 from fiqa_stream.configbase import StrictModel
 from fiqa_stream.detectors.config import DetectorConfig, YuNetConfig
+from fiqa_stream.device import DEVICE_PATTERN
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.registry import did_you_mean
 from fiqa_stream.scorers.config import HeuristicScorerConfig, ScorerConfig
@@ -66,6 +67,11 @@ class Config(StrictModel):
     """A run: where frames come from, how faces are found, judged and chosen, where they go."""
 
     sources: list[SourceConfig] = Field(min_length=1, description="Videos to analyse.")
+    device: str = Field(
+        "auto", pattern=DEVICE_PATTERN,
+        description="Where detection and scoring run: auto (CUDA when torch sees a GPU, else CPU), cpu, "
+        "cuda or cuda:N (an error when there is no such GPU).",
+    )
     detector: DetectorConfig = Field(default_factory=YuNetConfig, description="Face detector.")
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Multi-face tracker.")
     scorer: ScorerConfig = Field(default_factory=HeuristicScorerConfig, description="Quality scorer.")

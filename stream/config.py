@@ -52,6 +52,12 @@ class SourceConfig(StrictModel):
         5.0, gt=0, description="Live: seconds without data after which the stream counts as stalled.",
     )
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig, description="Live: reconnection.")
+    hwaccel: str | None = Field(
+        None, pattern=r"^[a-z0-9_]+$",
+        description="Hardware decoding through FFmpeg (e.g. cuda, vaapi, qsv); null: software decoding. "
+        "The source fails when this FFmpeg build or machine lacks it; codecs the device cannot decode "
+        "fall back to software.",
+    )
 
 
 class TrackerConfig(StrictModel):

@@ -30,7 +30,7 @@ from fiqa_stream.errors import SourceError
 from fiqa_stream.redact import redact_text, redact_url
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
-from fiqa_stream.stream.sources import DEVICE_PREFIX, FrameSampler, SourceEnd
+from fiqa_stream.stream.sources import DEVICE_PREFIX, FrameSampler, SourceEnd, hardware_decoder
 from fiqa_stream.types import Frame
 
 log = logging.getLogger(__name__)
@@ -181,9 +181,10 @@ class LiveSource:
             options["rw_timeout"] = options["timeout"]
         try:
             return av.open(_with_credentials(url, config.username, password), format=container_format,
-                           options=options, timeout=(config.open_timeout, None))
+                           options=options, timeout=(config.open_timeout, None), hwaccel=hardware_decoder(config))
         except Exception as error:
-            raise self._error(classify(error)) from None
+            hint = f" (hwaccel '{config.hwaccel}': no usable device?)" if config.hwaccel else ""
+            raise self._error(classify(error) + hint) from None
 
     def _frames(self) -> Iterator[Frame]:
         container = self._open()

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from fiqa_stream.config import Config
 from fiqa_stream.detectors import Detector, build_detector
+from fiqa_stream.device import resolve_device
 from fiqa_stream.redact import redact_url
 from fiqa_stream.scorers import Scorer, build_scorer
 from fiqa_stream.sinks import Sink, build_sink
@@ -155,7 +156,7 @@ class Pipeline:
         progress_interval: float = 0.25,
     ) -> None:
         self._config = config
-        self._detector = detector or build_detector(config.detector)
+        self._detector = detector or build_detector(config.detector, resolve_device(config.device))
         self._scorer = scorer or build_scorer(config.scorer)
         self._sinks = sinks if sinks is not None else [build_sink(c) for c in config.sinks]
         self._on_progress = on_progress

@@ -18,8 +18,10 @@ from urllib.parse import urlsplit
 
 import av
 import av.error
+from av.codec.hwaccel import HWAccel, hwdevices_available
 
 from fiqa_stream.errors import SourceError
+from fiqa_stream.redact import redact_url
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
 from fiqa_stream.types import Frame
@@ -88,6 +90,24 @@ def _paths_of(config: SourceConfig) -> list[Path]:
     return [path]
 
 
+def hardware_decoder(config: SourceConfig | None) -> HWAccel | None:
+    """PyAV's hardware decoding settings for the source, or None for software decoding."""
+    if config is None or config.hwaccel is None:
+        return None
+    return HWAccel(device_type=config.hwaccel, allow_software_fallback=True)
+
+
+def _hwaccel_error(config: SourceConfig) -> SourceError | None:
+    # PyAV silently decodes in software when FFmpeg lacks the device type; say so instead.
+    available = hwdevices_available()
+    if config.hwaccel is None or config.hwaccel in available:
+        return None
+    return SourceError(
+        f"{redact_url(config.url)}: hwaccel: '{config.hwaccel}' is not supported by this FFmpeg build "
+        f"(it has: {', '.join(available) or 'none'})"
+    )
+
+
 def _safe_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "source"
 
@@ -101,6 +121,10 @@ def expand_sources(configs: list[SourceConfig]) -> tuple[list[SourceSpec], list[
     errors: list[SourceError] = []
     taken: set[str] = set()
     for config in configs:
+        hwaccel_error = _hwaccel_error(config)
+        if hwaccel_error is not None:
+            errors.append(hwaccel_error)
+            continue
         if is_live(config.url):
             parts = urlsplit(config.url)
             base = config.id or _safe_id(f"{parts.hostname or ''}{parts.path}" or config.url)
@@ -192,10 +216,13 @@ class FileSource:
             self.buffer.put(SourceEnd(self.spec.id, failure), self._stop, force=True)
 
     def _frames(self) -> Iterator[Frame]:
+        name = self.spec.config.hwaccel if self.spec.config else None
         try:
-            container = av.open(str(self.spec.path), options={"protocol_whitelist": "file"})
+            container = av.open(str(self.spec.path), options={"protocol_whitelist": "file"},
+                                hwaccel=hardware_decoder(self.spec.config))
         except (av.error.FFmpegError, OSError) as error:
-            raise self._error("cannot open as video", error) from error
+            what = "cannot open as video" if name is None else f"cannot open with hwaccel '{name}' (no usable device?)"
+            raise self._error(what, error) from error
         with container:
             if not container.streams.video:
                 raise self._error("holds no video stream")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
 import signal
 import socket
@@ -13,6 +15,10 @@ from pathlib import Path
 import pytest
 
 from fiqa_stream.stream.synthetic import ClipTruth, compose_face_clip, compose_nonface_clip
+
+# Child Pythons started by tests must import the installed package, not the source folder
+# fiqa_stream/ that `python -c`/`-m` would put first on sys.path from the checkout's root.
+os.environ["PYTHONSAFEPATH"] = "1"
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +56,12 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    return free_port()
 
 
 class RedisServer:
@@ -175,3 +187,22 @@ def rtsp_servers() -> Iterator[Callable[..., RtspServer]]:
 @pytest.fixture
 def rtsp_camera(face_clip: ClipTruth, rtsp_servers: Callable[..., RtspServer]) -> RtspServer:
     return rtsp_servers([face_clip.path])
+
+
+@functools.cache
+def cuda_ready() -> bool:
+    """A CUDA GPU that both torch and CuPy can use."""
+    try:
+        import cupy
+        import torch
+    except ImportError:
+        return False
+    try:
+        return bool(torch.cuda.is_available()) and cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001 - a missing driver or runtime means no usable GPU
+        return False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("gpu") is not None and not cuda_ready():
+        pytest.skip("needs a CUDA GPU with torch and CuPy")
