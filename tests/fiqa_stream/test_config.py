@@ -89,5 +89,16 @@ def test_the_top_level_must_be_a_mapping(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
-def test_every_shipped_config_is_valid(path: Path) -> None:
+def test_every_shipped_config_is_valid(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in DEPLOYMENT_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
     assert load_config(path).sources
+
+
+# What a deployment sets for the shipped configs that take their inputs from the environment.
+DEPLOYMENT_ENVIRONMENT = {
+    "FIQA_SOURCE": "videos/",
+    "FIQA_REDIS_URL": "redis://redis:6379/0",
+    "FIQA_CAMERA_1": "rtsp://10.0.0.21:554/stream1",
+    "FIQA_CAMERA_2": "rtsp://10.0.0.22:554/stream1",
+}

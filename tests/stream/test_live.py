@@ -4,6 +4,10 @@ credentials and paths, metrics, and credentials kept out of every output."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -23,6 +27,7 @@ from fiqa_stream.stream.sources import SourceEnd
 from fiqa_stream.stream.synthetic import ClipTruth
 
 pytestmark = pytest.mark.slow
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def live_config(sources: list[dict], out: Path, **sections: Any) -> Config:
@@ -219,12 +224,44 @@ def test_metrics_move_and_health_follows_the_camera(rtsp_camera: Any, out_dir: P
     assert health["status"] == "ok"
 
     rtsp_camera.kill()
-    time.sleep(2.5)
+    wait_for(lambda: scrape()['fiqa_reconnects_total{source="cam"}'] >= 1, 20, "a reconnection attempt")
+    time.sleep(1.5)  # down_after
     with pytest.raises(urllib.error.HTTPError) as unhealthy:
         fetch(f"http://{address}/healthz")
     assert unhealthy.value.code == 503
     body = json.loads(unhealthy.value.read())
     unhealthy.value.close()
     assert body["sources"]["cam"]["state"] in ("backoff", "connecting")
-    assert scrape()['fiqa_reconnects_total{source="cam"}'] >= 1
     running.finish()
+
+
+def test_the_shipped_camera_config_serves_metrics_and_flushes_on_sigterm(
+    face_clip: ClipTruth, rtsp_servers: Callable[..., Any], tmp_path: Path, unused_port: int
+) -> None:
+    server = rtsp_servers([face_clip.path, face_clip.path])
+    out, port = tmp_path / "out", unused_port
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("fiqa-stream")), "run", str(CONFIGS / "rtsp-cameras.yaml")],
+        env={**os.environ, "FIQA_CAMERA_1": server.url("/cam"), "FIQA_CAMERA_2": server.url("/cam2"),
+             "FIQA_OUT": str(out), "FIQA_METRICS_PORT": str(port)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        def analysed_by_both() -> bool:
+            try:
+                text = fetch(f"http://127.0.0.1:{port}/metrics")
+            except OSError:
+                return False
+            counts = [line for line in text.splitlines() if line.startswith("fiqa_frames_analysed_total")]
+            return len(counts) == 2 and all(float(line.rsplit(" ", 1)[1]) >= 10 for line in counts)
+
+        wait_for(analysed_by_both, 60, "both cameras analysed, as the metrics endpoint tells")
+        assert json.loads(fetch(f"http://127.0.0.1:{port}/healthz"))["status"] == "ok"
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "SIGTERM: flushing open tracks" in stderr
+    finals = [e for e in events_in(out) if e["kind"] == "final"]
+    assert {e["source"] for e in finals} == {"camera-1", "camera-2"}, "open tracks of both cameras are flushed"
