@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 STATES = ("starting", "connecting", "streaming", "backoff", "decoding", "done", "stopped", "failed")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,13 @@ class PipelineMetrics:
         self.frame_latency = Histogram(
             "fiqa_frame_latency_seconds", "From capture to analysed (live sources).", ["source"],
             buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.batch_frames = Histogram(
+            "fiqa_batch_frames", "Frames per analysed batch (batch occupancy).",
+            buckets=BATCH_BUCKETS, registry=self.registry,
+        )
+        self.batch_faces = Histogram(
+            "fiqa_batch_faces", "Faces scored per analysed batch.", buckets=BATCH_BUCKETS, registry=self.registry,
         )
         self.best_shots = Counter("fiqa_best_shots", "Best-shot events emitted.", ["source", "kind"],
                                   registry=self.registry)

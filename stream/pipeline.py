@@ -243,10 +243,17 @@ class Pipeline:
         self, active: list[_SourceRun], wakeup: threading.Condition, stop: threading.Event
     ) -> tuple[list[tuple[_SourceRun, Frame]], list[tuple[_SourceRun, Marker]]]:
         """Up to ``batch_frames`` frames, taken round-robin, and the sources that ended."""
+        limit = self._config.pipeline.batch_frames
         with wakeup:
             while not stop.is_set() and not any(len(run.buffer) for run in active):
                 wakeup.wait(0.1)
-        limit = self._config.pipeline.batch_frames
+            # Dynamic batching: give the other sources up to max_wait_ms to fill the batch.
+            deadline = time.monotonic() + self._config.pipeline.max_wait_ms / 1000.0
+            while not stop.is_set() and sum(len(run.buffer) for run in active) < limit:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                wakeup.wait(remaining)
         frames: list[tuple[_SourceRun, Frame]] = []
         ended: list[tuple[_SourceRun, Marker]] = []
         open_runs = list(active)
@@ -291,6 +298,8 @@ class Pipeline:
 
         qualities = self._scorer.score(faces) if faces else []
         clock = self._lap("score", clock)
+        self.metrics.batch_frames.observe(len(frames))
+        self.metrics.batch_faces.observe(len(faces))
 
         for (run, frame, track_id, _), face, quality in zip(pending, faces, qualities, strict=True):
             run.track_ids.add(track_id)
