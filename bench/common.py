@@ -40,7 +40,9 @@ def write_section(name: str, body: str) -> None:
     """Replace (or append) the section between this benchmark's markers in BENCHMARKS.md."""
     begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    block = f"{begin}\n_Measured {stamp} on: {machine()}_\n\n{body.strip()}\n{end}"
+    # Other work on the machine skews every figure: the load average says how busy it was.
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    block = f"{begin}\n_Measured {stamp} on: {machine()}; load average {load}_\n\n{body.strip()}\n{end}"
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text.rstrip()}\n\n{block}\n"
