@@ -1,4 +1,4 @@
-"""Video file sources: expansion, frame sampling, threaded decoding and bad input."""
+"""Video file sources: expansion, frame sampling, threaded decoding, bad input and hardware decoding."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from av.codec.hwaccel import hwdevices_available
 
+from fiqa_stream.device import cuda_device_count
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
 from fiqa_stream.stream.sources import (
@@ -16,15 +18,20 @@ from fiqa_stream.stream.sources import (
     SourceEnd,
     SourceSpec,
     expand_sources,
+    hardware_decoder,
 )
 from fiqa_stream.stream.synthetic import ClipTruth, corrupt_copy, garbage_file
 from fiqa_stream.types import Frame
 
 
 def decode_all(path: Path, every: int = 1, fps: float | None = None) -> tuple[list[Frame], SourceEnd]:
+    return decode_spec(SourceSpec("clip", path, every, fps, 4))
+
+
+def decode_spec(spec: SourceSpec) -> tuple[list[Frame], SourceEnd]:
     stop = threading.Event()
     buffer: FrameBuffer[Frame | SourceEnd] = FrameBuffer(4, "block", threading.Condition())
-    source = FileSource(SourceSpec("clip", path, every, fps, 4), buffer, stop)
+    source = FileSource(spec, buffer, stop)
     source.start()
     frames: list[Frame] = []
     while True:
@@ -113,3 +120,39 @@ def test_a_truncated_file_gives_an_error_or_the_frames_before_the_damage(face_cl
         assert 0 < len(frames) < face_clip.frame_count
     else:
         assert "cut.mp4" in str(end.error)
+
+
+def test_hardware_decoding_is_off_by_default() -> None:
+    config = SourceConfig(url="video.mp4")
+    assert config.hwaccel is None
+    assert hardware_decoder(config) is None
+
+
+def test_a_hwaccel_this_ffmpeg_lacks_fails_that_source_alone(face_clip: ClipTruth) -> None:
+    missing = next(name for name in ("videotoolbox", "d3d11va", "mediacodec") if name not in hwdevices_available())
+    specs, errors = expand_sources([
+        SourceConfig(url=str(face_clip.path), id="hw", hwaccel=missing),
+        SourceConfig(url=str(face_clip.path), id="sw"),
+    ])
+    assert [spec.id for spec in specs] == ["sw"]
+    (error,) = errors
+    assert str(error) == (f"{face_clip.path}: hwaccel: '{missing}' is not supported by this FFmpeg build "
+                          f"(it has: {', '.join(hwdevices_available()) or 'none'})")
+
+
+def test_a_malformed_hwaccel_name_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="hwaccel"):
+        SourceConfig(url="video.mp4", hwaccel="cuda; rm -rf")
+
+
+@pytest.mark.skipif("cuda" not in hwdevices_available(), reason="this FFmpeg build has no CUDA hwaccel")
+def test_cuda_decoding_gives_every_frame_on_a_gpu_and_a_clear_error_without_one(face_clip: ClipTruth) -> None:
+    (spec,), _ = expand_sources([SourceConfig(url=str(face_clip.path), id="hw", hwaccel="cuda")])
+    frames, end = decode_spec(spec)
+    if cuda_device_count() > 0:
+        assert end.error is None
+        assert len(frames) == face_clip.frame_count
+    else:
+        assert end.error is not None
+        assert str(end.error).startswith(f"source 'hw' ({face_clip.path}): cannot open with hwaccel 'cuda' "
+                                         "(no usable device?): ")
