@@ -185,8 +185,9 @@ def parse_config(data: Any, origin: str = "config") -> Config:
         raise ConfigError(describe_validation_error(error, data, origin)) from None
 
 
-def load_config(path: str | Path) -> Config:
-    """Read, interpolate and validate a YAML config file."""
+def load_config(path: str | Path, defaults: dict[str, Any] | None = None) -> Config:
+    """Read, interpolate and validate a YAML config file; top-level keys the file lacks
+    are taken from ``defaults`` (commands that supply sources and sinks themselves)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -201,4 +202,6 @@ def load_config(path: str | Path) -> Config:
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error)
         raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
+    if defaults and isinstance(data, dict):
+        data = {**defaults, **data}
     return parse_config(data, str(path))

@@ -5,7 +5,8 @@
     ├── DependencyError       fatal: an optional dependency is missing (names the extra)
     ├── ModelError            fatal: a model file is missing or will not load
     ├── SourceError           recoverable: one source failed; the others go on
-    └── SinkError             a sink could not take an event
+    ├── SinkError             a sink could not take an event
+    └── ArchiveIndexError     fatal: an archive index is missing, unreadable or from a newer version
 
 Messages are one line meant for a person: they name the file, key or URL and what
 was expected. Errors raised while handling another error are chained with ``from``.
@@ -43,3 +44,7 @@ class SourceError(FiqaError):
 
 class SinkError(FiqaError):
     """A sink could not accept an event."""
+
+
+class ArchiveIndexError(FiqaError):
+    """An archive index (``fiqa-stream index``) is missing, unreadable or from a newer version; fatal."""

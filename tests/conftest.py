@@ -10,11 +10,18 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from fiqa_stream.stream.synthetic import ClipTruth, compose_face_clip, compose_nonface_clip
+from fiqa_stream.stream.synthetic import (
+    ClipTruth,
+    compose_face_clip,
+    compose_nonface_clip,
+    corrupt_copy,
+    garbage_file,
+)
 
 # Child Pythons started by tests must import the installed package, not the source folder
 # fiqa_stream/ that `python -c`/`-m` would put first on sys.path from the checkout's root.
@@ -206,3 +213,36 @@ def cuda_ready() -> bool:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("gpu") is not None and not cuda_ready():
         pytest.skip("needs a CUDA GPU with torch and CuPy")
+
+
+@dataclass(frozen=True)
+class VideoArchive:
+    """A folder of small videos as an archive holds them, good and bad, plus an index config."""
+
+    folder: Path
+    config: Path
+    good: dict[str, ClipTruth]
+    bad: tuple[str, ...]
+
+
+@pytest.fixture(scope="session")
+def video_archive(tmp_path_factory: pytest.TempPathFactory) -> VideoArchive:
+    """Three face clips (one in a subfolder), one without faces, a truncated copy, an empty
+    file, random bytes under a video name and a text file; 320×240, 15 fps, 3 s each."""
+    folder = tmp_path_factory.mktemp("archive")
+    (folder / "day2").mkdir()
+    size = {"width": 320, "height": 240, "fps": 15.0, "seconds": 3.0}
+    good = {
+        "lobby.mp4": compose_face_clip(folder / "lobby.mp4", faces=1, seed=1, **size),
+        "gate.mp4": compose_face_clip(folder / "gate.mp4", faces=2, seed=2, **size),
+        "day2/door.mp4": compose_face_clip(folder / "day2" / "door.mp4", faces=1, seed=3, **size),
+        "empty-hall.mp4": compose_nonface_clip(folder / "empty-hall.mp4", seed=4, **size),
+    }
+    corrupt_copy(folder / "gate.mp4", folder / "cut.mp4", keep_fraction=0.5)
+    (folder / "zero.mp4").write_bytes(b"")
+    garbage_file(folder / "noise.mp4")
+    (folder / "notes.txt").write_text("not a video\n")
+    config = folder.parent / f"{folder.name}-index.yaml"
+    # The weight-free scorer keeps these tests independent of the shipped model files.
+    config.write_text("scorer: {type: heuristic}\n")
+    return VideoArchive(folder, config, good, ("cut.mp4", "zero.mp4", "noise.mp4"))

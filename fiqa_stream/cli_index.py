@@ -1,0 +1,159 @@
+"""The archive commands: ``index``, ``search`` and ``report``."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fiqa_stream.errors import ConfigError
+
+log = logging.getLogger("fiqa_stream")
+
+EXIT_OK, EXIT_FAILURES, EXIT_INTERRUPTED = 0, 1, 130
+
+
+def add_commands(commands: Any) -> None:
+    """Add the archive commands to the ``fiqa-stream`` sub-parsers (handlers: ``HANDLERS``)."""
+    index = commands.add_parser(
+        "index", help="index folders of recorded video: best shots + a searchable SQLite index",
+        description="Run the pipeline over every video (files, globs, folders searched recursively) and write "
+        "best-shot crops and DIR/index.sqlite3. Rerunning skips videos already indexed (by content "
+        "fingerprint) and redoes unfinished ones; killing it at any moment leaves a consistent index. Bad files "
+        "are recorded with their error. exit status: 0 every video indexed; 1 some failed or are damaged; "
+        "2 fatal; 130 interrupted (rerun to finish).",
+    )
+    index.add_argument("paths", nargs="+", metavar="PATH", help="video file, glob or folder")
+    index.add_argument("--out", type=Path, required=True, metavar="DIR", help="index folder (created when missing)")
+    index.add_argument("--config", type=Path, help="YAML config: detector, scorer, tracker, selection, crop, and "
+                       "sampling (every/fps) of its first source; its sources and sinks are not used")
+    index.add_argument("--workers", type=int, metavar="N", help="worker processes (default: pipeline.workers)")
+    index.add_argument("--ray", metavar="ADDRESS", help="run one task per video on this Ray cluster (e.g. "
+                       "'auto' or 'HOST:6379'); paths must be readable at the same place on every node")
+    index.add_argument("--quiet", action="store_true", help="no progress and no summary; warnings and errors only")
+    index.add_argument("--log-format", choices=("text", "json"), help="log format (default: config)")
+
+    search = commands.add_parser(
+        "search", help="find best shots in an archive index",
+        description="Best shots of an index folder, best quality first, filtered by every option given.",
+    )
+    search.add_argument("folder", type=Path, metavar="DIR", help="index folder written by 'fiqa-stream index'")
+    search.add_argument("--min-quality", type=float, metavar="Q", help="only shots of at least this quality (0-1)")
+    search.add_argument("--video", action="append", metavar="NAME",
+                        help="only videos whose file name or path matches (glob patterns allowed; repeatable)")
+    search.add_argument("--between", nargs=2, metavar=("T1", "T2"),
+                        help="only shots between these times in the video (seconds, or [h:]m:s)")
+    search.add_argument("--limit", type=int, metavar="N", help="at most N shots")
+    search.add_argument("--json", action="store_true", help="print a JSON array of shots")
+
+    report = commands.add_parser(
+        "report", help="write a static HTML gallery of an archive index",
+        description="Write one self-contained HTML page (thumbnails embedded, no server, no network) with each "
+        "video's best shots, their time, quality and components, sortable by quality.",
+    )
+    report.add_argument("folder", type=Path, metavar="DIR", help="index folder written by 'fiqa-stream index'")
+    report.add_argument("--out", type=Path, metavar="FILE", help="page to write (default: DIR/report.html)")
+    report.add_argument("--per-video", type=int, metavar="N", help="at most N best shots per video, best first")
+
+
+def _index_config(args: argparse.Namespace) -> Any:
+    from fiqa_stream.config import load_config, parse_config
+
+    defaults = {"sources": [{"url": "(index paths)"}], "sinks": [{"type": "directory", "path": str(args.out)}]}
+    config = load_config(args.config, defaults) if args.config else parse_config(defaults, "command line")
+    if args.workers is not None and not 1 <= args.workers <= 64:
+        raise ConfigError(f"index: --workers must be between 1 and 64 (got {args.workers})")
+    return config
+
+
+def _index(args: argparse.Namespace) -> int:
+    from fiqa_stream.cli import _install_stop_handlers
+    from fiqa_stream.cli_index_display import IndexProgress, print_index_summary, progress_enabled
+    from fiqa_stream.config import config_data
+    from fiqa_stream.logs import configure_logging
+    from fiqa_stream.stream.indexer import Indexer, Runner
+
+    config = _index_config(args)
+    json_logs = args.log_json or (args.log_format or config.logging.format) == "json"
+    show_progress = progress_enabled(args.quiet, json_logs)
+    level = "debug" if args.verbose else ("warning" if args.quiet or show_progress else config.logging.level)
+    configure_logging(level, json_logs)
+    data = config_data(config)
+    data["logging"] = {**data["logging"], "format": "json" if json_logs else "text", "level": level}
+    runner: Runner
+    if args.ray:
+        from fiqa_stream.stream.archive_ray import RayRunner
+
+        runner = RayRunner(data, args.ray)
+    else:
+        from fiqa_stream.stream.archive_local import LocalRunner
+
+        runner = LocalRunner(data, args.workers or config.pipeline.workers)
+    stop = threading.Event()
+    _install_stop_handlers(stop)
+    with IndexProgress(show_progress) as progress:
+        summary = Indexer(config, args.out, runner, progress).run(args.paths, stop)
+    log.info("index finished: %d indexed, %d partly, %d failed, %d skipped, %d left; %d best shots in %.1f s",
+             summary.done, summary.partial, summary.failed, summary.skipped, summary.unfinished,
+             summary.best_shots, summary.seconds)
+    print_index_summary(summary, args.quiet)
+    if summary.interrupted or summary.unfinished:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if summary.ok else EXIT_FAILURES
+
+
+def parse_time(text: str) -> float:
+    """Seconds from ``12.5``, ``1:02.5`` or ``1:00:02``."""
+    try:
+        value = 0.0
+        for part in text.split(":"):
+            value = value * 60 + float(part)
+    except ValueError:
+        raise ConfigError(f"search: --between: expected seconds or [h:]m:s, got {text!r}") from None
+    return value
+
+
+def video_matches(path: str, pattern: str) -> bool:
+    """``pattern`` (a glob) matches the file name, the whole path, or its last parts (``day2/*.mp4``)."""
+    return (fnmatch.fnmatchcase(Path(path).name, pattern) or fnmatch.fnmatchcase(path, pattern)
+            or fnmatch.fnmatchcase(path, "*/" + pattern.lstrip("/")))
+
+
+def _search(args: argparse.Namespace) -> int:
+    from fiqa_stream.cli_index_display import print_shots, shot_json
+    from fiqa_stream.sinks.index_db import ArchiveIndex
+
+    between = None
+    if args.between:
+        between = (parse_time(args.between[0]), parse_time(args.between[1]))
+        if between[0] > between[1]:
+            raise ConfigError(f"search: --between: {args.between[0]} is after {args.between[1]}")
+    with ArchiveIndex(args.folder, create=False) as index:
+        video_ids = None
+        if args.video:
+            video_ids = [v.id for v in index.videos() if any(video_matches(v.path, name) for name in args.video)]
+        shots = index.shots(min_quality=args.min_quality, video_ids=video_ids, between=between, limit=args.limit)
+        folder = index.folder
+    if args.json:
+        print(json.dumps([shot_json(s, folder) for s in shots], indent=2))
+    else:
+        print_shots(shots, folder)
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from fiqa_stream.sinks.gallery import write_report
+    from fiqa_stream.sinks.index_db import ArchiveIndex
+
+    with ArchiveIndex(args.folder, create=False) as index:
+        target = write_report(index, args.out, per_video=args.per_video)
+    print(f"report written to {target}")
+    return EXIT_OK
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"index": _index, "search": _search, "report": _report}

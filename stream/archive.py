@@ -1,0 +1,351 @@
+"""Archive indexing, the per-video part: finding videos, fingerprinting them, and
+analysing one video with the ordinary pipeline into a ``VideoOutcome``.
+
+Everything here runs wherever a video is analysed (a local worker process or a Ray
+task); nothing here touches the index, so results travel back to the one process that
+writes it.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import resource
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+import cv2
+import numpy as np
+
+from fiqa_stream.config import Config, parse_config
+from fiqa_stream.detectors import Detector, build_detector
+from fiqa_stream.scorers import Scorer, build_scorer
+from fiqa_stream.sinks.index_db import ShotRecord, VideoOutcome, VideoStatus, video_key
+from fiqa_stream.stream.pipeline import Pipeline, SourceStats
+from fiqa_stream.stream.sources import VIDEO_SUFFIXES
+from fiqa_stream.types import BestShot, Detections, EventKind, Face, Quality
+
+log = logging.getLogger(__name__)
+
+# Demuxers an archive file may be read with. Playlists and scripts (hls, concat, ...)
+# can make FFmpeg open other files, so a file that probes as anything else is refused.
+ALLOWED_FORMATS = (
+    "mov", "mp4", "m4a", "3gp", "matroska", "webm", "avi", "mpegts", "mpeg", "mpegvideo", "flv", "asf",
+    "h264", "hevc", "m4v", "mjpeg", "ivf", "yuv4mpegpipe",
+)
+_OPEN_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": ",".join(ALLOWED_FORMATS)}
+# Truncation shows as fewer decoded frames than the container announces; a little slack
+# for edit lists and trailing B-frames.
+_MISSING_FRAMES_SLACK = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFile:
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+def _is_glob(text: str) -> bool:
+    return any(char in text for char in "*?[")
+
+
+def _walk(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def find_videos(inputs: Sequence[str]) -> tuple[list[VideoFile], list[str]]:
+    """Expand files, globs and folders (searched recursively for video suffixes) into
+    distinct regular files, in input order. Named files are taken whatever their suffix.
+
+    Returns the files and one error line per input that gave nothing.
+    """
+    found: list[Path] = []
+    errors: list[str] = []
+    for text in inputs:
+        path = Path(text).expanduser()
+        if _is_glob(text):
+            matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+            files = [m for m in matches if m.is_file()] + [f for m in matches if m.is_dir() for f in _walk(m)]
+            if not files:
+                errors.append(f"{text}: no file matches this pattern")
+            found.extend(files)
+        elif path.is_dir():
+            videos = _walk(path)
+            if not videos:
+                errors.append(f"{text}: folder holds no video files")
+            found.extend(videos)
+        elif path.is_file():
+            found.append(path)
+        else:
+            errors.append(f"{text}: file not found" if not path.exists() else f"{text}: not a regular file")
+    seen: set[Path] = set()
+    result: list[VideoFile] = []
+    for path in found:
+        resolved = path.resolve()
+        if resolved in seen:
+            continue
+        seen.add(resolved)
+        stat = resolved.stat()
+        result.append(VideoFile(resolved, stat.st_size, stat.st_mtime_ns))
+    return result, errors
+
+
+def fingerprint(path: Path) -> str:
+    """BLAKE2b-128 of the whole content, hex: the same bytes anywhere give the same key."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class VideoJob:
+    fingerprint: str
+    path: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class VideoResult:
+    """An outcome plus where and how it was made. ``interrupted`` outcomes are not stored."""
+
+    outcome: VideoOutcome
+    path: str
+    worker: str
+    peak_rss_mb: float
+    interrupted: bool = False
+
+
+def uses_cuda(config_data: Any) -> bool:
+    """Whether any ``device`` setting anywhere in the config names a CUDA device."""
+    if isinstance(config_data, dict):
+        return any(
+            (key == "device" and isinstance(value, str) and value.lower().startswith("cuda")) or uses_cuda(value)
+            for key, value in config_data.items()
+        )
+    if isinstance(config_data, list):
+        return any(uses_cuda(item) for item in config_data)
+    return False
+
+
+def with_threads(config_data: dict[str, Any], threads: int) -> dict[str, Any]:
+    """The config with onnxruntime's "one thread per core" default (``threads: 0``) of the
+    detector and scorer replaced by ``threads``, for one of several workers on a machine."""
+    data = dict(config_data)
+    for section in ("detector", "scorer"):
+        if data[section].get("threads") == 0:
+            data[section] = {**data[section], "threads": threads}
+    return data
+
+
+def limit_threads(threads: int) -> None:
+    """Keep this process's native thread pools to ``threads``. Call before the detector
+    is built: OpenMP (YuNet) reads its settings once, when the library loads. Without
+    it, OpenMP threads that spin while they wait made YuNet 25× slower on a busy machine."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    cv2.setNumThreads(threads)
+
+
+class _KeptDetector:
+    """A shared detector lent to one pipeline run: the run's ``close`` leaves it open."""
+
+    def __init__(self, detector: Detector) -> None:
+        self.name = detector.name
+        self._detector = detector
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        return self._detector.detect(images)
+
+    def close(self) -> None:
+        pass
+
+
+class _KeptScorer:
+    """A shared scorer lent to one pipeline run: the run's ``close`` leaves it open."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.model = scorer.model
+        self._scorer = scorer
+
+    def score(self, faces: Sequence[Face]) -> list[Quality]:
+        return self._scorer.score(faces)
+
+    def close(self) -> None:
+        pass
+
+
+class SharedModels:
+    """Detector and scorer built once per worker and used for every video it analyses."""
+
+    def __init__(self, config: Config) -> None:
+        self.detector = build_detector(config.detector)
+        self.scorer = build_scorer(config.scorer)
+
+    def close(self) -> None:
+        self.detector.close()
+        self.scorer.close()
+
+
+class _Collector:
+    """The sink of a one-video run: keeps the final events in memory."""
+
+    name = "index"
+
+    def __init__(self) -> None:
+        self.events: list[BestShot] = []
+
+    def publish(self, events: Sequence[BestShot]) -> None:
+        self.events.extend(e for e in events if e.kind is EventKind.FINAL)
+
+    def close(self) -> None:
+        pass
+
+
+def video_config(base: dict[str, Any], job: VideoJob) -> Config:
+    """The run config of one video: the base config with this file as its only source.
+
+    Sampling (``every``, ``fps``) comes from the base config's first source; metrics and
+    the process fan-out of ``run`` are off (the indexer fans out itself)."""
+    template = base["sources"][0]
+    source = {"url": job.path, "id": video_key(job.fingerprint), "every": template["every"],
+              "fps": template["fps"], "queue_size": template["queue_size"]}
+    data = {
+        **base, "sources": [source],
+        "metrics": {**base["metrics"], "enabled": False},
+        "pipeline": {**base["pipeline"], "workers": 1, "progress": "off"},
+    }
+    return parse_config(data, f"index of {job.path}")
+
+
+def _probe(path: str) -> tuple[float | None, int, int, float | None]:
+    """Duration (s), width, height and frame rate; raises ``av.error.FFmpegError``/``ValueError``."""
+    with av.open(path, options=_OPEN_OPTIONS) as container:
+        if not container.streams.video:
+            raise ValueError("holds no video stream")
+        stream = container.streams.video[0]
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        rate = float(stream.average_rate) if stream.average_rate else None
+        return duration, stream.codec_context.width, stream.codec_context.height, rate
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, av.error.FFmpegError):
+        return error.strerror or str(error)
+    return str(error)
+
+
+def _shot(event: BestShot) -> ShotRecord:
+    x1, y1, x2, y2 = event.box
+    return ShotRecord(
+        track_id=event.track_id, event_id=event.event_id, frame_index=event.frame_index, time=event.pts,
+        first_seen=event.first_seen, last_seen=event.last_seen, sightings=event.sightings,
+        box=(round(x1, 2), round(y1, 2), round(x2, 2), round(y2, 2)),
+        landmarks=event.landmarks, quality=round(event.quality, 6),
+        components={name: round(value, 6) for name, value in event.components.items()},
+        model=event.model, crop_jpeg=event.crop_jpeg,
+    )
+
+
+def _judge(stats: SourceStats, failures: list[str]) -> tuple[VideoStatus, str | None]:
+    error = stats.error or (failures[0] if failures else None)
+    if error is not None:
+        return (VideoStatus.PARTIAL if stats.decoded else VideoStatus.FAILED), error
+    expected = stats.expected
+    if expected and stats.decoded < expected * (1 - _MISSING_FRAMES_SLACK) - 1:
+        return VideoStatus.PARTIAL, (
+            f"{stats.path}: truncated or damaged: decoded {stats.decoded} of {expected} frames"
+        )
+    return VideoStatus.DONE, None
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+ProgressFn = Callable[[str, int, int | None], None]
+
+
+def analyse_video(
+    job: VideoJob,
+    base_config: dict[str, Any],
+    models: SharedModels,
+    stop: threading.Event,
+    worker: str,
+    on_progress: ProgressFn | None = None,
+) -> VideoResult:
+    """Run the pipeline over one video. Never raises for a bad file: its error is in the outcome."""
+    started = time.perf_counter()
+
+    def result(status: VideoStatus, error: str | None, **fields: Any) -> VideoResult:
+        outcome = VideoOutcome(job.fingerprint, status, error, seconds=time.perf_counter() - started, **fields)
+        return VideoResult(outcome, job.path, worker, peak_rss_mb())
+
+    if job.size == 0:
+        return result(VideoStatus.FAILED, f"{job.path}: empty file (0 bytes)")
+    try:
+        duration, width, height, rate = _probe(job.path)
+    except (av.error.FFmpegError, OSError, ValueError) as error:
+        return result(VideoStatus.FAILED, f"{job.path}: cannot open as video: {_describe(error)}")
+    collector = _Collector()
+
+    def progress(sources: list[SourceStats]) -> None:
+        if on_progress is not None and sources:
+            on_progress(job.fingerprint, sources[0].decoded, sources[0].expected)
+
+    pipeline = Pipeline(
+        video_config(base_config, job), detector=_KeptDetector(models.detector), scorer=_KeptScorer(models.scorer),
+        sinks=[collector], on_progress=progress, progress_interval=0.5,
+    )
+    summary = pipeline.run(stop)
+    fields: dict[str, Any] = {"duration": duration, "width": width, "height": height, "fps": rate}
+    if summary.interrupted:
+        return VideoResult(VideoOutcome(job.fingerprint, VideoStatus.PENDING, None), job.path, worker,
+                           peak_rss_mb(), interrupted=True)
+    if not summary.sources:
+        return result(VideoStatus.FAILED, summary.failures[0] if summary.failures else "no source", **fields)
+    stats = summary.sources[0]
+    status, error = _judge(stats, summary.failures + summary.sink_failures)
+    shots = tuple(_shot(e) for e in sorted(collector.events, key=lambda e: (e.track_id, e.event_id)))
+    return result(status, error, frames_decoded=stats.decoded, frames_analysed=stats.analysed,
+                  shots=shots if status is not VideoStatus.FAILED else (), **fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A runner handed ``fingerprint`` to ``worker``."""
+
+    fingerprint: str
+    worker: str
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    fingerprint: str
+    decoded: int
+    expected: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    result: VideoResult
+
+
+RunnerMessage = Started | Progress | Finished

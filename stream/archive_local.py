@@ -1,0 +1,195 @@
+"""Archive indexing on one machine: N worker processes take videos from one queue.
+
+Each worker builds its detector and scorer once and analyses video after video, so
+untrusted files are decoded outside the process that writes the index. A worker that
+dies (a crash in a decoder, the OOM killer) fails only the video it held and is
+replaced. Workers exit by themselves when the parent dies, even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event as ProcessEvent
+from typing import Any
+
+from fiqa_stream.errors import FiqaError
+from fiqa_stream.sinks.index_db import VideoOutcome, VideoStatus
+from fiqa_stream.stream.archive import (
+    Finished,
+    Progress,
+    RunnerMessage,
+    SharedModels,
+    Started,
+    VideoJob,
+    VideoResult,
+    analyse_video,
+    limit_threads,
+    peak_rss_mb,
+    with_threads,
+)
+
+log = logging.getLogger(__name__)
+
+_WATCH_S = 0.25
+
+
+def _watch(stop: ProcessEvent, local_stop: threading.Event) -> None:
+    """Polls rather than waits: a process that dies inside ``Event.wait`` leaves a sleeper
+    behind on which the parent's ``Event.set`` would block forever."""
+    parent = multiprocessing.parent_process()
+    while not stop.is_set():
+        if parent is not None and not parent.is_alive():
+            os._exit(1)
+        time.sleep(_WATCH_S)
+    local_stop.set()
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkerFailed:
+    """A worker could not start (its detector or scorer would not load): fatal for the run."""
+
+    error: FiqaError
+
+
+def _worker(index: int, config_data: dict[str, Any], threads: int, jobs: Queue, messages: Queue,
+            stop: ProcessEvent) -> None:
+    # The parent turns Ctrl-C into ``stop``; the workers must not die of it half-way.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    local_stop = threading.Event()
+    threading.Thread(target=_watch, args=(stop, local_stop), name="watch", daemon=True).start()
+    limit_threads(threads)
+    from fiqa_stream.config import parse_config
+    from fiqa_stream.logs import configure_logging
+
+    configure_logging(config_data["logging"]["level"], config_data["logging"]["format"] == "json")
+    name = f"worker-{index}"
+    try:
+        models = SharedModels(parse_config(config_data, name))
+    except Exception as error:  # noqa: BLE001 - handed to the parent, which stops the run
+        messages.put(_WorkerFailed(error if isinstance(error, FiqaError) else FiqaError(f"{name}: {error}")))
+        return
+
+    def progress(fingerprint: str, decoded: int, expected: int | None) -> None:
+        messages.put(Progress(fingerprint, decoded, expected))
+
+    try:
+        while not stop.is_set():
+            job = jobs.get()
+            if job is None:
+                break
+            messages.put(Started(job.fingerprint, name))
+            try:
+                result = analyse_video(job, config_data, models, local_stop, name, progress)
+            except Exception as error:  # noqa: BLE001 - one video's bug must not end the worker
+                log.exception("%s: analysis failed", job.path)
+                outcome = VideoOutcome(job.fingerprint, VideoStatus.FAILED, f"{job.path}: analysis failed: {error}")
+                result = VideoResult(outcome, job.path, name, peak_rss_mb())
+            messages.put(Finished(result))
+    finally:
+        models.close()
+
+
+class LocalRunner:
+    """Runs videos over ``workers`` local processes."""
+
+    def __init__(self, config_data: dict[str, Any], workers: int) -> None:
+        self._config_data = config_data
+        self._workers = workers
+
+    def run(self, jobs: list[VideoJob], stop: threading.Event) -> Iterator[RunnerMessage]:
+        """Messages until every job finished, or, after ``stop``, until every worker left.
+        Jobs with no ``Finished`` message were not analysed."""
+        if not jobs:
+            return
+        context = multiprocessing.get_context("spawn")
+        job_queue: Queue = context.Queue()
+        messages: Queue = context.Queue()
+        process_stop = context.Event()
+        count = min(self._workers, len(jobs))
+        threads = max(1, (os.cpu_count() or 1) // count)
+        config_data = with_threads(self._config_data, threads)
+        for job in jobs:
+            job_queue.put(job)
+        for _ in range(count):
+            job_queue.put(None)
+
+        def start(index: int) -> BaseProcess:
+            process = context.Process(
+                target=_worker, args=(index, config_data, threads, job_queue, messages, process_stop),
+                name=f"fiqa-index-{index}", daemon=True,
+            )
+            process.start()
+            return process
+
+        processes = {f"worker-{i}": start(i) for i in range(count)}
+        holding: dict[str, VideoJob | None] = dict.fromkeys(processes)
+        by_fingerprint = {job.fingerprint: job for job in jobs}
+        remaining = len(jobs)
+
+        def note(message: RunnerMessage) -> RunnerMessage:
+            nonlocal remaining
+            if isinstance(message, Started):
+                holding[message.worker] = by_fingerprint[message.fingerprint]
+            elif isinstance(message, Finished):
+                holding[message.result.worker] = None
+                remaining -= 1
+            return message
+
+        try:
+            while remaining and processes:
+                if stop.is_set():
+                    process_stop.set()
+                try:
+                    message = messages.get(timeout=0.2)
+                except queue.Empty:
+                    message = None
+                if isinstance(message, _WorkerFailed):
+                    raise message.error
+                if message is not None:
+                    yield note(message)
+                    continue
+                dead = [name for name, process in processes.items() if not process.is_alive()]
+                if not dead:
+                    continue
+                # A worker's last messages may still be in the pipe when it is seen dead.
+                while True:
+                    try:
+                        message = messages.get_nowait()
+                    except queue.Empty:
+                        break
+                    if isinstance(message, _WorkerFailed):
+                        raise message.error
+                    yield note(message)
+                for name in dead:
+                    process = processes.pop(name)
+                    job = holding[name]
+                    if job is None:
+                        continue
+                    holding[name] = None
+                    log.error("%s: worker process died (exit code %s) while analysing it", job.path, process.exitcode)
+                    outcome = VideoOutcome(
+                        job.fingerprint, VideoStatus.FAILED,
+                        f"{job.path}: the worker process died (exit code {process.exitcode}) while analysing it",
+                    )
+                    yield note(Finished(VideoResult(outcome, job.path, name, 0.0)))
+                    if not stop.is_set():
+                        processes[name] = start(int(name.rsplit("-", 1)[1]))
+        finally:
+            process_stop.set()
+            job_queue.cancel_join_thread()
+            for process in processes.values():
+                process.join(timeout=10)
+                if process.is_alive():
+                    process.kill()
+                    process.join(timeout=5)
