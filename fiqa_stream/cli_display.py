@@ -60,20 +60,21 @@ def print_summary(summary: RunSummary, destinations: list[str]) -> None:
         f"{summary.frames_analysed} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps), "
         f"{sum(s.faces for s in summary.sources)} faces, {sum(s.tracks for s in summary.sources)} tracks, "
         f"{summary.best_shots} best shots → {', '.join(destinations)}{interrupted}",
-        highlight=False,
+        highlight=False, soft_wrap=True,
     )
     for failure in summary.failures + summary.sink_failures:
-        console.print(f"[red]failed:[/red] {failure}", highlight=False)
+        console.print(f"[red]failed:[/red] {failure}", highlight=False, soft_wrap=True)
 
 
 def print_scores(results: list[dict[str, Any]]) -> None:
     console = Console()
     for result in results:
         if result["error"]:
-            console.print(f"[red]{result['error']}[/red]", highlight=False)
+            console.print(f"[red]{result['error']}[/red]", highlight=False, soft_wrap=True)
             continue
-        table = Table(title=f"{result['image']}: {len(result['faces'])} face(s), model {result['model']}",
-                      title_justify="left")
+        console.print(f"{result['image']}: {len(result['faces'])} face(s), model {result['model']}",
+                      highlight=False, soft_wrap=True)
+        table = Table()
         table.add_column("face", justify="right")
         table.add_column("box")
         table.add_column("quality", justify="right")
