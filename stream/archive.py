@@ -30,18 +30,11 @@ from fiqa_stream.detectors import Detector, build_detector
 from fiqa_stream.scorers import Scorer, build_scorer
 from fiqa_stream.sinks.index_db import ShotRecord, VideoOutcome, VideoStatus, video_key
 from fiqa_stream.stream.pipeline import Pipeline, SourceStats
-from fiqa_stream.stream.sources import VIDEO_SUFFIXES
+from fiqa_stream.stream.sources import FILE_OPEN_OPTIONS, VIDEO_SUFFIXES
 from fiqa_stream.types import BestShot, Detections, EventKind, Face, Quality
 
 log = logging.getLogger(__name__)
 
-# Demuxers an archive file may be read with. Playlists and scripts (hls, concat, ...)
-# can make FFmpeg open other files, so a file that probes as anything else is refused.
-ALLOWED_FORMATS = (
-    "mov", "mp4", "m4a", "3gp", "matroska", "webm", "avi", "mpegts", "mpeg", "mpegvideo", "flv", "asf",
-    "h264", "hevc", "m4v", "mjpeg", "ivf", "yuv4mpegpipe",
-)
-_OPEN_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": ",".join(ALLOWED_FORMATS)}
 # Truncation shows as fewer decoded frames than the container announces; a little slack
 # for edit lists and trailing B-frames.
 _MISSING_FRAMES_SLACK = 0.01
@@ -233,7 +226,7 @@ def video_config(base: dict[str, Any], job: VideoJob) -> Config:
 
 def _probe(path: str) -> tuple[float | None, int, int, float | None]:
     """Duration (s), width, height and frame rate; raises ``av.error.FFmpegError``/``ValueError``."""
-    with av.open(path, options=_OPEN_OPTIONS) as container:
+    with av.open(path, options=FILE_OPEN_OPTIONS) as container:
         if not container.streams.video:
             raise ValueError("holds no video stream")
         stream = container.streams.video[0]

@@ -28,6 +28,14 @@ from fiqa_stream.types import Frame
 
 log = logging.getLogger(__name__)
 
+# Demuxers a video file may be read with. Playlists and scripts (hls, concat, ...) can
+# make FFmpeg open other files, so a file that probes as anything else is refused.
+ALLOWED_FORMATS = (
+    "mov", "mp4", "m4a", "3gp", "matroska", "webm", "avi", "mpegts", "mpeg", "mpegvideo", "flv", "asf",
+    "h264", "hevc", "m4v", "mjpeg", "ivf", "yuv4mpegpipe",
+)
+FILE_OPEN_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": ",".join(ALLOWED_FORMATS)}
+
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".ts", ".mts", ".mpg", ".mpeg", ".flv", ".wmv", ".h264", ".h265"}
 )
@@ -218,7 +226,7 @@ class FileSource:
     def _frames(self) -> Iterator[Frame]:
         name = self.spec.config.hwaccel if self.spec.config else None
         try:
-            container = av.open(str(self.spec.path), options={"protocol_whitelist": "file"},
+            container = av.open(str(self.spec.path), options=FILE_OPEN_OPTIONS,
                                 hwaccel=hardware_decoder(self.spec.config))
         except (av.error.FFmpegError, OSError) as error:
             what = "cannot open as video" if name is None else f"cannot open with hwaccel '{name}' (no usable device?)"

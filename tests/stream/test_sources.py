@@ -156,3 +156,12 @@ def test_cuda_decoding_gives_every_frame_on_a_gpu_and_a_clear_error_without_one(
         assert end.error is not None
         assert str(end.error).startswith(f"source 'hw' ({face_clip.path}): cannot open with hwaccel 'cuda' "
                                          "(no usable device?): ")
+
+
+def test_a_playlist_given_as_a_source_is_never_followed(face_clip: ClipTruth, tmp_path: Path) -> None:
+    # An HLS playlist would make FFmpeg read whatever local file it names.
+    playlist = tmp_path / "evil.m3u8"
+    playlist.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{face_clip.path}\n#EXT-X-ENDLIST\n")
+    frames, end = decode_all(playlist)
+    assert frames == []
+    assert end.error is not None and "cannot open as video" in str(end.error)
