@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import logging
-import os
 import resource
 import threading
 import time
@@ -22,7 +21,6 @@ from typing import Any
 
 import av
 import av.error
-import cv2
 import numpy as np
 
 from fiqa_stream.config import Config, parse_config
@@ -132,25 +130,6 @@ def uses_cuda(config_data: Any) -> bool:
     if isinstance(config_data, list):
         return any(uses_cuda(item) for item in config_data)
     return False
-
-
-def with_threads(config_data: dict[str, Any], threads: int) -> dict[str, Any]:
-    """The config with onnxruntime's "one thread per core" default (``threads: 0``) of the
-    detector and scorer replaced by ``threads``, for one of several workers on a machine."""
-    data = dict(config_data)
-    for section in ("detector", "scorer"):
-        if data[section].get("threads") == 0:
-            data[section] = {**data[section], "threads": threads}
-    return data
-
-
-def limit_threads(threads: int) -> None:
-    """Keep this process's native thread pools to ``threads``. Call before the detector
-    is built: OpenMP (YuNet) reads its settings once, when the library loads. Without
-    it, OpenMP threads that spin while they wait made YuNet 25× slower on a busy machine."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    cv2.setNumThreads(threads)
 
 
 class _KeptDetector:

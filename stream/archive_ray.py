@@ -32,10 +32,9 @@ from fiqa_stream.stream.archive import (
     VideoJob,
     VideoResult,
     analyse_video,
-    limit_threads,
     uses_cuda,
-    with_threads,
 )
+from fiqa_stream.stream.threads import limit_threads, with_threads
 
 log = logging.getLogger(__name__)
 

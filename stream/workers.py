@@ -5,22 +5,25 @@ runs an ordinary pipeline on its share and returns its summary. Detector and sco
 are per process. Worker ``i`` serves its metrics on ``metrics.port + i`` and writes
 its Redis spill journal beside the configured one with a ``-worker<i>`` suffix, so no
 two processes share mutable state. Stop requests reach the workers through one shared
-event; the workers ignore SIGINT/SIGTERM themselves so a terminal's Ctrl-C (sent to the
+flag; the workers ignore SIGINT/SIGTERM themselves so a terminal's Ctrl-C (sent to the
 whole process group) still drains through the parent.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import threading
-from multiprocessing.synchronize import Event as ProcessEvent
+import time
 from typing import Any
 
 from fiqa_stream.config import Config, config_data, parse_config, reveal_secrets
 from fiqa_stream.stream.pipeline import Pipeline, RunSummary
 from fiqa_stream.stream.sources import SourceSpec, expand_sources
+from fiqa_stream.stream.threads import limit_threads, with_threads
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +61,22 @@ def _sink_for_worker(sink: dict[str, Any], index: int) -> dict[str, Any]:
     return {**sink, "journal": journal}
 
 
-def _worker(config_data: dict[str, Any], stop: ProcessEvent, results: Any, index: int) -> None:
+def _worker(config_data: dict[str, Any], stop: ctypes.c_bool, results: Any, index: int, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from fiqa_stream.logs import configure_logging
 
     configure_logging(config_data["logging"]["level"], config_data["logging"]["format"] == "json")
-    config = parse_config(config_data, f"worker {index}")
+    limit_threads(threads)
+    config = parse_config(with_threads(config_data, threads), f"worker {index}")
     local_stop = threading.Event()
-    threading.Thread(target=lambda: (stop.wait(), local_stop.set()), daemon=True).start()
+
+    def follow_the_parent() -> None:
+        while not stop.value:
+            time.sleep(0.2)
+        local_stop.set()
+
+    threading.Thread(target=follow_the_parent, daemon=True).start()
     try:
         results.put((index, Pipeline(config).run(local_stop), None))
     except Exception as error:  # noqa: BLE001 - reported by the parent
@@ -80,10 +90,14 @@ def run_sharded(config: Config, stop: threading.Event) -> RunSummary:
         log.error("%s", error)
     configs = shard_configs(config, specs, config.pipeline.workers)
     context = multiprocessing.get_context("spawn")
-    process_stop = context.Event()
+    # A lock-free flag: a worker killed while holding an Event's lock would make set() hang.
+    process_stop = context.RawValue(ctypes.c_bool, False)
     results = context.Queue()
+    # Each worker's native thread pools get its share of the cores, not all of them each.
+    threads = max(1, (os.cpu_count() or 1) // len(configs))
     processes = [
-        context.Process(target=_worker, args=(config_data(c), process_stop, results, i), name=f"fiqa-worker-{i}")
+        context.Process(target=_worker, args=(config_data(c), process_stop, results, i, threads),
+                        name=f"fiqa-worker-{i}")
         for i, c in enumerate(configs)
     ]
     for process in processes:
@@ -94,7 +108,7 @@ def run_sharded(config: Config, stop: threading.Event) -> RunSummary:
     pending = len(processes)
     while pending:
         if stop.is_set():
-            process_stop.set()
+            process_stop.value = True
         try:
             index, summary, error = results.get(timeout=0.2)
         except Exception:  # noqa: BLE001 - queue.Empty from a multiprocessing queue
