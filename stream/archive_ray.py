@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +38,8 @@ from fiqa_stream.stream.archive import (
 from fiqa_stream.stream.threads import limit_threads, with_threads
 
 log = logging.getLogger(__name__)
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 MAX_RETRIES = 3
 _PROGRESS_INTERVAL_S = 0.5
@@ -124,7 +127,10 @@ class RayRunner:
             result: VideoResult = ray.get(ref)
             return result
         except RayError as error:
-            reason = str(error).strip().splitlines()[0]
+            # The message opens with the task's name and pid and ends with the exception that
+            # killed it, after the remote traceback: that last line is the reason.
+            lines = [line.strip() for line in _ANSI.sub("", str(error)).splitlines() if line.strip()]
+            reason = lines[-1] if lines else type(error).__name__
             log.error("%s: Ray task failed after %d retries: %s", job.path, MAX_RETRIES, reason)
             outcome = VideoOutcome(job.fingerprint, VideoStatus.FAILED, f"{job.path}: Ray task failed: {reason}")
             return VideoResult(outcome, job.path, "ray", 0.0)

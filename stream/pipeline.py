@@ -342,11 +342,15 @@ class Pipeline:
         now = time.monotonic()
         sources = []
         for run in runs:
+            # Read live state from the decoder itself: while every camera is down the analysis
+            # loop waits for frames and does not refresh the run's statistics.
             stats, decoder = run.stats, run.decoder
-            down_since = decoder.down_since if isinstance(decoder, LiveSource) else None
+            live = isinstance(decoder, LiveSource)
+            down_since = decoder.down_since if live else None
             sources.append(SourceSnapshot(
-                id=stats.id, state=stats.state, decoded=decoder.decoded, analysed=stats.analysed,
-                dropped=run.buffer.dropped, reconnects=stats.reconnects, faces=stats.faces,
+                id=stats.id, state=decoder.state.value if live else stats.state, decoded=decoder.decoded,
+                analysed=stats.analysed, dropped=run.buffer.dropped,
+                reconnects=decoder.reconnects if live else stats.reconnects, faces=stats.faces,
                 queue_depth=len(run.buffer), down_for=None if down_since is None else now - down_since,
             ))
         return sources, {d.sink.name: d.depth for d in dispatchers}

@@ -267,15 +267,17 @@ def test_the_shipped_camera_config_serves_metrics_and_flushes_on_sigterm(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        def analysed_by_both() -> bool:
+        def best_shots_of_both() -> bool:
             try:
                 text = fetch(f"http://127.0.0.1:{port}/metrics")
             except OSError:
                 return False
-            counts = [line for line in text.splitlines() if line.startswith("fiqa_frames_analysed_total")]
-            return len(counts) == 2 and all(float(line.rsplit(" ", 1)[1]) >= 10 for line in counts)
+            updates = [line for line in text.splitlines() if line.startswith("fiqa_best_shots_total")]
+            return {source for source in ("camera-1", "camera-2") if any(source in line for line in updates)} == {
+                "camera-1", "camera-2"}
 
-        wait_for(analysed_by_both, 60, "both cameras analysed, as the metrics endpoint tells")
+        # The periodic policy's first update events say both cameras have faces tracked right now.
+        wait_for(best_shots_of_both, 90, "update events of both cameras, as the metrics endpoint tells")
         assert json.loads(fetch(f"http://127.0.0.1:{port}/healthz"))["status"] == "ok"
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=60)
