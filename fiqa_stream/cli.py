@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from fiqa_stream import __version__, cli_index
+from fiqa_stream import __version__, cli_index, cli_models
 from fiqa_stream.errors import ConfigError, FiqaError
 from fiqa_stream.logs import configure_logging
 
@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     consume.add_argument("--idle-exit", type=float, metavar="SECONDS", help="stop after this long without entries")
     consume.add_argument("--claim-idle-ms", type=int, default=60_000,
                          help="claim other consumers' entries pending longer than this (default: %(default)s)")
+    cli_models.add_commands(commands)
     cli_index.add_commands(commands)
     return parser
 
@@ -168,14 +169,14 @@ def _score(args: argparse.Namespace) -> int:
     from fiqa_stream.cli_display import print_scores
     from fiqa_stream.config import load_config
     from fiqa_stream.detectors.config import YuNetConfig
-    from fiqa_stream.scorers.config import HeuristicScorerConfig
+    from fiqa_stream.scorers.config import FiqaScorerConfig
     from fiqa_stream.stills import score_images
 
     if args.config:
         config = load_config(args.config)
         results = score_images(args.images, config.detector, config.scorer)
     else:
-        results = score_images(args.images, YuNetConfig(), HeuristicScorerConfig())
+        results = score_images(args.images, YuNetConfig(), FiqaScorerConfig())
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -206,7 +207,8 @@ def _consume(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging("debug" if args.verbose else "info", args.log_json)
-    handlers = {"run": _run, "check": _check, "score": _score, "consume": _consume, **cli_index.HANDLERS}
+    handlers = {"run": _run, "check": _check, "score": _score, "consume": _consume, **cli_models.HANDLERS,
+                **cli_index.HANDLERS}
     try:
         return handlers[args.command](args)
     except FiqaError as error:

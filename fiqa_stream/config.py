@@ -19,7 +19,7 @@ from fiqa_stream.detectors.config import DetectorConfig, YuNetConfig
 from fiqa_stream.device import DEVICE_PATTERN
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.registry import did_you_mean
-from fiqa_stream.scorers.config import HeuristicScorerConfig, ScorerConfig
+from fiqa_stream.scorers.config import FiqaScorerConfig, ScorerConfig
 from fiqa_stream.sinks.config import SinkConfig
 from fiqa_stream.stream.config import CropConfig, SelectionConfig, SourceConfig, TrackerConfig
 
@@ -79,7 +79,7 @@ class Config(StrictModel):
     )
     detector: DetectorConfig = Field(default_factory=YuNetConfig, description="Face detector.")
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Multi-face tracker.")
-    scorer: ScorerConfig = Field(default_factory=HeuristicScorerConfig, description="Quality scorer.")
+    scorer: ScorerConfig = Field(default_factory=FiqaScorerConfig, description="Quality scorer.")
     selection: SelectionConfig = Field(default_factory=SelectionConfig, description="Best-shot policy.")
     crop: CropConfig = Field(default_factory=CropConfig, description="Face crop in events.")
     sinks: list[SinkConfig] = Field(min_length=1, description="Where best shots go.")

@@ -9,6 +9,7 @@ from fiqa_stream.scorers.base import Scorer
 
 SCORERS = {
     "heuristic": "fiqa_stream.scorers.heuristic:HeuristicScorer",
+    "fiqa": "fiqa_stream.scorers.fiqa:FiqaScorer",
 }
 
 

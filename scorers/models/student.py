@@ -6,7 +6,9 @@ attention (SDTA) block closing stages 2-4. SDTA splits the channels into groups 
 through a hierarchy of depthwise 3×3 convolutions (growing receptive field at no
 cost) and then attends across *channels* (a C×C map per head, XCA), so its cost is
 linear in the number of pixels. The XX-Small widths are 24/48/88/168 with depths
-2/2/6/2; the classifier is replaced by seed 002's two-layer head, closed by a sigmoid.
+2/2/6/2; the classifier is replaced by seed 002's two-layer head, closed by a sigmoid,
+reading every stage's mean and standard deviation (as the MSPT net does), so the
+fine-grained cues of the early, high-resolution stages reach the score.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from torch import nn
 
 from fiqa_stream.scorers.models.layers import ScoreHead, init_weights
+from fiqa_stream.scorers.models.mspt import mean_std_pool
 
 
 @dataclass(frozen=True)
@@ -48,13 +51,6 @@ class EdgeNeXtSpec:
 XX_SMALL = EdgeNeXtSpec()
 #: Layer-scale start: residual branches begin almost silent, so deep stacks train stably.
 LAYER_SCALE_INIT = 1e-6
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of an N×C×H×W map."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 class PointwiseMLP(nn.Module):
@@ -154,9 +150,12 @@ class EdgeNeXtRegressor(nn.Module):
     def __init__(self, spec: EdgeNeXtSpec = XX_SMALL) -> None:
         super().__init__()
         dims = spec.dims
+        # Batch norm, not EdgeNeXt's per-pixel LayerNorm, on the trunk: normalising each
+        # pixel's channel vector would erase the local signal energy that noise, contrast
+        # and exposure change, which is what a quality model must read.
         self.downsample = nn.ModuleList(
-            [nn.Sequential(nn.Conv2d(3, dims[0], 4, 4), LayerNorm2d(dims[0], eps=1e-6))]
-            + [nn.Sequential(LayerNorm2d(dims[i - 1], eps=1e-6), nn.Conv2d(dims[i - 1], dims[i], 2, 2))
+            [nn.Sequential(nn.Conv2d(3, dims[0], 4, 4), nn.BatchNorm2d(dims[0]))]
+            + [nn.Sequential(nn.BatchNorm2d(dims[i - 1]), nn.Conv2d(dims[i - 1], dims[i], 2, 2))
                for i in range(1, 4)]
         )
         stages: list[nn.Module] = []
@@ -167,14 +166,15 @@ class EdgeNeXtRegressor(nn.Module):
                        for _ in range(spec.attention_blocks[i])]
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
-        self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
-        self.head = ScoreHead(dims[-1], spec.head_hidden, nn.GELU, dropout=0.0)
+        self.head = ScoreHead(2 * sum(dims), spec.head_hidden, nn.GELU, dropout=0.0)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = []
         for downsample, stage in zip(self.downsample, self.stages, strict=True):
             x = stage(downsample(x))
-        return self.head(self.norm(x.mean((2, 3))))
+            pooled.append(mean_std_pool(x))
+        return self.head(torch.cat(pooled, dim=1))
 
 
 def student() -> EdgeNeXtRegressor:

@@ -238,9 +238,9 @@ def write_training_folders(
     root: Path,
     photos: Sequence[np.ndarray] | None = None,
     size: int = 112,
-    jitters: int = 4,
-    samples_per_view: int = 30,
-    pristine_per_view: int = 2,
+    jitters: int = 24,
+    samples_per_view: int = 6,
+    pristine_per_view: int = 1,
     fractions: tuple[float, float, float] = SPLIT_FRACTIONS,
     seed: int = 0,
 ) -> dict[str, int]:
@@ -258,6 +258,9 @@ def write_training_folders(
 
     Returns:
         Number of images written per folder.
+
+    Many views with few samples each (rather than few views with many) keep the
+    net from memorising the handful of pristine crops: every framing is new.
     """
     if photos is None:
         from fiqa_stream.stream.synthetic import face_photos

@@ -159,7 +159,7 @@ def test_score_prints_each_face_as_json() -> None:
     assert image["error"] is None and len(image["faces"]) == 6
     face = image["faces"][0]
     assert 0 <= face["quality"] <= 1
-    assert set(face["components"]) == {"sharpness", "exposure", "pose", "size", "confidence"}
+    assert set(face["components"]) == {"model", "sharpness", "exposure", "pose", "size", "confidence"}
     qualities = [f["quality"] for f in image["faces"]]
     assert qualities == sorted(qualities, reverse=True)
 

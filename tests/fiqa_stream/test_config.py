@@ -24,7 +24,7 @@ def error_of(data: object) -> str:
 def test_a_minimal_config_takes_every_default() -> None:
     config = parse_config(MINIMAL)
     assert config.detector.type == "yunet"
-    assert config.scorer.type == "heuristic"
+    assert config.scorer.type == "fiqa"
     assert config.selection.policy == "on_end"
     assert str(config.sinks[0].path) == "out"
 

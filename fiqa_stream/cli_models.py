@@ -1,0 +1,204 @@
+"""The model commands of ``fiqa-stream``: dataset, train, eval, export, models.
+
+``add_commands`` registers them on the main parser's sub-commands and ``HANDLERS``
+maps each name to its handler, so ``cli.py`` only wires them in. Everything here but
+``dataset``, ``models`` (without torch) and ``eval`` of an ONNX file needs the
+``train`` extra (torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fiqa_stream.errors import ConfigError
+
+log = logging.getLogger("fiqa_stream")
+
+EXIT_OK = 0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the model commands to the main parser's sub-command set."""
+    dataset = commands.add_parser(
+        "dataset", help="build the degradation training set from the bundled real faces",
+        description="Align the bundled real faces (insightface and scikit-image photos), put them through "
+        "random chains of realistic degradations, label each by calibrated MS-SSIM against its pristine "
+        "crop, and write DIR/train, DIR/val, DIR/test (split by face) and DIR/unlabelled-1, -2.",
+    )
+    dataset.add_argument("out", type=Path, metavar="DIR", help="folder to write (created)")
+    dataset.add_argument("--size", type=int, default=112, help="crop side in px (default: %(default)s)")
+    dataset.add_argument("--jitters", type=int, default=24, help="jittered views per face (default: %(default)s)")
+    dataset.add_argument("--samples", type=int, default=6, help="degraded samples per view (default: %(default)s)")
+    dataset.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+
+    train = commands.add_parser(
+        "train", help="train a model by a recipe (distill, ensemble, mspt or a YAML file)",
+        description="Train by RECIPE on DATA (train/ and val/ in the challenge layout; see `dataset`). "
+        "Writes OUT/model.safetensors, OUT/metrics.json and per-stage checkpoints in OUT/checkpoints/.",
+    )
+    train.add_argument("recipe", metavar="RECIPE", help="distill, ensemble, mspt, or a recipe YAML file")
+    train.add_argument("--data", type=Path, required=True, metavar="DIR", help="data root with train/ and val/")
+    train.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    train.add_argument("--epochs", type=int, help="replace every stage's epochs (quick runs)")
+    train.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    train.add_argument("--resume", action="store_true", help="continue from OUT's checkpoints")
+    train.add_argument("--seed", type=int, help="replace the recipe's seed")
+    train.add_argument("--workers", type=int, default=0, help="data-loading processes (default: 0, reproducible)")
+
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a model on labelled images",
+        description="SRCC, PLCC (after a 4-parameter logistic fit), KRCC, RMSE, the challenge score "
+        "((SRCC + PLCC) / 2), parameters, GMACs and CPU latency per crop. MODEL is a shipped model "
+        "(student, ensemble, mspt) or a .safetensors file written by `train`.",
+    )
+    evaluate.add_argument("model", metavar="MODEL", help="student, ensemble, mspt, or a .safetensors file")
+    evaluate.add_argument("--data", type=Path, required=True, metavar="PATH",
+                          help="labelled images: a CSV or a folder with labels.csv (e.g. DATA/test)")
+    evaluate.add_argument("--device", default="cpu", help="device for the predictions (default: %(default)s)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    export = commands.add_parser("export", help="export a model to ONNX",
+                                 description="Export MODEL to ONNX (input N×3×S×S float32, output N scores).")
+    export.add_argument("model", metavar="MODEL", help="student, ensemble, mspt, or a .safetensors file")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE.onnx", help="ONNX file to write")
+
+    commands.add_parser("models", help="list the model architectures and shipped weights",
+                        description="Every registered architecture with its parameters and GMACs at its "
+                        "input size, and the shipped weights.")
+
+
+def _dataset(args: argparse.Namespace) -> int:
+    from fiqa_stream.scorers.training.degradation_set import write_training_folders
+
+    counts = write_training_folders(args.out, size=args.size, jitters=args.jitters,
+                                     samples_per_view=args.samples, seed=args.seed)
+    print(f"{args.out}: " + ", ".join(f"{name} {n}" for name, n in counts.items()) + " images")
+    return EXIT_OK
+
+
+def _train(args: argparse.Namespace) -> int:
+    from fiqa_stream.scorers.training.recipe import load_recipe
+    from fiqa_stream.scorers.training.trainer import RunOptions, train_recipe
+
+    recipe = load_recipe(args.recipe)
+    options = RunOptions(device=args.device, epochs=args.epochs, seed=args.seed, resume=args.resume,
+                         num_workers=args.workers)
+    summary = train_recipe(recipe, args.data, args.out, options)
+    print(json.dumps(summary["val"], indent=2))
+    return EXIT_OK
+
+
+def _load(name: str) -> tuple[Any, str, int]:
+    """A shipped model by name or a trained .safetensors file: (torch module, label, input size)."""
+    from fiqa_stream.scorers.models.io import load_weights
+    from fiqa_stream.scorers.weights import SHIPPED, load_shipped
+
+    if name in SHIPPED:
+        spec = SHIPPED[name]
+        return load_shipped(name), spec.version, spec.input_size
+    path = Path(name)
+    if path.suffix != ".safetensors":
+        raise ConfigError(f"model '{name}': give one of {', '.join(SHIPPED)} or a .safetensors file")
+    model, metadata = load_weights(path)
+    return model, str(path), int(metadata["input_size"])
+
+
+def cpu_ms_per_crop(model: Any, input_size: int, batch: int = 32, repeats: int = 3) -> float:
+    """Median CPU milliseconds per crop of ``model`` in torch at ``batch`` crops per call."""
+    import torch
+
+    model = model.to("cpu").eval()
+    x = torch.zeros(batch, 3, input_size, input_size)
+    times = []
+    with torch.no_grad():
+        model(x)
+        for _ in range(repeats):
+            started = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - started)
+    return 1000.0 * statistics.median(times) / batch
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from fiqa_stream.scorers.models.complexity import count
+    from fiqa_stream.scorers.training.data import scored_images
+    from fiqa_stream.scorers.training.metrics import evaluate
+    from fiqa_stream.scorers.training.trainer import predict, resolve_device
+
+    model, label, input_size = _load(args.model)
+    items = scored_images(args.data)
+    device = resolve_device(args.device)
+    predictions = predict(model.to(device), [item.path for item in items], input_size, device)
+    metrics = evaluate(predictions, [item.score for item in items])
+    cost = count(model.to("cpu"), input_size)
+    result = {
+        "model": label, "data": str(args.data), **metrics.as_dict(), "params": cost.params,
+        "gmacs": round(cost.gmacs, 4), "input_size": input_size,
+        "cpu_ms_per_crop": round(cpu_ms_per_crop(model, input_size), 3),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return EXIT_OK
+    rows = [
+        ("images", f"{metrics.count}"), ("SRCC", f"{metrics.srcc:.4f}"),
+        ("PLCC", f"{metrics.plcc:.4f}" + ("" if metrics.logistic else " (linear fit)")),
+        ("KRCC", f"{metrics.krcc:.4f}"), ("RMSE", f"{metrics.rmse:.4f}"),
+        ("challenge score", f"{metrics.score:.4f}"), ("parameters", f"{cost.params / 1e6:.2f} M"),
+        ("GMACs", f"{cost.gmacs:.3f} at {input_size} px"),
+        ("CPU latency", f"{result['cpu_ms_per_crop']:.2f} ms/crop (torch, batch 32)"),
+    ]
+    print(f"{label} on {args.data}")
+    for name, value in rows:
+        print(f"  {name:<16} {value}")
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    from fiqa_stream.scorers.models.io import export_onnx
+
+    model, label, input_size = _load(args.model)
+    path = export_onnx(model, input_size, args.out)
+    print(f"{label} → {path} (input N×3×{input_size}×{input_size})")
+    return EXIT_OK
+
+
+def _models(args: argparse.Namespace) -> int:
+    from fiqa_stream.scorers.models import MODELS
+    from fiqa_stream.scorers.weights import SHIPPED
+
+    try:
+        from fiqa_stream.scorers.models.complexity import complexity
+    except ModuleNotFoundError:
+        log.info("torch is not installed: parameters and GMACs are not counted (pip install 'fiqa-stream[train]')")
+        complexity = None
+    print(f"{'architecture':<20}{'input':>7}{'params':>10}{'GMACs':>8}  description")
+    for name, spec in MODELS.items():
+        if complexity is None:
+            params = gmacs = "-"
+        else:
+            cost = complexity(name)
+            params, gmacs = f"{cost.params / 1e6:.2f} M", f"{cost.gmacs:.3f}"
+        shipped = "" if spec.shipped else " (not shipped: teacher only)"
+        print(f"{name:<20}{spec.input_size:>7}{params:>10}{gmacs:>8}  {spec.summary}{shipped}")
+    print()
+    print(f"{'shipped model':<20}{'version':<18}{'architecture':<14}{'input':>6}  files")
+    for name, model in SHIPPED.items():
+        files = ", ".join(f"{model.version}.{ext}" for ext in ("safetensors", "onnx"))
+        print(f"{name:<20}{model.version:<18}{model.architecture:<14}{model.input_size:>6}  {files}")
+    return EXIT_OK
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "dataset": _dataset,
+    "train": _train,
+    "eval": _eval,
+    "export": _export,
+    "models": _models,
+}

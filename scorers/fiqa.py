@@ -1,0 +1,114 @@
+"""The learned scorer: a shipped FIQA model on onnxruntime, fused with the weight-free components.
+
+Each face is aligned exactly as the training crops were (``align_face`` from its five
+landmarks, or from its box without them, to the model's input side) and normalised
+by ``preprocess.crops_to_array``; the crops of a batch go through the model in
+chunks of ``batch_size``. The weight-free components come from
+``heuristic.HeuristicScorer``; the fused score is their weighted arithmetic mean with
+the model's score (``FiqaScorerConfig.weights``, normalised to sum to 1), and every
+component is reported in ``Quality.components``, the model's as ``model``. The
+scorer's ``model`` is the shipped version (``fiqa-student-1``). onnxruntime, not
+torch, runs the model, so a CPU install needs no torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from fiqa_stream.errors import DependencyError, ModelError
+from fiqa_stream.scorers.align import align_face
+from fiqa_stream.scorers.config import FiqaScorerConfig, HeuristicScorerConfig, HeuristicWeights
+from fiqa_stream.scorers.heuristic import COMPONENTS, HeuristicScorer
+from fiqa_stream.scorers.models.preprocess import crops_to_array
+from fiqa_stream.scorers.weights import shipped
+from fiqa_stream.types import Face, Quality
+
+#: The fused components, in the order of the weights: the model's score, then the heuristic's.
+FUSED = ("model", *COMPONENTS)
+
+
+class FiqaScorer:
+    """Quality from a shipped learned model and the weight-free components.
+
+    Args:
+        config: which shipped model, the fusion weights, batching and threads.
+
+    Raises:
+        ValueError: every weight is zero.
+        DependencyError: onnxruntime is not installed.
+        ModelError: the model file is missing, corrupt or will not load.
+    """
+
+    def __init__(self, config: FiqaScorerConfig) -> None:
+        weights = np.array([getattr(config.weights, name) for name in FUSED], np.float64)
+        total = float(weights.sum())
+        if total <= 0.0:
+            raise ValueError("fiqa scorer weights must not all be zero")
+        self._weights = weights / total
+        spec = shipped(config.model)
+        self.model = spec.version
+        self.input_size = spec.input_size
+        self._batch = config.batch_size
+        self._heuristic = HeuristicScorer(HeuristicScorerConfig(
+            weights=HeuristicWeights(**{name: getattr(config.weights, name) for name in COMPONENTS}),
+            full_size_eye_distance=config.full_size_eye_distance,
+        ))
+        try:
+            import onnxruntime
+        except ModuleNotFoundError as e:
+            raise DependencyError(
+                "the fiqa scorer needs onnxruntime: pip install onnxruntime (a core dependency of fiqa-stream)"
+            ) from e
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = config.threads
+        # One inference at a time per scorer: inter-op parallelism would only compete for the cores.
+        options.inter_op_num_threads = 1
+        # Spinning worker threads would starve the decode and detect threads between batches.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        path = spec.onnx
+        try:
+            self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own untyped errors for bad graphs
+            raise ModelError(f"{path}: onnxruntime cannot load the model: {e}") from e
+        self._input = self._session.get_inputs()[0].name
+
+    def crops(self, faces: Sequence[Face]) -> np.ndarray:
+        """The faces aligned as in training: N×S×S×3 uint8 BGR at the model's input side."""
+        return np.stack([align_face(f.image, f.landmarks, f.box, self.input_size) for f in faces])
+
+    def model_scores(self, crops: np.ndarray) -> np.ndarray:
+        """The model's scores in [0, 1] of aligned BGR crops, run in chunks of ``batch_size``."""
+        scores = []
+        for start in range(0, len(crops), self._batch):
+            batch = crops_to_array(crops[start : start + self._batch])
+            scores.append(self._session.run(None, {self._input: batch})[0].reshape(-1))
+        return np.clip(np.concatenate(scores), 0.0, 1.0) if scores else np.zeros(0, np.float32)
+
+    def score(self, faces: Sequence[Face]) -> list[Quality]:
+        """Score a batch of faces.
+
+        Returns:
+            One ``Quality`` per face: the fused score and the components ``model``,
+            ``sharpness``, ``exposure``, ``pose``, ``size`` and ``confidence``.
+        """
+        if not faces:
+            return []
+        learned = self.model_scores(self.crops(faces))
+        out = []
+        for value, quality in zip(learned, self._heuristic.score(faces), strict=True):
+            components = {"model": float(value), **quality.components}
+            fused = float(np.clip(sum(w * components[n] for w, n in zip(self._weights, FUSED, strict=True)), 0, 1))
+            out.append(Quality(fused, components))
+        return out
+
+    def close(self) -> None:
+        """Nothing to release beyond what garbage collection frees; present for the ``Scorer`` protocol."""
+
+    def __enter__(self) -> FiqaScorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,112 @@
+"""The FIQA weights the project trains and ships, each as safetensors (torch) and ONNX (pipeline).
+
+Every file is pinned by its SHA-256 below and checked when it is opened, so a
+corrupt or swapped file fails loudly instead of scoring wrongly. The version is the
+name events carry (``Quality``'s ``model``); a retrained model gets a new version
+and new digests. How they were trained and how well they do: ``MODEL_CARD.md``.
+Importing this module needs neither torch nor onnxruntime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fiqa_stream.errors import ConfigError, ModelError
+from fiqa_stream.registry import did_you_mean
+
+if TYPE_CHECKING:
+    from torch import nn
+
+FOLDER = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """One shipped model.
+
+    Attributes:
+        version: the versioned name, also the files' stem (``fiqa-student-1``).
+        architecture: the registered architecture (``fiqa_stream.scorers.models.MODELS``).
+        input_size: the side of the aligned face crop it was trained and runs at.
+        safetensors_sha256: digest of ``<version>.safetensors``.
+        onnx_sha256: digest of ``<version>.onnx``.
+    """
+
+    version: str
+    architecture: str
+    input_size: int
+    safetensors_sha256: str
+    onnx_sha256: str
+
+    @property
+    def safetensors(self) -> Path:
+        """The verified safetensors file (see ``verified``)."""
+        return verified(FOLDER / f"{self.version}.safetensors", self.safetensors_sha256)
+
+    @property
+    def onnx(self) -> Path:
+        """The verified ONNX file (see ``verified``)."""
+        return verified(FOLDER / f"{self.version}.onnx", self.onnx_sha256)
+
+
+SHIPPED: dict[str, ShippedModel] = {
+    "student": ShippedModel(
+        "fiqa-student-1", "student", 112,
+        "45d65310fdce3d337b10029effa6bb2a7b20ca6824cbe16a2bf9298d7c157019",
+        "81b1ad6e52c0128072cf5211347c6109aff6da328ddc69439fcd35feed6694c9",
+    ),
+    "ensemble": ShippedModel(
+        "fiqa-ensemble-1", "ensemble", 112,
+        "e342930fab269331387c8d6124cafaad1dd793a5150ba1e6370670716864634e",
+        "23470a9f68f533002955377ee7c14023a5ecb325e4efad0c19f92371dfe87f2e",
+    ),
+    "mspt": ShippedModel(
+        "fiqa-mspt-1", "mspt", 112,
+        "c81e078eb71635a29c4837616eff51ef7269ac50595e4deca8892cc569926322",
+        "903d37fb7873a3976fd2281eee374b5d7a35c8d69f1422bf4442e48c7f575eb8",
+    ),
+}
+
+
+def shipped(name: str) -> ShippedModel:
+    """The shipped model ``name``.
+
+    Raises:
+        ConfigError: no such shipped model (with a did-you-mean hint).
+    """
+    try:
+        return SHIPPED[name]
+    except KeyError:
+        known = sorted(SHIPPED)
+        hint = did_you_mean(name, known)
+        raise ConfigError(f"no shipped model '{name}'{hint}; shipped: {', '.join(known)}") from None
+
+
+def verified(path: Path, expected_sha256: str) -> Path:
+    """``path`` after checking that it exists and has the pinned digest.
+
+    Raises:
+        ModelError: the file is missing or its digest differs.
+    """
+    if not path.is_file():
+        raise ModelError(f"{path}: shipped model file is missing (a broken install? reinstall fiqa-stream)")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != expected_sha256:
+        raise ModelError(f"{path}: SHA-256 {digest} differs from the pinned {expected_sha256}; the file is corrupt")
+    return path
+
+
+def load_shipped(name: str) -> nn.Module:
+    """The shipped model ``name`` as a torch module in eval mode (needs the ``train`` extra).
+
+    Raises:
+        ConfigError: no such shipped model.
+        ModelError: a missing or corrupt file.
+    """
+    from fiqa_stream.scorers.models.io import load_weights
+
+    model, _ = load_weights(shipped(name).safetensors)
+    return model

@@ -1,0 +1,52 @@
+"""The model commands of the CLI (fiqa_stream/cli_models.py): dataset, eval, export, models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from fiqa_stream.cli import main
+from fiqa_stream.scorers.training.data import scored_images
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    assert main(["dataset", str(root), "--jitters", "0", "--samples", "3"]) == 0
+    return root
+
+
+def test_dataset_writes_the_splits_and_unlabelled_sets(data: Path) -> None:
+    for part in ("train", "val", "test"):
+        assert scored_images(data / part)
+    assert any((data / "unlabelled-1").glob("*.png")) and any((data / "unlabelled-2").glob("*.png"))
+
+
+def test_eval_reports_every_metric_and_the_cost_as_json(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "student", "--data", str(data / "test"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["model"] == "fiqa-student-1" and result["count"] == len(scored_images(data / "test"))
+    for key in ("srcc", "plcc", "krcc", "rmse", "score", "params", "gmacs", "cpu_ms_per_crop"):
+        assert np.isfinite(result[key])
+
+
+def test_export_writes_a_model_onnxruntime_runs(tmp_path: Path) -> None:
+    out = tmp_path / "m.onnx"
+    assert main(["export", "mspt", "--out", str(out)]) == 0
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"input": np.zeros((3, 3, 112, 112), np.float32)})[0].shape == (3,)
+
+
+def test_models_lists_architectures_with_their_cost(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "student" in out and "fiqa-student-1" in out and "GMACs" in out
+
+
+def test_an_unknown_model_file_kind_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["export", str(tmp_path / "x.pt"), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "give one of student, ensemble, mspt or a .safetensors file" in capsys.readouterr().err

@@ -1,0 +1,64 @@
+"""The shipped recipes load and follow their seeds; bad recipes fail naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fiqa_stream.errors import ConfigError
+from fiqa_stream.scorers.models import MAX_GMACS, MAX_PARAMS
+from fiqa_stream.scorers.models.complexity import complexity
+from fiqa_stream.scorers.training.recipe import RECIPES, DistillRecipe, EnsembleRecipe, MSPTRecipe, load_recipe
+
+
+def test_the_three_seeds_recipes_ship() -> None:
+    recipes = {name: load_recipe(name) for name in RECIPES}
+    assert isinstance(recipes["ensemble"], EnsembleRecipe) and recipes["ensemble"].seed == 1
+    assert isinstance(recipes["mspt"], MSPTRecipe) and recipes["mspt"].seed == 0
+    assert isinstance(recipes["distill"], DistillRecipe) and recipes["distill"].seed == 2
+
+
+def test_the_ensemble_members_use_the_correlation_loss() -> None:
+    recipe = load_recipe("ensemble")
+    assert isinstance(recipe, EnsembleRecipe)
+    assert all(member.loss.type == "mse_corr" for member in recipe.members)
+
+
+def test_mspt_stages_raise_resolution_and_diversity() -> None:
+    recipe = load_recipe("mspt")
+    assert isinstance(recipe, MSPTRecipe) and len(recipe.stages) == 3
+    sizes = [s.input_size for s in recipe.stages]
+    shares = [s.fraction for s in recipe.stages]
+    chains = [s.max_degradations if s.max_degradations is not None else 99 for s in recipe.stages]
+    assert sizes == sorted(sizes) and shares == sorted(shares) and chains == sorted(chains)
+    assert len(set(sizes)) == 3
+
+
+def test_distillation_uses_mse_plus_plcc_and_a_shipped_student() -> None:
+    recipe = load_recipe("distill")
+    assert isinstance(recipe, DistillRecipe)
+    assert {recipe.teacher.loss.type, recipe.self_training.loss.type, recipe.student.loss.type} == {"plcc_mse"}
+    cost = complexity(recipe.student.model, recipe.input_size)
+    assert cost.params <= MAX_PARAMS and cost.gmacs <= MAX_GMACS
+
+
+def test_an_unknown_recipe_gets_a_hint() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'mspt'"):
+        load_recipe("msp")
+
+
+def test_a_bad_key_is_named_with_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text((Path(__file__).parents[3] / "scorers/training/recipes/mspt.yaml").read_text()
+                    .replace("epochs: 10", "epochs: 0", 1))
+    with pytest.raises(ConfigError, match=r"r\.yaml: stages\[0\]\.epochs"):
+        load_recipe(path)
+
+
+def test_an_unknown_architecture_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("type: mspt\nstages:\n  - {name: a, model: mobilenet, input_size: 64, epochs: 1, "
+                    "loss: {type: mse}}\n")
+    with pytest.raises(ConfigError, match="unknown model 'mobilenet'"):
+        load_recipe(path)

@@ -1,0 +1,140 @@
+"""Training runs end to end: the loss falls, checkpoints load and resume, runs repeat exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from fiqa_stream.errors import ConfigError
+from fiqa_stream.scorers.models.io import load_weights
+from fiqa_stream.scorers.training.data import scored_images, write_scored_images
+from fiqa_stream.scorers.training.recipe import LossConfig, MSPTRecipe, Stage
+from fiqa_stream.scorers.training.trainer import (
+    CHECKPOINTS,
+    MODEL_FILE,
+    RunOptions,
+    predict,
+    stage_items,
+    train_recipe,
+)
+
+
+def _blurred_set(root: Path, count: int, seed: int) -> None:
+    """Textures blurred by a random sigma, labelled 1 − sigma / 3: a quality a net can learn in a few steps."""
+    rng = np.random.default_rng(seed)
+    images, scores = [], []
+    for _ in range(count):
+        sigma = float(rng.uniform(0.0, 3.0))
+        texture = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        images.append(cv2.GaussianBlur(texture, (0, 0), sigma) if sigma > 0.3 else texture)
+        scores.append(1.0 - sigma / 3.0)
+    write_scored_images(root, images, scores, [f"img{i:03d}" for i in range(count)])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    _blurred_set(root / "train", 32, 0)
+    _blurred_set(root / "val", 12, 1)
+    return root
+
+
+def _recipe(epochs: int = 4) -> MSPTRecipe:
+    stage = Stage(name="s1", model="mspt", input_size=32, epochs=epochs, batch_size=8, lr=3e-3, patience=10,
+                  warmup_epochs=0.5, loss=LossConfig(type="mse"))
+    return MSPTRecipe(type="mspt", seed=3, stages=[stage])
+
+
+@pytest.fixture(scope="module")
+def run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("run")
+    return out, train_recipe(_recipe(), data, out, RunOptions(device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def trained(run: tuple[Path, dict]) -> Path:
+    return run[0]
+
+
+def test_training_lowers_the_loss_and_writes_the_model(run: tuple[Path, dict], data: Path) -> None:
+    out, summary = run
+    losses = summary["stages"][0]["train_loss"]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    model, metadata = load_weights(out / MODEL_FILE)
+    assert metadata["architecture"] == "mspt" and metadata["input_size"] == "32"
+    items = scored_images(data / "val")
+    assert predict(model, [i.path for i in items], 32, torch.device("cpu")).shape == (len(items),)
+
+
+def test_the_checkpoint_loads_safely_and_marks_the_stage_done(trained: Path) -> None:
+    saved = torch.load(trained / CHECKPOINTS / "s1.pt", weights_only=True)
+    assert saved["done"] and saved["epoch"] == 4
+    assert set(saved["model"]) == set(saved["best_model"])
+
+
+def test_a_resumed_finished_run_reloads_the_same_weights(data: Path, trained: Path) -> None:
+    before = load_file(str(trained / MODEL_FILE))
+    train_recipe(_recipe(), data, trained, RunOptions(device="cpu", resume=True))
+    after = load_file(str(trained / MODEL_FILE))
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_run_resumed_mid_stage_continues_from_its_last_epoch(data: Path, tmp_path: Path) -> None:
+    train_recipe(_recipe(epochs=1), data, tmp_path, RunOptions(device="cpu"))
+    checkpoint = tmp_path / CHECKPOINTS / "s1.pt"
+    saved = torch.load(checkpoint, weights_only=True)
+    torch.save({**saved, "done": False}, checkpoint)
+    train_recipe(_recipe(epochs=2), data, tmp_path, RunOptions(device="cpu", resume=True))
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 2
+
+
+def test_the_same_seed_gives_the_same_weights(data: Path, trained: Path, tmp_path: Path) -> None:
+    train_recipe(_recipe(), data, tmp_path, RunOptions(device="cpu"))
+    first, second = load_file(str(trained / MODEL_FILE)), load_file(str(tmp_path / MODEL_FILE))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_checkpoints_are_not_overwritten_without_resume(data: Path, trained: Path) -> None:
+    with pytest.raises(ConfigError, match="--resume"):
+        train_recipe(_recipe(), data, trained, RunOptions(device="cpu"))
+
+
+def test_a_data_root_without_val_is_named(tmp_path: Path) -> None:
+    _blurred_set(tmp_path / "train", 8, 0)
+    with pytest.raises(ConfigError, match="no val/ folder"):
+        train_recipe(_recipe(), tmp_path, tmp_path / "out", RunOptions(device="cpu"))
+
+
+def test_stages_take_nested_shares_of_the_samples(data: Path) -> None:
+    items = scored_images(data / "train")
+    stage = _recipe().stages[0]
+    half = stage_items(items, stage.model_copy(update={"fraction": 0.5}), None, 0)
+    most = stage_items(items, stage.model_copy(update={"fraction": 0.75}), None, 0)
+    assert len(half) == 16 and len(most) == 24 and set(half) <= set(most)
+
+
+def test_stages_can_keep_only_short_degradation_chains(data: Path) -> None:
+    items = scored_images(data / "train")
+    counts = {item.path.name: i % 3 for i, item in enumerate(items)}
+    chosen = stage_items(items, _recipe().stages[0].model_copy(update={"max_degradations": 1}), counts, 0)
+    assert chosen and all(counts[item.path.name] <= 1 for item in chosen)
+
+
+def test_cuda_is_refused_clearly_where_there_is_none(data: Path, tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        train_recipe(_recipe(), data, tmp_path, RunOptions(device="cuda"))
+
+
+@pytest.mark.gpu
+def test_training_runs_on_cuda(data: Path, tmp_path: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    train_recipe(_recipe(epochs=1), data, tmp_path, RunOptions(device="cuda"))
+    assert (tmp_path / MODEL_FILE).is_file()
