@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--faces", type=int, default=2)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--scorer", default="heuristic", help="scorer type (default: %(default)s)")
+    parser.add_argument("--scorer", default="fiqa", help="scorer type (default: %(default)s, as in a run)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args()
 

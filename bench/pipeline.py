@@ -48,6 +48,8 @@ def measure(clip: Path, out: Path, max_width: int) -> dict:
         "stages": summary.stage_seconds,
         "decode_only_fps": decoded / decode_seconds,
         "best_shots": summary.best_shots,
+        "scorer": f"{config.scorer.type} scorer" + (f" ({config.scorer.model})" if config.scorer.type == "fiqa"
+                                                   else ""),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -81,7 +83,7 @@ def main() -> None:
         "### Whole pipeline, one 1280×720 25 fps stream, CPU defaults",
         "",
         f"`python bench/pipeline.py --seconds {args.seconds:g} --faces {args.faces} --max-width {args.max_width}`"
-        f" (YuNet at {args.max_width} px wide, heuristic scorer, every frame analysed, directory sink)",
+        f" (YuNet at {args.max_width} px wide, default {result['scorer']}, every frame analysed, directory sink)",
         "",
         "| measure | value |",
         "|---|---|",
