@@ -67,7 +67,8 @@ def print_summary(summary: RunSummary, destinations: list[str]) -> None:
 
 
 def print_scores(results: list[dict[str, Any]]) -> None:
-    console = Console()
+    # Piped output has no terminal width to respect: keep every row of the table whole.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
     for result in results:
         if result["error"]:
             console.print(f"[red]{result['error']}[/red]", highlight=False, soft_wrap=True)
@@ -76,7 +77,7 @@ def print_scores(results: list[dict[str, Any]]) -> None:
                       highlight=False, soft_wrap=True)
         table = Table()
         table.add_column("face", justify="right")
-        table.add_column("box")
+        table.add_column("box", no_wrap=True)
         table.add_column("quality", justify="right")
         names = list(result["faces"][0]["components"]) if result["faces"] else []
         for name in names:
