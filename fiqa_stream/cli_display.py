@@ -47,7 +47,7 @@ class ProgressDisplay:
 
 
 def print_summary(summary: RunSummary, destinations: list[str]) -> None:
-    console = Console()
+    console = table_console()
     table = Table(title="fiqa-stream run", title_justify="left")
     for column in ("source", "frames analysed", "faces", "tracks", "best shots", "status"):
         table.add_column(column, justify="left" if column in ("source", "status") else "right")
@@ -66,9 +66,14 @@ def print_summary(summary: RunSummary, destinations: list[str]) -> None:
         console.print(f"[red]failed:[/red] {failure}", highlight=False, soft_wrap=True)
 
 
+def table_console() -> Console:
+    """Standard output for tables: piped, there is no terminal width to respect, so every
+    row is kept whole instead of squeezed into 80 columns."""
+    return Console() if sys.stdout.isatty() else Console(width=240)
+
+
 def print_scores(results: list[dict[str, Any]]) -> None:
-    # Piped output has no terminal width to respect: keep every row of the table whole.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console = table_console()
     for result in results:
         if result["error"]:
             console.print(f"[red]{result['error']}[/red]", highlight=False, soft_wrap=True)

@@ -20,6 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from fiqa_stream.cli_display import table_console
 from fiqa_stream.sinks.gallery import clock
 from fiqa_stream.sinks.index_db import ShotRow
 from fiqa_stream.stream.archive import VideoJob, VideoResult
@@ -121,7 +122,7 @@ def shot_json(shot: ShotRow, folder: Path) -> dict[str, Any]:
 
 
 def print_shots(shots: list[ShotRow], folder: Path) -> None:
-    console = Console()
+    console = table_console()
     if not shots:
         console.print("no best shot matches", highlight=False)
         return
