@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import sys
-import warnings
 from collections.abc import Iterator
 
-import cv2
 import numpy as np
 import pytest
 
@@ -15,16 +13,11 @@ from fiqa_stream.detectors.centerface import CenterFaceDetector
 from fiqa_stream.detectors.config import CenterFaceConfig, YuNetConfig
 from fiqa_stream.detectors.yunet import YuNetDetector
 from fiqa_stream.errors import DependencyError
-from fiqa_stream.types import Detections
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     inner = np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None).prod()
     return float(inner / ((a[2:] - a[:2]).prod() + (b[2:] - b[:2]).prod() - inner))
-
-
-def by_left_edge(found: Detections) -> np.ndarray:
-    return found.boxes[np.argsort(found.boxes[:, 0])]
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +51,6 @@ def test_it_finds_all_six_faces_of_the_group_photo(detector: CenterFaceDetector,
     assert found.boxes.dtype == np.float32 and found.scores.dtype == np.float32
     assert np.all((found.scores > 0.5) & (found.scores <= 1.0))
     assert np.all((found.boxes[:, :2] >= 0) & (found.boxes[:, 2:] <= [1280, 886]))
-
-
-def test_a_wide_frame_is_detected_downscaled_and_mapped_back(
-    detector: CenterFaceDetector, group_photo: np.ndarray
-) -> None:
-    upscaled = cv2.resize(group_photo, (1920, 1329), interpolation=cv2.INTER_LINEAR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        original, large = detector.detect([group_photo, upscaled])
-    assert len(original) == len(large) == 6
-    np.testing.assert_allclose(by_left_edge(large) / 1.5, by_left_edge(original), atol=3)
 
 
 def test_a_blank_frame_has_no_faces(detector: CenterFaceDetector, blank: np.ndarray) -> None:

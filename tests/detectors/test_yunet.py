@@ -10,16 +10,11 @@ import numpy as np
 from fiqa_stream.detectors import Detector, build_detector
 from fiqa_stream.detectors.config import YuNetConfig
 from fiqa_stream.detectors.yunet import YuNetDetector
-from fiqa_stream.types import Detections
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     inner = np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None).prod()
     return float(inner / ((a[2:] - a[:2]).prod() + (b[2:] - b[:2]).prod() - inner))
-
-
-def by_left_edge(found: Detections) -> np.ndarray:
-    return found.boxes[np.argsort(found.boxes[:, 0])]
 
 
 def test_it_is_the_registered_yunet_detector() -> None:
@@ -43,16 +38,6 @@ def test_it_finds_all_six_faces_of_the_group_photo(group_photo: np.ndarray) -> N
     assert len(found) == 6
     assert found.boxes.dtype == np.float32 and found.scores.dtype == np.float32
     assert np.all((found.scores > 0.5) & (found.scores <= 1.0))
-
-
-def test_a_wide_frame_is_detected_downscaled_and_mapped_back(group_photo: np.ndarray) -> None:
-    detector = YuNetDetector(YuNetConfig(max_width=640))
-    upscaled = cv2.resize(group_photo, (1920, 1329), interpolation=cv2.INTER_LINEAR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        original, large = detector.detect([group_photo, upscaled])
-    assert len(original) == len(large) == 6
-    np.testing.assert_allclose(by_left_edge(large) / 1.5, by_left_edge(original), atol=3)
 
 
 def test_frames_above_960_pixels_never_make_yuface_warn(astronaut: np.ndarray) -> None:
