@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from fiqa_stream.detectors.base import Detector
-from fiqa_stream.detectors.providers import onnx_providers
+from fiqa_stream.providers import onnx_providers
 from fiqa_stream.registry import resolve
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def build_detector(config: Any, device: str = "cpu") -> Detector:
     """
     detector_class = resolve("detector", config.type, DETECTORS)
     if config.type in ONNX_DETECTORS:
-        detector: Detector = detector_class(config, providers=onnx_providers(device, config.type))
+        detector: Detector = detector_class(config, providers=onnx_providers(device, f"detector {config.type}"))
         return detector
     if device != "cpu":
         log.info("detector %s runs on the CPU (it has no GPU backend)", config.type)

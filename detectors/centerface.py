@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 
 from fiqa_stream.detectors.config import CenterFaceConfig
-from fiqa_stream.detectors.providers import Provider, log_active_providers
 from fiqa_stream.detectors.resize import downscaled
 from fiqa_stream.errors import DependencyError, ModelError
+from fiqa_stream.providers import Provider, log_active_providers
 from fiqa_stream.types import Detections
 
 _INPUT = "input.1"
@@ -128,7 +128,7 @@ class CenterFaceDetector:
             session = self._ort.InferenceSession(model.SerializeToString(), options, providers=self._providers)
         except Exception as error:
             raise ModelError(f"cannot run the CenterFace model at input {width}×{height}: {error}") from error
-        log_active_providers(session, self._providers, self.name)
+        log_active_providers(session, self._providers, f"detector {self.name}")
         return session
 
     def _decode(self, outputs: list[np.ndarray], size: tuple[int, int]) -> Detections:

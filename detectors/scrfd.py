@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 
 from fiqa_stream.detectors.config import ScrfdConfig
-from fiqa_stream.detectors.providers import Provider, log_active_providers
 from fiqa_stream.errors import DependencyError, ModelError
+from fiqa_stream.providers import Provider, log_active_providers
 from fiqa_stream.types import Detections
 
 # outputs -> (strides, anchors per cell, with landmarks)
@@ -65,7 +65,7 @@ class ScrfdDetector:
             self._session = ort.InferenceSession(str(path), options, providers=list(providers))
         except Exception as error:
             raise ModelError(f"{path}: cannot load the SCRFD model: {error}".splitlines()[0]) from error
-        log_active_providers(self._session, list(providers), self.name)
+        log_active_providers(self._session, list(providers), f"detector {self.name}")
         outputs = self._session.get_outputs()
         if len(outputs) not in _LAYOUTS:
             raise ModelError(f"{path}: not an SCRFD model: {len(outputs)} outputs, expected 6, 9, 10 or 15")

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fiqa_stream.errors import DependencyError, ModelError
+from fiqa_stream.providers import Provider, log_active_providers
 from fiqa_stream.scorers.align import align_face
 from fiqa_stream.scorers.config import FiqaScorerConfig, HeuristicScorerConfig, HeuristicWeights
 from fiqa_stream.scorers.heuristic import COMPONENTS, HeuristicScorer
@@ -34,6 +35,7 @@ class FiqaScorer:
 
     Args:
         config: which shipped model, the fusion weights, batching and threads.
+        providers: onnxruntime execution providers, in order of preference.
 
     Raises:
         ValueError: every weight is zero.
@@ -41,7 +43,7 @@ class FiqaScorer:
         ModelError: the model file is missing, corrupt or will not load.
     """
 
-    def __init__(self, config: FiqaScorerConfig) -> None:
+    def __init__(self, config: FiqaScorerConfig, providers: Sequence[Provider] = ("CPUExecutionProvider",)) -> None:
         weights = np.array([getattr(config.weights, name) for name in FUSED], np.float64)
         total = float(weights.sum())
         if total <= 0.0:
@@ -70,9 +72,10 @@ class FiqaScorer:
         options.log_severity_level = 3
         path = spec.onnx
         try:
-            self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self._session = onnxruntime.InferenceSession(str(path), options, providers=list(providers))
         except Exception as e:  # onnxruntime raises its own untyped errors for bad graphs
             raise ModelError(f"{path}: onnxruntime cannot load the model: {e}") from e
+        log_active_providers(self._session, list(providers), "scorer fiqa")
         self._input = self._session.get_inputs()[0].name
 
     def crops(self, faces: Sequence[Face]) -> np.ndarray:

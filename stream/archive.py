@@ -25,6 +25,7 @@ import numpy as np
 
 from fiqa_stream.config import Config, parse_config
 from fiqa_stream.detectors import Detector, build_detector
+from fiqa_stream.device import resolve_device
 from fiqa_stream.scorers import Scorer, build_scorer
 from fiqa_stream.sinks.index_db import ShotRecord, VideoOutcome, VideoStatus, video_key
 from fiqa_stream.stream.pipeline import Pipeline, SourceStats
@@ -164,8 +165,9 @@ class SharedModels:
     """Detector and scorer built once per worker and used for every video it analyses."""
 
     def __init__(self, config: Config) -> None:
-        self.detector = build_detector(config.detector)
-        self.scorer = build_scorer(config.scorer)
+        device = resolve_device(config.device)
+        self.detector = build_detector(config.detector, device)
+        self.scorer = build_scorer(config.scorer, device)
 
     def close(self) -> None:
         self.detector.close()

@@ -156,8 +156,9 @@ class Pipeline:
         progress_interval: float = 0.25,
     ) -> None:
         self._config = config
-        self._detector = detector or build_detector(config.detector, resolve_device(config.device))
-        self._scorer = scorer or build_scorer(config.scorer)
+        device = resolve_device(config.device)
+        self._detector = detector or build_detector(config.detector, device)
+        self._scorer = scorer or build_scorer(config.scorer, device)
         self._sinks = sinks if sinks is not None else [build_sink(c) for c in config.sinks]
         self._on_progress = on_progress
         self._progress_interval = progress_interval

@@ -7,7 +7,6 @@ two anchors per cell) are constants placing one face at a known spot.
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from onnx import TensorProto, helper, numpy_helper
 from fiqa_stream.config import parse_config
 from fiqa_stream.detectors import Detector, build_detector
 from fiqa_stream.detectors.config import ScrfdConfig
-from fiqa_stream.detectors.providers import onnx_providers
 from fiqa_stream.detectors.scrfd import ScrfdDetector
 from fiqa_stream.errors import ModelError
 
@@ -117,27 +115,3 @@ def test_a_graph_of_another_layout_is_refused(tmp_path: Path) -> None:
     model = scrfd_graph(tmp_path / "other.onnx", outputs=2)
     with pytest.raises(ModelError, match=r"not an SCRFD model: 2 outputs, expected 6, 9, 10 or 15"):
         ScrfdDetector(ScrfdConfig(model=model))
-
-
-def test_providers_are_the_cpu_for_the_cpu_device() -> None:
-    assert onnx_providers("cpu", "scrfd") == ["CPUExecutionProvider"]
-
-
-def test_cuda_without_a_cuda_onnxruntime_runs_on_the_cpu_and_says_so(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setattr("onnxruntime.get_available_providers", lambda: ["CPUExecutionProvider"])
-    with caplog.at_level(logging.INFO, logger="fiqa_stream.detectors.providers"):
-        assert onnx_providers("cuda:0", "centerface") == ["CPUExecutionProvider"]
-    assert "centerface: onnxruntime on the CPU although device is cuda:0" in caplog.text
-
-
-def test_cuda_with_a_cuda_onnxruntime_asks_for_the_cuda_provider_on_that_gpu(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    available = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    monkeypatch.setattr("onnxruntime.get_available_providers", lambda: available)
-    with caplog.at_level(logging.INFO, logger="fiqa_stream.detectors.providers"):
-        providers = onnx_providers("cuda:1", "centerface")
-    assert providers == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
-    assert "centerface: onnxruntime CUDAExecutionProvider on cuda:1" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +119,13 @@ def test_scoring_needs_no_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_scorer_runs_where_the_device_says_and_falls_back_to_the_cpu_with_a_log_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("onnxruntime.get_available_providers", lambda: ["CPUExecutionProvider"])
+    with caplog.at_level(logging.INFO, logger="fiqa_stream.providers"):
+        scorer = build_scorer(FiqaScorerConfig(), "cuda:0")
+    assert isinstance(scorer, FiqaScorer)
+    assert "scorer fiqa: onnxruntime on the CPU although device is cuda:0" in caplog.text
