@@ -19,7 +19,7 @@ import numpy as np
 
 from fiqa_stream.errors import DependencyError, ModelError
 from fiqa_stream.providers import Provider, log_active_providers
-from fiqa_stream.scorers.align import align_face
+from fiqa_stream.scorers.align import TEMPLATE_SIZE, align_face
 from fiqa_stream.scorers.config import FiqaScorerConfig, HeuristicScorerConfig, HeuristicWeights
 from fiqa_stream.scorers.heuristic import COMPONENTS, HeuristicScorer
 from fiqa_stream.scorers.models.preprocess import crops_to_array
@@ -99,9 +99,12 @@ class FiqaScorer:
         """
         if not faces:
             return []
-        learned = self.model_scores(self.crops(faces))
+        crops = self.crops(faces)
+        learned = self.model_scores(crops)
+        # The weight-free components read the same ArcFace crop when the model's side is the template's.
+        shared = crops if self.input_size == TEMPLATE_SIZE else None
         out = []
-        for value, quality in zip(learned, self._heuristic.score(faces), strict=True):
+        for value, quality in zip(learned, self._heuristic.score(faces, shared), strict=True):
             components = {"model": float(value), **quality.components}
             fused = float(np.clip(sum(w * components[n] for w, n in zip(self._weights, FUSED, strict=True)), 0, 1))
             out.append(Quality(fused, components))

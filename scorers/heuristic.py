@@ -21,30 +21,25 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from fiqa_stream.scorers.align import (
-    ARCFACE_TEMPLATE,
-    TEMPLATE_SIZE,
-    similarity_from_box,
-    similarity_from_landmarks,
-)
+from fiqa_stream.scorers.align import ARCFACE_TEMPLATE, align_face
 from fiqa_stream.scorers.config import HeuristicScorerConfig
 from fiqa_stream.types import Face, Quality
 
 COMPONENTS = ("sharpness", "exposure", "pose", "size", "confidence")
 
 # Eyes, nose and mouth of the 112×112 aligned face: skin and features, no background.
-_CENTRE = (slice(32, 100), slice(24, 88))
+CENTRE = (slice(32, 100), slice(24, 88))
 
 # "Blur the blur": a sharp face loses much of its neighbour differences when
 # re-blurred with this box filter, a blurred one little. The ratio lost is mapped
-# linearly from _BLUR_FLOOR (0) to _BLUR_FULL (1), then squared: on real faces the
+# linearly from BLUR_FLOOR (0) to BLUR_FULL (1), then squared: on real faces the
 # clean ratio is about 0.5-0.6 and Gaussian blur of sigma 1, 2, 3 px brings it to
 # about 0.45, 0.35, 0.28. Squaring makes a slight blur cost more than the JPEG
 # artefacts of the source it happens to smooth away.
-_REBLUR = 9
-_BLUR_FLOOR = 0.15
-_BLUR_FULL = 0.65
-_BLUR_GAMMA = 2.0
+REBLUR = 9
+BLUR_FLOOR = 0.15
+BLUR_FULL = 0.65
+BLUR_GAMMA = 2.0
 
 # Immerkær's operator: the difference of two Laplacians, blind to planes and
 # ramps; for white noise of std s its response has std 6 s. The median of |response|
@@ -73,13 +68,13 @@ _WINDOW_GROW = 0.25
 _WINDOW_BOX = 0.25
 _WINDOW_MAX = 128
 
-# Exposure: mean grey in [_MID - _MID_FLAT, _MID + _MID_FLAT] is fine and falls
-# linearly to 0 over _MID_RAMP beyond; contrast (std of grey) saturates at _STD_FULL;
+# Exposure: mean grey in [MID - MID_FLAT, MID + MID_FLAT] is fine and falls
+# linearly to 0 over MID_RAMP beyond; contrast (std of grey) saturates at STD_FULL;
 # every clipped (<= 5 or >= 250) pixel counts against it.
-_MID = 128.0
-_MID_FLAT = 50.0
-_MID_RAMP = 70.0
-_STD_FULL = 30.0
+MID = 128.0
+MID_FLAT = 50.0
+MID_RAMP = 70.0
+STD_FULL = 30.0
 
 # Pose: Gaussian tolerances of the frontality terms. Yaw is the nose's offset from the
 # eye/mouth midline over half the eye distance (about 0.8 tan(yaw), so 0.4 is ~25°);
@@ -118,11 +113,13 @@ class HeuristicScorer:
         self._weights = weights / total
         self._full_eyes = config.full_size_eye_distance
 
-    def score(self, faces: Sequence[Face]) -> list[Quality]:
+    def score(self, faces: Sequence[Face], aligned: Sequence[np.ndarray] | None = None) -> list[Quality]:
         """Score a batch of faces.
 
         Args:
             faces: faces with their frames, boxes, confidences and landmarks.
+            aligned: the faces already warped by ``align_face`` at ``TEMPLATE_SIZE`` (BGR),
+                when the caller has them; else they are aligned here.
 
         Returns:
             One ``Quality`` per face with all five components.
@@ -131,7 +128,7 @@ class HeuristicScorer:
             return []
         table = np.empty((len(faces), len(COMPONENTS)), np.float64)
         for i, face in enumerate(faces):
-            grey = _aligned_grey(face)
+            grey = _aligned_grey(face) if aligned is None else cv2.cvtColor(aligned[i], cv2.COLOR_BGR2GRAY)
             table[i, 0] = _sharpness(grey, face)
             table[i, 1] = _exposure(grey)
         table[:, 2], table[:, 3] = _geometry(faces, self._full_eyes)
@@ -154,42 +151,30 @@ class HeuristicScorer:
 
 
 def _aligned_grey(face: Face) -> np.ndarray:
-    matrix = (
-        similarity_from_box(face.box)
-        if face.landmarks is None
-        else similarity_from_landmarks(face.landmarks)
-    )
-    aligned = cv2.warpAffine(
-        face.image,
-        matrix,
-        (TEMPLATE_SIZE, TEMPLATE_SIZE),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    return cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY)
+    return cv2.cvtColor(align_face(face.image, face.landmarks, face.box), cv2.COLOR_BGR2GRAY)
 
 
 def _sharpness(grey: np.ndarray, face: Face) -> float:
     # The light median denoise keeps edges and stops noise from passing as detail.
     smooth = cv2.medianBlur(grey, 3).astype(np.float32)
     ratio = 1.0
-    for ksize in ((_REBLUR, 1), (1, _REBLUR)):
-        reblurred = cv2.blur(smooth, ksize)[_CENTRE]
-        region = smooth[_CENTRE]
+    for ksize in ((REBLUR, 1), (1, REBLUR)):
+        reblurred = cv2.blur(smooth, ksize)[CENTRE]
+        region = smooth[CENTRE]
         axis = 1 if ksize[0] > 1 else 0
         detail = np.abs(np.diff(region, axis=axis))
         kept = np.abs(np.diff(reblurred, axis=axis))
         lost = np.maximum(detail - kept, 0.0).sum()
         # The blurrier direction decides, as in Crété-Roffet et al.
         ratio = min(ratio, float(lost / max(float(detail.sum()), 1e-6)))
-    focus = (ratio - _BLUR_FLOOR) / (_BLUR_FULL - _BLUR_FLOOR)
+    focus = (ratio - BLUR_FLOOR) / (BLUR_FULL - BLUR_FLOOR)
 
     window, x0, y0 = _native_window(face)
     sigma = _noise_sigma(window)
     noise = 1.0 / (1.0 + (max(sigma - _NOISE_FLOOR, 0.0) / _NOISE_SCALE) ** 2)
     excess = max(_blockiness(window, x0, y0) - _BLOCK_FLOOR, 0.0)
     blocks = 1.0 / (1.0 + (excess / _BLOCK_SCALE) ** 2)
-    return float(np.clip(focus, 0.0, 1.0)) ** _BLUR_GAMMA * noise * blocks
+    return float(np.clip(focus, 0.0, 1.0)) ** BLUR_GAMMA * noise * blocks
 
 
 def _native_window(face: Face) -> tuple[np.ndarray, int, int]:
@@ -235,11 +220,11 @@ def _blockiness(window: np.ndarray, x0: int, y0: int) -> float:
 
 
 def _exposure(grey: np.ndarray) -> float:
-    region = grey[_CENTRE]
+    region = grey[CENTRE]
     mean, std = cv2.meanStdDev(region)
     m, s = float(mean[0, 0]), float(std[0, 0])
-    level = 1.0 - max(abs(m - _MID) - _MID_FLAT, 0.0) / _MID_RAMP
-    contrast = min(s / _STD_FULL, 1.0)
+    level = 1.0 - max(abs(m - MID) - MID_FLAT, 0.0) / MID_RAMP
+    contrast = min(s / STD_FULL, 1.0)
     clipped = float(np.count_nonzero((region <= 5) | (region >= 250))) / region.size
     return max(level, 0.0) * contrast * (1.0 - clipped)
 

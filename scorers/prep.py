@@ -38,9 +38,9 @@ COMPONENTS = ("sharpness", "exposure")
 
 #: The aligned grey face the components are read from, and its region (rows, cols).
 GREY_SIZE = TEMPLATE_SIZE
-CENTRE_ROWS = (heuristic._CENTRE[0].start, heuristic._CENTRE[0].stop)
-CENTRE_COLS = (heuristic._CENTRE[1].start, heuristic._CENTRE[1].stop)
-REBLUR = heuristic._REBLUR
+CENTRE_ROWS = (heuristic.CENTRE[0].start, heuristic.CENTRE[0].stop)
+CENTRE_COLS = (heuristic.CENTRE[1].start, heuristic.CENTRE[1].stop)
+REBLUR = heuristic.REBLUR
 
 #: Raw per-face statistics both backends produce: blur ratio, grey mean, grey std, clipped fraction.
 STATS = 4
@@ -147,10 +147,10 @@ def finish_components(stats: Any, xp: Any = np) -> tuple[Any, Any]:
         xp: the array module of ``stats`` (numpy or cupy).
     """
     ratio, mean, std, clipped = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
-    focus = xp.clip((ratio - heuristic._BLUR_FLOOR) / (heuristic._BLUR_FULL - heuristic._BLUR_FLOOR), 0.0, 1.0)
-    sharpness = focus**heuristic._BLUR_GAMMA
-    level = 1.0 - xp.maximum(xp.abs(mean - heuristic._MID) - heuristic._MID_FLAT, 0.0) / heuristic._MID_RAMP
-    contrast = xp.minimum(std / heuristic._STD_FULL, 1.0)
+    focus = xp.clip((ratio - heuristic.BLUR_FLOOR) / (heuristic.BLUR_FULL - heuristic.BLUR_FLOOR), 0.0, 1.0)
+    sharpness = focus**heuristic.BLUR_GAMMA
+    level = 1.0 - xp.maximum(xp.abs(mean - heuristic.MID) - heuristic.MID_FLAT, 0.0) / heuristic.MID_RAMP
+    contrast = xp.minimum(std / heuristic.STD_FULL, 1.0)
     exposure = xp.clip(xp.maximum(level, 0.0) * contrast * (1.0 - clipped), 0.0, 1.0)
     return sharpness, exposure
 
