@@ -21,16 +21,15 @@ from typing import Any
 
 import av
 import av.error
-import numpy as np
 
 from fiqa_stream.config import Config, parse_config
-from fiqa_stream.detectors import Detector, build_detector
+from fiqa_stream.detectors import build_detector
 from fiqa_stream.device import resolve_device
-from fiqa_stream.scorers import Scorer, build_scorer
+from fiqa_stream.scorers import build_scorer
 from fiqa_stream.sinks.index_db import ShotRecord, VideoOutcome, VideoStatus, video_key
 from fiqa_stream.stream.pipeline import Pipeline, SourceStats
 from fiqa_stream.stream.sources import FILE_OPEN_OPTIONS, VIDEO_SUFFIXES
-from fiqa_stream.types import BestShot, Detections, EventKind, Face, Quality
+from fiqa_stream.types import BestShot, EventKind
 
 log = logging.getLogger(__name__)
 
@@ -131,34 +130,6 @@ def uses_cuda(config_data: Any) -> bool:
     if isinstance(config_data, list):
         return any(uses_cuda(item) for item in config_data)
     return False
-
-
-class _KeptDetector:
-    """A shared detector lent to one pipeline run: the run's ``close`` leaves it open."""
-
-    def __init__(self, detector: Detector) -> None:
-        self.name = detector.name
-        self._detector = detector
-
-    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        return self._detector.detect(images)
-
-    def close(self) -> None:
-        pass
-
-
-class _KeptScorer:
-    """A shared scorer lent to one pipeline run: the run's ``close`` leaves it open."""
-
-    def __init__(self, scorer: Scorer) -> None:
-        self.model = scorer.model
-        self._scorer = scorer
-
-    def score(self, faces: Sequence[Face]) -> list[Quality]:
-        return self._scorer.score(faces)
-
-    def close(self) -> None:
-        pass
 
 
 class SharedModels:
@@ -285,7 +256,7 @@ def analyse_video(
             on_progress(job.fingerprint, sources[0].decoded, sources[0].expected)
 
     pipeline = Pipeline(
-        video_config(base_config, job), detector=_KeptDetector(models.detector), scorer=_KeptScorer(models.scorer),
+        video_config(base_config, job), detector=models.detector, scorer=models.scorer,
         sinks=[collector], on_progress=progress, progress_interval=0.5,
     )
     summary = pipeline.run(stop)

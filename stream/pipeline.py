@@ -159,6 +159,10 @@ class Pipeline:
         device = resolve_device(config.device)
         self._detector = detector or build_detector(config.detector, device)
         self._scorer = scorer or build_scorer(config.scorer, device)
+        # Models handed in belong to the caller (shared across runs); only those built here are closed.
+        self._owned_models: list[Detector | Scorer] = [
+            model for model, given in ((self._detector, detector), (self._scorer, scorer)) if given is None
+        ]
         self._sinks = sinks if sinks is not None else [build_sink(c) for c in config.sinks]
         self._on_progress = on_progress
         self._progress_interval = progress_interval
@@ -198,8 +202,8 @@ class Pipeline:
                 run.decoder.join(timeout=max(0.0, min(5.0, deadline - time.monotonic())))
             for dispatcher in dispatchers:
                 dispatcher.close(timeout=max(0.1, deadline - time.monotonic()))
-            self._detector.close()
-            self._scorer.close()
+            for model in self._owned_models:
+                model.close()
             if self.metrics_server is not None:
                 self.metrics_server.close()
         for run in runs:
