@@ -18,6 +18,6 @@ python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet '.[test]'
 .venv/bin/ruff check .
-# The console script, not `python -m pytest`: the latter puts the checkout first on sys.path, where
-# the source folder fiqa_stream/ would shadow the installed package and its mapped sub-packages.
+# The console script, not `python -m pytest`: the latter puts the checkout first on sys.path, so the
+# tests would import the source folders instead of the package just installed.
 exec .venv/bin/pytest -q "$@"

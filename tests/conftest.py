@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import signal
 import socket
@@ -22,10 +21,6 @@ from fiqa_stream.stream.synthetic import (
     corrupt_copy,
     garbage_file,
 )
-
-# Child Pythons started by tests must import the installed package, not the source folder
-# fiqa_stream/ that `python -c`/`-m` would put first on sys.path from the checkout's root.
-os.environ["PYTHONSAFEPATH"] = "1"
 
 
 @pytest.fixture(autouse=True)
