@@ -7,7 +7,7 @@ chunks of ``batch_size``. The weight-free components come from
 ``heuristic.HeuristicScorer``; the fused score is their weighted arithmetic mean with
 the model's score (``FiqaScorerConfig.weights``, normalised to sum to 1), and every
 component is reported in ``Quality.components``, the model's as ``model``. The
-scorer's ``model`` is the shipped version (``fiqa-mspt-1``). onnxruntime, not
+scorer's ``model`` is the shipped version (``fiqa-student-2``). onnxruntime, not
 torch, runs the model, so a CPU install needs no torch.
 """
 

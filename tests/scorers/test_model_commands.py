@@ -29,7 +29,7 @@ def test_dataset_writes_the_splits_and_unlabelled_sets(data: Path) -> None:
 def test_eval_reports_every_metric_and_the_cost_as_json(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "student", "--data", str(data / "test"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["model"] == "fiqa-student-1" and result["count"] == len(scored_images(data / "test"))
+    assert result["model"] == "fiqa-student-2" and result["count"] == len(scored_images(data / "test"))
     for key in ("srcc", "plcc", "krcc", "rmse", "score", "params", "gmacs", "cpu_ms_per_crop"):
         assert np.isfinite(result[key])
 
@@ -44,7 +44,7 @@ def test_export_writes_a_model_onnxruntime_runs(tmp_path: Path) -> None:
 def test_models_lists_architectures_with_their_cost(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "student" in out and "fiqa-student-1" in out and "GMACs" in out
+    assert "student" in out and "fiqa-student-2" in out and "GMACs" in out
 
 
 def test_an_unknown_model_file_kind_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.models import MAX_GMACS, MAX_PARAMS, MODELS, build_model, model_spec
 from fiqa_stream.scorers.models.complexity import complexity, count
 from fiqa_stream.scorers.models.ensemble import AveragingEnsemble
+from fiqa_stream.scorers.models.mobilenet_v2 import MobileNetV2Regressor
 from fiqa_stream.scorers.models.mobilenet_v3_small import MobileNetV3SmallRegressor
 from fiqa_stream.scorers.models.mspt import mean_std_pool
 from fiqa_stream.scorers.models.shufflenet_v2 import ShuffleNetV2Regressor, channel_shuffle
@@ -20,8 +21,11 @@ SHIPPED = [name for name, spec in MODELS.items() if spec.shipped]
 
 
 def test_the_registry_holds_the_seeds_models() -> None:
-    assert set(MODELS) == {"mobilenet_v3_small", "shufflenet_v2", "ensemble", "mspt", "student", "teacher"}
+    assert set(MODELS) == {
+        "mobilenet_v3_small", "shufflenet_v2", "ensemble", "mspt", "student", "teacher", "edgenext_xx_small"
+    }
     assert not MODELS["teacher"].shipped
+    assert {name for name, spec in MODELS.items() if spec.imagenet} == {"student", "teacher"}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -51,13 +55,36 @@ def test_shipped_models_meet_the_challenge_limits_at_their_input_size(name: str)
     assert 0 < cost.gmacs <= MAX_GMACS
 
 
-def test_the_teacher_is_larger_than_the_student() -> None:
-    assert complexity("teacher").params > 4 * complexity("student").params
+def test_the_teacher_computes_far_more_than_the_student() -> None:
+    teacher, student = complexity("teacher"), complexity("student")
+    assert teacher.input_size == 2 * student.input_size
+    assert teacher.gmacs > 3.5 * student.gmacs and teacher.params > student.params
 
 
-def test_student_is_edgenext_xx_small_sized() -> None:
+def test_the_edgenext_architecture_is_xx_small_sized() -> None:
     # Seed 002 reports 1.18 M parameters for its EdgeNeXt-XX-Small student.
-    assert 1.0e6 < complexity("student").params < 1.4e6
+    assert 1.0e6 < complexity("edgenext_xx_small").params < 1.4e6
+
+
+def test_the_mobilenet_v2_trunk_has_torchvisions_layout() -> None:
+    # As in the ImageNet file: 52 convolutions, 52 batch norms (5 tensors each), 312 tensors under features.*.
+    trunk = {key: value for key, value in build_model("teacher").state_dict().items() if key.startswith("features.")}
+    assert len(trunk) == 312
+    assert trunk["features.0.0.weight"].shape == (32, 3, 3, 3)
+    assert trunk["features.17.conv.2.weight"].shape == (320, 960, 1, 1)
+    assert trunk["features.18.0.weight"].shape == (1280, 320, 1, 1)
+
+
+def test_the_student_trunk_stops_before_the_final_convolution() -> None:
+    student = {key for key in build_model("student").state_dict() if key.startswith("features.")}
+    teacher = {key for key in build_model("teacher").state_dict() if key.startswith("features.")}
+    assert teacher - student == {key for key in teacher if key.startswith("features.18.")}
+    assert student < teacher
+
+
+def test_the_mobilenet_v2_trunk_refuses_other_weights() -> None:
+    with pytest.raises(ValueError, match="not torchvision MobileNetV2 weights"):
+        MobileNetV2Regressor().load_imagenet({"features.0.0.weight": torch.zeros(1)})
 
 
 def test_macs_grow_with_the_square_of_the_input_side() -> None:

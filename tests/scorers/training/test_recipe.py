@@ -41,6 +41,9 @@ def test_distillation_uses_mse_plus_plcc_and_a_shipped_student() -> None:
     assert {recipe.teacher.loss.type, recipe.self_training.loss.type, recipe.student.loss.type} == {"plcc_mse"}
     cost = complexity(recipe.student.model, recipe.input_size)
     assert cost.params <= MAX_PARAMS and cost.gmacs <= MAX_GMACS
+    assert recipe.teacher.pretrained and recipe.student.pretrained
+    assert recipe.student.loss.rank_weight > 0
+    assert recipe.teacher.input_size > recipe.student.input_size
 
 
 def test_an_unknown_recipe_gets_a_hint() -> None:
@@ -61,4 +64,12 @@ def test_an_unknown_architecture_is_refused(tmp_path: Path) -> None:
     path.write_text("type: mspt\nstages:\n  - {name: a, model: mobilenet, input_size: 64, epochs: 1, "
                     "loss: {type: mse}}\n")
     with pytest.raises(ConfigError, match="unknown model 'mobilenet'"):
+        load_recipe(path)
+
+
+def test_imagenet_weights_are_refused_for_an_architecture_without_them(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("type: mspt\nstages:\n  - {name: a, model: mspt, input_size: 64, epochs: 1, pretrained: true, "
+                    "loss: {type: mse}}\n")
+    with pytest.raises(ConfigError, match=r"r\.yaml: stages\[0\].*no ImageNet weights for 'mspt'"):
         load_recipe(path)
