@@ -11,11 +11,11 @@ would take its weights file past 10 MB) and pools the stride-32 block itself.
 Why this net for the distillation recipe (seed 002): with five training identities, a
 network trained from scratch learns the faces as much as their quality and misjudges a
 new face (the EdgeNeXt-XX-Small student reached 0.77 SRCC on held-out faces, its
-9 M-parameter EdgeNeXt teacher 0.80); ImageNet features carry over to unseen faces. At 112 px it costs 2.05 M
-parameters and 0.075 GMACs, within the challenge limits: an "equally efficient design"
-in the issue's words. The teacher is the whole trunk with a wider head, run at 224 px:
-four times the computation, and what it sees of a face at that scale is closer to the
-ImageNet statistics its features were learnt on.
+9 M-parameter EdgeNeXt teacher 0.80); ImageNet features carry over to unseen faces. At
+112 px the student costs 2.05 M parameters and 0.075 GMACs, within the challenge
+limits: an "equally efficient design" in the issue's words. The teacher is the whole
+trunk with a wider head, run at 224 px: four times the computation, and what it sees
+of a face at that scale is closer to the ImageNet statistics its features were learnt on.
 """
 
 from __future__ import annotations
