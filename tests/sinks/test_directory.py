@@ -75,3 +75,20 @@ def test_an_unwritable_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(SinkError, match=r"directory sink '.*file/out': cannot write there"):
         build_sink(DirectorySinkConfig(path=blocker / "out"))
+
+
+def test_temporary_crops_left_by_a_crash_are_removed_at_start_and_nothing_else(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    crops = tmp_path / "crops"
+    (crops / "long").mkdir(parents=True)
+    leftovers = [crops / "long" / ".000006-3-update.jpg.tmp", crops / ".000001-0-final.jpg.tmp"]
+    kept = [crops / "long" / "000006-2-update.jpg", crops / "long" / ".hidden", crops / "long" / "notes.tmp",
+            crops / "long" / ".draft.png.tmp", tmp_path / ".000009-0-final.jpg.tmp"]
+    for path in leftovers + kept:
+        path.write_bytes(b"partial jpeg")
+    with caplog.at_level("INFO", logger="fiqa_stream.sinks.directory"), build_sink(DirectorySinkConfig(path=tmp_path)):
+        pass
+    assert [p for p in leftovers if p.exists()] == []
+    assert [p for p in kept if not p.exists()] == []
+    assert "removed 2 temporary crop file(s)" in caplog.text
