@@ -14,7 +14,6 @@ import os
 import queue
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -35,23 +34,10 @@ from fiqa_stream.stream.archive import (
     analyse_video,
     peak_rss_mb,
 )
+from fiqa_stream.stream.parent_watch import ParentWatch
 from fiqa_stream.stream.threads import limit_threads, with_threads
 
 log = logging.getLogger(__name__)
-
-_WATCH_S = 0.25
-
-
-def _watch(stop: ProcessEvent, local_stop: threading.Event) -> None:
-    """Polls rather than waits: a process that dies inside ``Event.wait`` leaves a sleeper
-    behind on which the parent's ``Event.set`` would block forever."""
-    parent = multiprocessing.parent_process()
-    while not stop.is_set():
-        if parent is not None and not parent.is_alive():
-            os._exit(1)
-        time.sleep(_WATCH_S)
-    local_stop.set()
-
 
 @dataclass(frozen=True, slots=True)
 class _WorkerFailed:
@@ -66,7 +52,8 @@ def _worker(index: int, config_data: dict[str, Any], threads: int, jobs: Queue, 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     local_stop = threading.Event()
-    threading.Thread(target=_watch, args=(stop, local_stop), name="watch", daemon=True).start()
+    # Nothing to flush when the parent is gone: it alone writes the index.
+    ParentWatch(stop.is_set, local_stop, grace=0.0).start()
     limit_threads(threads)
     from fiqa_stream.config import parse_config
     from fiqa_stream.logs import configure_logging

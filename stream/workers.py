@@ -6,7 +6,9 @@ are per process. Worker ``i`` serves its metrics on ``metrics.port + i`` and wri
 its Redis spill journal beside the configured one with a ``-worker<i>`` suffix, so no
 two processes share mutable state. Stop requests reach the workers through one shared
 flag; the workers ignore SIGINT/SIGTERM themselves so a terminal's Ctrl-C (sent to the
-whole process group) still drains through the parent.
+whole process group) still drains through the parent. A worker whose parent dies (even
+by SIGKILL) stops as after a stop request, flushing its open tracks, and exits within
+``pipeline.shutdown_timeout`` plus a few seconds.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import multiprocessing
 import os
 import signal
 import threading
-import time
 from typing import Any
 
 from fiqa_stream.config import Config, config_data, parse_config, reveal_secrets
+from fiqa_stream.stream.parent_watch import ParentWatch, exit_orphaned
 from fiqa_stream.stream.pipeline import Pipeline, RunSummary
 from fiqa_stream.stream.sources import SourceSpec, expand_sources
 from fiqa_stream.stream.threads import limit_threads, with_threads
@@ -61,26 +63,28 @@ def _sink_for_worker(sink: dict[str, Any], index: int) -> dict[str, Any]:
     return {**sink, "journal": journal}
 
 
+# Beyond the pipeline's own shutdown deadline: time for the sinks' last writes and the exit.
+_ORPHAN_GRACE_S = 5.0
+
+
 def _worker(config_data: dict[str, Any], stop: ctypes.c_bool, results: Any, index: int, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from fiqa_stream.logs import configure_logging
 
     configure_logging(config_data["logging"]["level"], config_data["logging"]["format"] == "json")
-    limit_threads(threads)
-    config = parse_config(with_threads(config_data, threads), f"worker {index}")
     local_stop = threading.Event()
-
-    def follow_the_parent() -> None:
-        while not stop.value:
-            time.sleep(0.2)
-        local_stop.set()
-
-    threading.Thread(target=follow_the_parent, daemon=True).start()
+    grace = float(config_data["pipeline"]["shutdown_timeout"]) + _ORPHAN_GRACE_S
+    watch = ParentWatch(lambda: bool(stop.value), local_stop, grace).start()
+    limit_threads(threads)
     try:
-        results.put((index, Pipeline(config).run(local_stop), None))
+        config = parse_config(with_threads(config_data, threads), f"worker {index}")
+        outcome = (index, Pipeline(config).run(local_stop), None)
     except Exception as error:  # noqa: BLE001 - reported by the parent
-        results.put((index, None, f"worker {index}: {error}"))
+        outcome = (index, None, f"worker {index}: {error}")
+    if watch.orphaned:
+        exit_orphaned()
+    results.put(outcome)
 
 
 def run_sharded(config: Config, stop: threading.Event) -> RunSummary:

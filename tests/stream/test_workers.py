@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,6 +19,8 @@ from fiqa_stream.stream.synthetic import ClipTruth
 from fiqa_stream.stream.workers import run_sharded
 
 pytestmark = pytest.mark.slow
+
+FIQA_STREAM = str(Path(sys.executable).with_name("fiqa-stream"))
 
 
 def sharded_config(clip: ClipTruth, out: Path, sources: int) -> dict:
@@ -54,3 +61,76 @@ def test_a_stop_request_reaches_the_workers_and_their_open_tracks_are_flushed(
     finals = [json.loads(line) for line in events.read_text().splitlines()]
     # Each clip's faces overlap in time: when the first one ends, others are open and must be flushed.
     assert len(finals) > 1 and all(e["kind"] == "final" for e in finals)
+
+
+def _stat(pid: int) -> list[str] | None:
+    """State, parent pid, ... of a process (fields 3 on of /proc/PID/stat), None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Child pid -> start time (to tell a reused pid apart)."""
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = _stat(int(entry.name))
+        if fields is not None and int(fields[1]) == pid:
+            found[int(entry.name)] = fields[19]
+    return found
+
+
+def _alive(pid: int, started: str) -> bool:
+    fields = _stat(pid)
+    return fields is not None and fields[0] not in ("Z", "X") and fields[19] == started
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def test_workers_flush_and_exit_when_their_parent_is_killed_with_sigkill(face_clip: ClipTruth, tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for n in range(20):  # far more than the few seconds the test waits for
+        shutil.copy(face_clip.path, videos / f"part{n:02d}.mp4")
+    out = tmp_path / "out"
+    config = tmp_path / "workers.yaml"
+    config.write_text(json.dumps({
+        "sources": [{"url": str(videos)}], "sinks": [{"type": "directory", "path": str(out)}],
+        "scorer": {"type": "heuristic"}, "pipeline": {"workers": 2},
+    }))
+    events = out / "events.jsonl"
+    # Files, not pipes: orphaned workers keep the parent's stdout and stderr.
+    with open(tmp_path / "stdout", "wb") as stdout, open(tmp_path / "stderr", "wb") as stderr:
+        parent = subprocess.Popen([FIQA_STREAM, "run", str(config)], stdout=stdout, stderr=stderr)
+    children: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and parent.poll() is None:
+            children = _children(parent.pid)
+            if len([pid for pid in children if _is_worker(pid)]) == 2 and events.exists() and events.read_text():
+                break
+            time.sleep(0.05)
+        assert parent.poll() is None, (tmp_path / "stderr").read_text()
+        assert len([pid for pid in children if _is_worker(pid)]) == 2, "both workers were running"
+        before = len(events.read_text().splitlines())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        killed_at = time.monotonic()
+        while any(_alive(pid, started) for pid, started in children.items()) and time.monotonic() - killed_at < 10:
+            time.sleep(0.1)
+        assert [pid for pid, started in children.items() if _alive(pid, started)] == []
+    finally:
+        for pid, started in children.items():
+            if _alive(pid, started):
+                os.kill(pid, signal.SIGKILL)
+    assert "parent process" in (tmp_path / "stderr").read_text()
+    finals = [json.loads(line) for line in events.read_text().splitlines()]
+    # The tracks open at the kill were flushed: more events, each final and with its crop.
+    assert len(finals) > before and all(e["kind"] == "final" for e in finals)
+    assert all((out / e["crop"]).stat().st_size > 0 for e in finals)
