@@ -1,4 +1,9 @@
-"""libfacedetection's YuNet CNN through the ``yuface`` package: the embedded CPU default."""
+"""libfacedetection's YuNet CNN through the ``yuface`` package: the embedded CPU default.
+
+``yuface`` leaks native memory on every call, so by default it runs in a child
+process that is replaced before it grows past ``recycle_growth_mb``
+(detectors/recycled.py); ``recycle_growth_mb: 0`` calls it in this process.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import numpy as np
 import yuface
 
 from fiqa_stream.detectors.config import YuNetConfig
+from fiqa_stream.detectors.recycled import RecycledYuface
 from fiqa_stream.detectors.resize import downscaled
 from fiqa_stream.types import Detections
 
@@ -30,6 +36,14 @@ class YuNetDetector:
 
     def __init__(self, config: YuNetConfig) -> None:
         self._config = config
+        self._host = (
+            RecycledYuface(int(config.recycle_growth_mb * 2**20)) if config.recycle_growth_mb > 0 else None
+        )
+
+    @property
+    def host(self) -> RecycledYuface | None:
+        """The child process that runs yuface, or ``None`` when it runs in this process."""
+        return self._host
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         return [self._detect_one(image) for image in images]
@@ -39,7 +53,10 @@ class YuNetDetector:
         limit = min(self._config.max_width, YUFACE_MAX_SIDE, max(1, YUFACE_MAX_SIDE * width // height))
         # The extension reads the raw buffer and ignores strides: it needs a C-contiguous copy.
         small, scale = downscaled(np.ascontiguousarray(image), limit)
-        confidences, boxes, landmarks = yuface.detect(small, conf=self._config.confidence)
+        if self._host is None:
+            confidences, boxes, landmarks = yuface.detect(small, conf=self._config.confidence)
+        else:
+            confidences, boxes, landmarks = self._host.detect(small, self._config.confidence)
         if len(confidences) == 0:
             return Detections.empty()
         xywh = boxes.astype(np.float32)
@@ -51,7 +68,9 @@ class YuNetDetector:
         return found if scale == 1.0 else found.scaled(scale)
 
     def close(self) -> None:
-        """Nothing to release: the model lives inside the yuface extension."""
+        """Ends the child process, if any."""
+        if self._host is not None:
+            self._host.close()
 
     def __enter__(self) -> YuNetDetector:
         return self

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import warnings
 
 import cv2
@@ -68,3 +73,88 @@ def test_a_batch_gives_one_result_per_image_in_order(astronaut: np.ndarray, blan
 def test_the_confidence_threshold_drops_weaker_faces(group_photo: np.ndarray) -> None:
     (found,) = YuNetDetector(YuNetConfig(confidence=0.99)).detect([group_photo])
     assert len(found) == 0
+
+
+def resident_mb(pids: list[int]) -> float:
+    pages = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/statm") as statm:
+            pages += int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_memory_stays_flat_over_2000_calls(astronaut: np.ndarray) -> None:
+    # yuface itself keeps ~35 kB per call (70 MB over these calls); its process is replaced instead.
+    small = cv2.resize(astronaut, (96, 96))
+    with YuNetDetector(YuNetConfig(recycle_growth_mb=4)) as detector:
+        assert detector.host is not None
+        for _ in range(200):
+            detector.detect([small])
+        start = resident_mb([os.getpid(), *detector.host.pids])
+        highest = start
+        for call in range(2000):
+            detector.detect([small])
+            if call % 50 == 0:
+                highest = max(highest, resident_mb([os.getpid(), *detector.host.pids]))
+        assert detector.host.recycled >= 1
+    assert highest - start < 5
+
+
+def test_it_finds_the_same_faces_in_its_process_as_in_this_one(group_photo: np.ndarray) -> None:
+    with YuNetDetector(YuNetConfig()) as recycled, YuNetDetector(YuNetConfig(recycle_growth_mb=0)) as inline:
+        assert recycled.host is not None and inline.host is None
+        (apart,), (here,) = recycled.detect([group_photo]), inline.detect([group_photo])
+    np.testing.assert_array_equal(apart.boxes, here.boxes)
+    np.testing.assert_array_equal(apart.scores, here.scores)
+    np.testing.assert_array_equal(apart.landmarks, here.landmarks)
+
+
+def test_a_killed_detector_process_is_replaced_and_the_call_answered(astronaut: np.ndarray) -> None:
+    with YuNetDetector(YuNetConfig()) as detector:
+        assert detector.host is not None
+        (killed,) = detector.host.pids
+        os.kill(killed, signal.SIGKILL)
+        (found,) = detector.detect([astronaut])
+        assert len(found) == 1
+        assert detector.host.pids != [killed]
+
+
+def test_close_ends_the_detector_process() -> None:
+    detector = YuNetDetector(YuNetConfig())
+    assert detector.host is not None
+    (pid,) = detector.host.pids
+    detector.close()
+    assert not alive(pid)
+
+
+def test_the_detector_process_exits_when_its_parent_is_killed() -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "from fiqa_stream.detectors.config import YuNetConfig\n"
+         "from fiqa_stream.detectors.yunet import YuNetDetector\n"
+         "import time\n"
+         "detector = YuNetDetector(YuNetConfig())\n"
+         "print(detector.host.pids[0], flush=True)\n"
+         "time.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONSAFEPATH": "1"},
+    )
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert alive(child)
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()
+    deadline = time.monotonic() + 5
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child)
