@@ -90,7 +90,7 @@ def main() -> None:
 
     crop = jpeg_of_about(10_000)
     template = BestShot(
-        event_id="bench:0:0", kind=EventKind.FINAL, source="bench", track_id=0, frame_index=0, pts=0.0,
+        event_id="bench:0:0", run_id="bench", kind=EventKind.FINAL, source="bench", track_id=0, frame_index=0, pts=0.0,
         captured_at=None, first_seen=0.0, last_seen=1.0, box=(10.0, 20.0, 110.0, 140.0),
         landmarks=((40.0, 60.0), (80.0, 60.0), (60.0, 80.0), (45.0, 100.0), (75.0, 100.0)), quality=0.8,
         components={"sharpness": 0.8, "exposure": 0.7, "pose": 0.9, "size": 1.0, "confidence": 0.95},

@@ -140,7 +140,7 @@ class EventKind(StrEnum):
     UPDATE = "update"
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +148,14 @@ class BestShot:
     """The best sighting of one tracked face, as handed to every sink.
 
     Field names are those of the documented event schema (docs/EVENTS.md).
+    ``run_id`` names one run of one source (docs/EVENTS.md); it is part of ``event_id``.
     ``crop_jpeg`` holds the encoded face crop, ``frame_jpeg`` the whole best frame when
     a sink asked for frames; each sink stores them its own way. ``decided_at`` is the
     wall-clock (UTC) moment the selector made the event.
     """
 
     event_id: str
+    run_id: str
     kind: EventKind
     source: str
     track_id: int

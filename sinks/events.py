@@ -11,6 +11,7 @@ def event_fields(event: BestShot) -> dict[str, Any]:
     """The event's JSON-ready fields (docs/EVENTS.md), without the crop itself."""
     return {
         "event_id": event.event_id,
+        "run_id": event.run_id,
         "schema": event.schema,
         "kind": event.kind.value,
         "source": event.source,
@@ -33,5 +34,7 @@ def event_fields(event: BestShot) -> dict[str, Any]:
 
 
 def crop_name(event: BestShot) -> str:
-    """File name of the event's crop, unique per event id and safe on every filesystem."""
-    return f"{event.source}/{event.track_id:06d}-{event.event_id.rsplit(':', 1)[1]}-{event.kind.value}.jpg"
+    """File name of the event's crop, unique per event id and safe on every filesystem; a run's
+    crops sort together, runs in the order they started."""
+    seq = event.event_id.rsplit(":", 1)[1]
+    return f"{event.source}/{event.run_id}-{event.track_id:06d}-{seq}-{event.kind.value}.jpg"

@@ -27,7 +27,7 @@ from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.dispatch import SinkDispatcher
 from fiqa_stream.stream.live import LiveSource, SourceOutage
 from fiqa_stream.stream.metrics import MetricsServer, PipelineMetrics, SourceSnapshot
-from fiqa_stream.stream.selection import BestShotSelector
+from fiqa_stream.stream.selection import BestShotSelector, new_run_id
 from fiqa_stream.stream.sources import FileSource, SourceEnd, SourceSpec, expand_sources
 from fiqa_stream.stream.tracker import ByteTracker
 from fiqa_stream.types import BestShot, Face, Frame
@@ -104,7 +104,9 @@ class _SourceRun:
         )
         self.tracker = ByteTracker(config.tracker)
         keep_frames = any(getattr(sink, "full_frames", False) for sink in config.sinks)
-        self.selector = BestShotSelector(spec.id, config.selection, config.crop, model, keep_frames=keep_frames)
+        self.selector = BestShotSelector(
+            spec.id, config.selection, config.crop, model, run_id=new_run_id(), keep_frames=keep_frames
+        )
         where = redact_url(spec.config.url) if spec.live and spec.config else str(spec.path)
         self.stats = SourceStats(spec.id, where)
         # Capture-to-analysed seconds of the most recent live frames (bounded).

@@ -11,12 +11,15 @@ frames. Policies decide when events go out:
   it improves by ``margin``, and the ``final`` event at the end.
 
 Every track that meets ``min_track_length`` ends with exactly one ``final`` event
-carrying its best sighting; event ids are ``source:track:seq`` with ``seq`` counting
-that track's events from 0, so reprocessing the same input gives the same ids.
+carrying its best sighting. Event ids are ``source:run:track:seq``: ``run`` is new for
+every run of a source (``new_run_id``), so two runs never share an id, not even of two
+files with the same stem or a camera after a restart; ``seq`` counts the track's
+events from 0. An event keeps its id wherever it goes, journal replays included.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,17 +55,29 @@ class _TrackRecord:
     emitted_at: float | None = None
 
 
+def new_run_id() -> str:
+    """A new run id: its start time in UTC (so runs sort in order) and 24 random bits
+    (so runs that start in the same second still differ), e.g. ``20261201T130512Z-3fa9c1``."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
 def _stream_time(frame: Frame) -> float:
     return frame.pts if frame.pts is not None else time.monotonic()
 
 
 class BestShotSelector:
-    """Keeps the best sighting of every open track of one source and emits events."""
+    """Keeps the best sighting of every open track of one source and emits events.
+
+    Args:
+        run_id: this run of the source (``new_run_id``), part of every event id.
+    """
 
     def __init__(
-        self, source: str, selection: SelectionConfig, crop: CropConfig, model: str, *, keep_frames: bool = False
+        self, source: str, selection: SelectionConfig, crop: CropConfig, model: str, *,
+        run_id: str, keep_frames: bool = False,
     ) -> None:
         self._source = source
+        self.run_id = run_id
         self._keep_frames = keep_frames
         self._config = selection
         self._crop = crop
@@ -143,7 +158,8 @@ class BestShotSelector:
         record.events += 1
         record.emitted_quality = best.quality.score
         return BestShot(
-            event_id=f"{self._source}:{track_id}:{seq}",
+            event_id=f"{self._source}:{self.run_id}:{track_id}:{seq}",
+            run_id=self.run_id,
             kind=kind,
             source=self._source,
             track_id=track_id,

@@ -16,7 +16,7 @@ from fiqa_stream.sinks.config import DirectorySinkConfig
 from fiqa_stream.types import BestShot, EventKind
 
 DOCUMENTED_FIELDS = {
-    "event_id", "schema", "kind", "source", "track_id", "frame_index", "pts", "captured_at",
+    "event_id", "run_id", "schema", "kind", "source", "track_id", "frame_index", "pts", "captured_at",
     "first_seen", "last_seen", "box", "landmarks", "quality", "components", "model", "crop", "sightings",
     "decided_at",
 }
@@ -26,7 +26,7 @@ def event(track_id: int = 4, seq: int = 0, captured: datetime | None = None) -> 
     ok, jpeg = cv2.imencode(".jpg", np.full((40, 30, 3), 128, np.uint8))
     assert ok
     return BestShot(
-        event_id=f"cam-1:{track_id}:{seq}", kind=EventKind.FINAL, source="cam-1", track_id=track_id,
+        event_id=f"cam-1:{track_id}:{seq}", run_id="r1", kind=EventKind.FINAL, source="cam-1", track_id=track_id,
         frame_index=17, pts=0.68, captured_at=captured, first_seen=0.2, last_seen=1.4,
         box=(10.0, 20.0, 40.0, 60.0), landmarks=((15.0, 30.0),) * 5, quality=0.8125,
         components={"sharpness": 0.9, "pose": 0.7}, model="heuristic-1", crop_jpeg=jpeg.tobytes(), sightings=9,
@@ -44,7 +44,7 @@ def test_an_event_is_one_json_line_with_exactly_the_documented_fields(tmp_path: 
     [line] = read_events(tmp_path)
     assert set(line) == DOCUMENTED_FIELDS
     assert line["event_id"] == "cam-1:4:0"
-    assert line["kind"] == "final" and line["schema"] == 1
+    assert line["kind"] == "final" and line["schema"] == 2
     assert line["box"] == [10.0, 20.0, 40.0, 60.0]
     assert line["landmarks"] == [[15.0, 30.0]] * 5
     assert line["captured_at"] == "2026-01-02T03:04:05+00:00"

@@ -27,7 +27,7 @@ from fiqa_stream.sinks.redis_streams import decode_entry
 from fiqa_stream.types import BestShot, EventKind
 
 ENTRY_FIELDS = {
-    "event_id", "schema", "kind", "source", "track_id", "frame_index", "pts", "captured_at", "captured_at_ms",
+    "event_id", "run_id", "schema", "kind", "source", "track_id", "frame_index", "pts", "captured_at", "captured_at_ms",
     "first_seen", "last_seen", "box", "landmarks", "quality", "components", "model", "sightings",
     "decided_at", "decided_at_ms", "crop_format", "crop", "frame_key",
 }
@@ -42,7 +42,7 @@ def crop_jpeg(seed: int, size: int = 96) -> bytes:
 
 def event(n: int, source: str = "cam", frame: bytes | None = None) -> BestShot:
     return BestShot(
-        event_id=f"{source}:{n}:0", kind=EventKind.FINAL, source=source, track_id=n, frame_index=10 * n,
+        event_id=f"{source}:{n}:0", run_id="r1", kind=EventKind.FINAL, source=source, track_id=n, frame_index=10 * n,
         pts=n / 25, captured_at=datetime(2026, 3, 4, 5, 6, 7, 250000, tzinfo=UTC), first_seen=0.5,
         last_seen=n / 25 + 1, box=(1.5, 2.5, 30.0, 40.0), landmarks=((5.0, 6.0),) * 5, quality=0.75,
         components={"sharpness": 0.5, "pose": 1.0}, model="heuristic-1", crop_jpeg=crop_jpeg(n), sightings=12,
@@ -72,7 +72,7 @@ def test_an_event_arrives_with_exactly_the_documented_fields_and_its_crop(redis_
     assert {k.decode() for k in fields} == ENTRY_FIELDS
     decoded, crop = decode_entry(fields)
     assert crop == original.crop_jpeg
-    assert decoded["event_id"] == "cam:3:0" and decoded["kind"] == "final" and decoded["schema"] == 1
+    assert decoded["event_id"] == "cam:3:0" and decoded["kind"] == "final" and decoded["schema"] == 2
     assert decoded["box"] == [1.5, 2.5, 30.0, 40.0] and decoded["landmarks"] == [[5.0, 6.0]] * 5
     assert decoded["components"] == {"sharpness": 0.5, "pose": 1.0}
     assert decoded["captured_at"] == "2026-03-04T05:06:07.250000+00:00"

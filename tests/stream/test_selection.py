@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 import pytest
 
 from fiqa_stream.stream.config import CropConfig, SelectionConfig
-from fiqa_stream.stream.selection import BestShotSelector
+from fiqa_stream.stream.selection import BestShotSelector, new_run_id
 from fiqa_stream.types import EventKind, Frame, Quality
 
 BOX = np.array([40, 30, 80, 80], np.float32)
@@ -19,7 +21,7 @@ def frame(index: int, fps: float = 25.0) -> Frame:
 
 
 def selector(**selection: object) -> BestShotSelector:
-    return BestShotSelector("cam", SelectionConfig(**selection), CropConfig(), "test-model-1")
+    return BestShotSelector("cam", SelectionConfig(**selection), CropConfig(), "test-model-1", run_id="r1")
 
 
 def feed(chosen: BestShotSelector, scores: list[float], track_id: int = 1) -> list:
@@ -34,7 +36,7 @@ def test_on_end_emits_one_final_event_with_the_best_sighting() -> None:
     assert feed(chosen, [0.2, 0.5, 0.9, 0.4, 0.3]) == []
     [event] = chosen.end(1)
     assert event.kind is EventKind.FINAL
-    assert event.event_id == "cam:1:0"
+    assert event.event_id == "cam:r1:1:0" and event.run_id == "r1"
     assert event.frame_index == 2
     assert event.quality == pytest.approx(0.9)
     assert event.components == {"sharpness": pytest.approx(0.9)}
@@ -76,7 +78,7 @@ def test_periodic_emits_updates_at_most_every_period_and_only_on_improvement() -
     assert [e.kind for e in updates] == [EventKind.UPDATE] * 3
     assert [e.frame_index for e in updates] == [0, 25, 50]
     final = chosen.end(1)[0]
-    assert final.kind is EventKind.FINAL and final.event_id == "cam:1:3"
+    assert final.kind is EventKind.FINAL and final.event_id == "cam:r1:1:3"
 
 
 def test_periodic_stays_quiet_when_the_best_does_not_improve() -> None:
@@ -90,8 +92,8 @@ def test_early_emits_once_past_the_threshold_then_only_on_the_margin() -> None:
     updates = feed(chosen, [0.7, 0.65, 0.75, 0.79, 0.81, 0.5, 0.95])
     # 0.7 is seen at the first sighting but the track only counts from the second.
     assert [round(e.quality, 2) for e in updates] == [0.7, 0.81, 0.95]
-    assert [e.event_id for e in updates] == ["cam:1:0", "cam:1:1", "cam:1:2"]
-    assert chosen.end(1)[0].event_id == "cam:1:3"
+    assert [e.event_id for e in updates] == ["cam:r1:1:0", "cam:r1:1:1", "cam:r1:1:2"]
+    assert chosen.end(1)[0].event_id == "cam:r1:1:3"
 
 
 def test_early_never_emits_an_update_below_the_threshold_but_still_ends_with_a_final() -> None:
@@ -109,7 +111,14 @@ def test_finish_flushes_every_open_track_in_id_order() -> None:
 
 
 def test_aligned_crops_are_112_square() -> None:
-    chosen = BestShotSelector("cam", SelectionConfig(min_track_length=1), CropConfig(mode="aligned"), "m")
+    chosen = BestShotSelector("cam", SelectionConfig(min_track_length=1), CropConfig(mode="aligned"), "m", run_id="r1")
     feed(chosen, [0.5])
     crop = cv2.imdecode(np.frombuffer(chosen.end(1)[0].crop_jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert crop.shape == (112, 112, 3)
+
+
+def test_every_run_has_its_own_id_that_sorts_by_start_time() -> None:
+    run_ids = [new_run_id() for _ in range(1000)]
+    assert len(set(run_ids)) == 1000
+    assert all(re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", run_id) for run_id in run_ids)
+    assert run_ids[0][:16] <= run_ids[-1][:16]
