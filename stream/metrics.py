@@ -2,8 +2,11 @@
 
 Counters of frames, drops and reconnects are read from the pipeline's own per-source
 statistics at scrape time (nothing is counted twice); latencies are histograms the
-pipeline observes. ``/healthz`` answers 503 when a live source has been down longer
-than ``down_after`` seconds, else 200, with a JSON body listing the sources.
+pipeline observes. Sinks with a spill journal (``ReplayingSink``, given to
+``watch_sinks``) add their journal depth, events held in memory and replay restarts.
+``/healthz`` answers 503 when a live source has been down longer than ``down_after``
+seconds or a sink's replay is failing, else 200, with a JSON body listing the sources
+and those sinks.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol, runtime_checkable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -48,6 +52,46 @@ class SourceSnapshot:
 
 
 Snapshot = Callable[[], tuple[list[SourceSnapshot], dict[str, int]]]
+
+
+@runtime_checkable
+class ReplayingSink(Protocol):
+    """A sink that spills to a journal and replays it from a thread of its own."""
+
+    name: str
+
+    @property
+    def journal_depth(self) -> int: ...
+
+    @property
+    def unspilled(self) -> int: ...
+
+    @property
+    def replay_restarts(self) -> int: ...
+
+    @property
+    def replay_problem(self) -> str | None: ...
+
+
+class _SinkCollector(Collector):
+    def __init__(self, sinks: Callable[[], list[ReplayingSink]]) -> None:
+        self._sinks = sinks
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        restarts = CounterMetricFamily(
+            "fiqa_sink_replay_restarts", "Times a sink's replay thread failed and was restarted.", labels=["sink"],
+        )
+        healthy = GaugeMetricFamily("fiqa_sink_replay_healthy", "1 while a sink's replay works.", labels=["sink"])
+        journal = GaugeMetricFamily("fiqa_sink_journal_depth", "Events waiting in a sink's journal.", labels=["sink"])
+        memory = GaugeMetricFamily(
+            "fiqa_sink_unspilled", "Events held in memory because the journal could not store them.", labels=["sink"],
+        )
+        for sink in self._sinks():
+            restarts.add_metric([sink.name], sink.replay_restarts)
+            healthy.add_metric([sink.name], 1.0 if sink.replay_problem is None else 0.0)
+            journal.add_metric([sink.name], sink.journal_depth)
+            memory.add_metric([sink.name], sink.unspilled)
+        yield from (restarts, healthy, journal, memory)
 
 
 class _SourceCollector(Collector):
@@ -105,21 +149,31 @@ class PipelineMetrics:
         self.best_shots = Counter("fiqa_best_shots", "Best-shot events emitted.", ["source", "kind"],
                                   registry=self.registry)
         self._snapshot: Snapshot = lambda: ([], {})
+        self._sinks: list[ReplayingSink] = []
         self.registry.register(_SourceCollector(lambda: self._snapshot()))
+        self.registry.register(_SinkCollector(lambda: self._sinks))
 
     def watch(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
 
+    def watch_sinks(self, sinks: Iterable[object]) -> None:
+        """Report the replay state of those ``sinks`` that keep a journal."""
+        self._sinks = [sink for sink in sinks if isinstance(sink, ReplayingSink)]
+
     def health(self, down_after: float) -> tuple[bool, dict[str, object]]:
         sources, _ = self._snapshot()
         down = {s.id: round(s.down_for, 1) for s in sources if s.down_for is not None and s.down_for > down_after}
+        failing = [sink for sink in self._sinks if sink.replay_problem is not None]
         body = {
-            "status": "unhealthy" if down else "ok",
+            "status": "unhealthy" if down or failing else "ok",
             "down_after_seconds": down_after,
             "sources": {s.id: {"state": s.state, "down_for": None if s.down_for is None else round(s.down_for, 1)}
                         for s in sources},
+            "sinks": {sink.name: {"replay": sink.replay_problem or "ok", "replay_restarts": sink.replay_restarts,
+                                  "journal_depth": sink.journal_depth, "unspilled": sink.unspilled}
+                      for sink in self._sinks},
         }
-        return not down, body
+        return not (down or failing), body
 
 
 class MetricsServer:

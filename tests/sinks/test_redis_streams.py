@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +28,8 @@ from fiqa_stream.errors import ConfigError, SinkError
 from fiqa_stream.sinks import build_sink
 from fiqa_stream.sinks.config import RedisSinkConfig
 from fiqa_stream.sinks.redis_consumer import BestShotConsumer, ConsumerSettings
-from fiqa_stream.sinks.redis_streams import decode_entry
+from fiqa_stream.sinks.redis_streams import RedisSink, decode_entry
+from fiqa_stream.stream.metrics import MetricsServer, PipelineMetrics
 from fiqa_stream.types import BestShot, EventKind
 
 ENTRY_FIELDS = {
@@ -61,6 +67,36 @@ def stream_events(url: str, key: str = "fiqa:bestshots") -> list[dict[str, Any]]
         return [decode_entry(fields)[0] for _, fields in client.xrange(key)]
     finally:
         client.close()
+
+
+def wait_for(condition: Callable[[], object], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not true after {seconds:.0f} s")
+        time.sleep(0.05)
+
+
+def journal_pragma(sink: Any, pragma: str) -> None:
+    """Sets a per-connection SQLite pragma on the sink's journal (the only way to reach it)."""
+    sink._journal._db.execute(f"PRAGMA {pragma}")  # noqa: SLF001
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MB filesystem (tmpfs), where a write beyond it fails with ENOSPC."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a 2 MB tmpfs needs root and mount(8)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a 2 MB tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def test_an_event_arrives_with_exactly_the_documented_fields_and_its_crop(redis_server: Any, tmp_path: Path) -> None:
@@ -207,6 +243,108 @@ time.sleep(60)
         while sink.journal_depth and time.monotonic() < deadline:
             time.sleep(0.05)
     assert [e["event_id"] for e in stream_events(redis_server.url)] == [f"cam:{n}:0" for n in range(40)]
+
+
+def test_enospc_injected_into_the_journal_while_redis_is_away_loses_no_event(
+    redis_server: Any, tiny_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stats = os.statvfs(tiny_disk)
+    filler = tiny_disk / "filler"
+    filler.write_bytes(b"\0" * (stats.f_bavail * stats.f_frsize - 150_000))
+    redis_server.kill()
+    sink = build_sink(sink_config(redis_server.url, tiny_disk))
+    assert isinstance(sink, RedisSink)
+    for n in range(40):
+        sink.publish([event(n)])  # the disk fills up on the way: never an error, never a drop
+    assert sink.unspilled > 0 and sink.journal_depth + sink.unspilled == 40
+    wait_for(lambda: sink.replay_restarts > 0 and not sink.replay_healthy)
+    assert "cannot write: database or disk is full" in (sink.replay_problem or "")
+    filler.unlink()  # space freed ...
+    redis_server.start()  # ... and Redis returns
+    wait_for(lambda: sink.journal_depth == 0 and sink.unspilled == 0)
+    wait_for(lambda: sink.replay_healthy)
+    with caplog.at_level(logging.WARNING):
+        sink.close()
+    assert "stay in journal" not in caplog.text
+    assert list(dict.fromkeys(e["event_id"] for e in stream_events(redis_server.url))) == [
+        f"cam:{n}:0" for n in range(40)
+    ]
+
+
+def test_a_full_journal_database_keeps_events_in_memory_until_it_takes_them_again(
+    redis_server: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis_server.kill()
+    sink = build_sink(sink_config(redis_server.url, tmp_path))
+    assert isinstance(sink, RedisSink)
+    sink.publish([event(0)])
+    journal_pragma(sink, "max_page_count = 40")  # real SQLITE_FULL from here on
+    for n in range(1, 40):
+        sink.publish([event(n)])
+    assert sink.unspilled > 0 and sink.journal_depth + sink.unspilled == 40
+    wait_for(lambda: sink.replay_restarts > 0)
+    journal_pragma(sink, "max_page_count = 1000000")  # room again: the replay thread spills what waits
+    wait_for(lambda: sink.unspilled == 0 and sink.replay_healthy)
+    with caplog.at_level(logging.WARNING):
+        sink.close(drain_seconds=0)
+    assert "40 events stay in journal" in caplog.text  # counted in the database
+    redis_server.start()
+    with build_sink(sink_config(redis_server.url, tmp_path)) as again:
+        wait_for(lambda: again.journal_depth == 0)
+    assert [e["event_id"] for e in stream_events(redis_server.url)] == [f"cam:{n}:0" for n in range(40)]
+
+
+def test_the_replay_thread_restarts_while_redis_refuses_writes_and_metrics_and_healthz_show_it(
+    redis_server: Any, tmp_path: Path
+) -> None:
+    admin = redis.Redis.from_url(redis_server.url)
+    sink = build_sink(sink_config(redis_server.url, tmp_path))
+    assert isinstance(sink, RedisSink)
+    metrics = PipelineMetrics()
+    metrics.watch_sinks([sink])
+    server = MetricsServer(metrics, "127.0.0.1", 0, down_after=10.0)
+    try:
+        admin.execute_command("ACL", "SETUSER", "default", "-xadd")  # Redis answers NOPERM
+        sink.publish([event(n) for n in range(10)])
+        wait_for(lambda: sink.replay_restarts >= 2)
+        with pytest.raises(urllib.error.HTTPError) as unhealthy:
+            urllib.request.urlopen(f"http://{server.address}/healthz", timeout=5)
+        assert unhealthy.value.code == 503
+        body = json.loads(unhealthy.value.read())
+        assert body["status"] == "unhealthy" and "no permissions" in body["sinks"]["redis"]["replay"]
+        assert body["sinks"]["redis"]["journal_depth"] == 10
+        unhealthy.value.close()
+        scrape = urllib.request.urlopen(f"http://{server.address}/metrics", timeout=5).read().decode()
+        assert 'fiqa_sink_replay_healthy{sink="redis"} 0.0' in scrape
+        assert f'fiqa_sink_replay_restarts_total{{sink="redis"}} {float(sink.replay_restarts)}' in scrape
+        admin.execute_command("ACL", "SETUSER", "default", "+xadd")
+        wait_for(lambda: sink.journal_depth == 0 and sink.replay_healthy)
+        sink.publish([event(10)])
+        with urllib.request.urlopen(f"http://{server.address}/healthz", timeout=5) as healthy:
+            assert healthy.status == 200 and json.loads(healthy.read())["sinks"]["redis"]["replay"] == "ok"
+    finally:
+        server.close()
+        sink.close()
+    assert [e["event_id"] for e in stream_events(redis_server.url)] == [f"cam:{n}:0" for n in range(11)]
+
+
+def test_entries_the_journal_cannot_delete_are_not_sent_again_and_go_once_it_can(
+    redis_server: Any, tmp_path: Path
+) -> None:
+    redis_server.kill()
+    sink = build_sink(sink_config(redis_server.url, tmp_path))
+    assert isinstance(sink, RedisSink)
+    sink.publish([event(n) for n in range(5)])
+    journal_pragma(sink, "query_only = 1")  # real SQLITE_READONLY for every write
+    redis_server.start()
+    wait_for(lambda: sink.replay_restarts >= 2)
+    sink.publish([event(n) for n in range(5, 8)])  # the journal cannot take these either
+    assert "cannot delete delivered entries" in (sink.replay_problem or "")
+    assert [e["event_id"] for e in stream_events(redis_server.url)] == [f"cam:{n}:0" for n in range(5)]
+    journal_pragma(sink, "query_only = 0")
+    wait_for(lambda: sink.journal_depth == 0 and sink.unspilled == 0 and sink.replay_healthy)
+    sink.close()
+    assert [e["event_id"] for e in stream_events(redis_server.url)] == [f"cam:{n}:0" for n in range(8)]
 
 
 def test_the_consumer_writes_best_shots_and_drops_repeats(redis_server: Any, tmp_path: Path) -> None:
