@@ -22,13 +22,15 @@ from fiqa_stream.logs import configure_logging
 log = logging.getLogger("fiqa_stream")
 
 EXIT_OK, EXIT_FAILURES, EXIT_FATAL = 0, 1, 2
+EXIT_INTERRUPTED = cli_index.EXIT_INTERRUPTED
 
 DESCRIPTION = """\
 Find every face in video, follow it across frames, score each sighting for face-image
 quality, and keep the single best shot per face.
 
-exit status: 0 all went well; 1 some sources or sinks failed (the others finished);
-2 fatal error (bad configuration, missing file or dependency)."""
+exit status: 0 all went well; 1 some sources or sinks failed (the others finished; a
+truncated or damaged file is a failed source); 2 fatal error (bad configuration, missing
+file or dependency); 130 interrupted by SIGINT/SIGTERM (open tracks flushed first)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -152,6 +154,8 @@ def _run(args: argparse.Namespace) -> int:
         with ProgressDisplay(config.pipeline.progress) as display:
             summary = Pipeline(config, on_progress=display.update).run(stop)
     print_summary(summary, [str(getattr(s, "path", s.type)) for s in config.sinks])
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_OK if summary.ok else EXIT_FAILURES
 
 
@@ -216,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FATAL
     except KeyboardInterrupt:
         print("fiqa-stream: aborted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

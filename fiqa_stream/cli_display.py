@@ -48,11 +48,13 @@ class ProgressDisplay:
 
 def print_summary(summary: RunSummary, destinations: list[str]) -> None:
     console = table_console()
-    table = Table(title="fiqa-stream run", title_justify="left")
+    title = "fiqa-stream run: interrupted" if summary.interrupted else "fiqa-stream run"
+    table = Table(title=title, title_justify="left")
     for column in ("source", "frames analysed", "faces", "tracks", "best shots", "status"):
         table.add_column(column, justify="left" if column in ("source", "status") else "right")
+    unfinished = "interrupted" if summary.interrupted else "stopped"
     for s in summary.sources:
-        status = "failed: " + s.error if s.error else ("done" if s.finished else "stopped")
+        status = "failed: " + s.error if s.error else ("done" if s.finished else unfinished)
         table.add_row(s.id, str(s.analysed), str(s.faces), str(s.tracks), str(s.best_shots), status)
     console.print(table)
     interrupted = " (interrupted, open tracks flushed)" if summary.interrupted else ""

@@ -199,7 +199,8 @@ class Pipeline:
                 wakeup.notify_all()
             for run in runs:
                 if not run.stats.finished:
-                    self._emit(run.finish(), run, dispatchers)
+                    # Flushed, but not finished: the summary tells a stopped source from a done one.
+                    self._emit(run.end_tracks(), run, dispatchers)
             for run in runs:
                 run.decoder.join(timeout=max(0.0, min(5.0, deadline - time.monotonic())))
             for dispatcher in dispatchers:

@@ -42,6 +42,17 @@ VIDEO_SUFFIXES = frozenset(
 DEMO_URL = "demo:"
 LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp"})
 DEVICE_PREFIX = "device:"
+# Truncation shows as fewer decoded frames than the container announces; a little slack
+# for edit lists and trailing B-frames. ``run`` and ``index`` judge files by this rule.
+MISSING_FRAMES_SLACK = 0.01
+
+
+def missing_frames(decoded: int, expected: int | None) -> str | None:
+    """What is wrong with a file that decoded clearly fewer frames than its container
+    declares, or None when it gave them all (or declares no count)."""
+    if expected and decoded < expected * (1 - MISSING_FRAMES_SLACK) - 1:
+        return f"truncated or damaged: decoded {decoded} of {expected} frames"
+    return None
 
 
 def is_live(url: str) -> bool:
@@ -259,6 +270,10 @@ class FileSource:
             raise self._error("no frame could be decoded (corrupt or truncated file?)")
         if self.bad_packets:
             log.warning("source '%s': skipped %d corrupt packets", self.spec.id, self.bad_packets)
+        shortfall = missing_frames(self.decoded, self.expected_frames)
+        if shortfall is not None and not self._stop.is_set():
+            # The frames decoded so far were analysed; the source still fails, as in ``index``.
+            raise SourceError(f"{self.spec.path}: {shortfall}")
 
     def _packets(self, container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[av.Packet]:
         # Demux and decode fail separately: a demux error ends the file, a decode error

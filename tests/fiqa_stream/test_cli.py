@@ -11,15 +11,24 @@ import sys
 import time
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from fiqa_stream.stream.synthetic import ClipTruth
 
+if TYPE_CHECKING:
+    from conftest import VideoArchive
+
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 # The script installed beside this interpreter, found without relying on PATH.
 FIQA_STREAM = str(Path(sys.executable).with_name("fiqa-stream"))
+
+
+def statuses(summary: str) -> dict[str, str]:
+    """Source -> status, from the rows of the summary table ``run`` prints."""
+    rows = [row.split("│") for row in summary.splitlines() if row.startswith("│")]
+    return {cells[1].strip(): cells[-2].strip() for cells in rows if cells[1].strip() != "source"}
 
 
 def fiqa_stream(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -127,7 +136,7 @@ def _face_under(clip: ClipTruth, event: dict[str, Any]) -> int | None:
     return None
 
 
-def test_sigterm_flushes_open_tracks_before_exit(face_clip: ClipTruth, tmp_path: Path) -> None:
+def test_sigterm_flushes_open_tracks_then_exits_130_and_says_interrupted(face_clip: ClipTruth, tmp_path: Path) -> None:
     out = tmp_path / "out"
     looped = tmp_path / "many"
     looped.mkdir()
@@ -143,12 +152,27 @@ def test_sigterm_flushes_open_tracks_before_exit(face_clip: ClipTruth, tmp_path:
     before_signal = len(events.read_text().splitlines())
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr
+    assert process.returncode == 130, stderr
     assert "SIGTERM: flushing open tracks" in stderr
-    assert "interrupted, open tracks flushed" in stdout
+    assert "fiqa-stream run: interrupted" in stdout and "interrupted, open tracks flushed" in stdout
+    assert set(statuses(stdout).values()) == {"interrupted"}, stdout
     finals = [json.loads(line) for line in events.read_text().splitlines()]
     assert before_signal >= 1 and len(finals) > before_signal, "the open tracks were flushed as final events"
     assert all(event["kind"] == "final" for event in finals)
+
+
+@pytest.mark.slow
+def test_a_truncated_file_fails_run_with_exit_1_by_the_same_rule_and_words_as_index(
+    video_archive: VideoArchive, tmp_path: Path
+) -> None:
+    cut, good = video_archive.folder / "cut.mp4", video_archive.folder / "lobby.mp4"
+    run = fiqa_stream("run", "--source", str(cut), "--source", str(good), "--out", str(tmp_path / "out"))
+    index = fiqa_stream("index", str(cut), "--out", str(tmp_path / "index"), "--config", str(video_archive.config))
+    assert run.returncode == 1 and index.returncode == 1, run.stderr + index.stderr
+    [message] = [line.removeprefix("failed: ") for line in index.stdout.splitlines() if line.startswith("failed: ")]
+    assert message.startswith(f"{cut}: truncated or damaged: decoded ")
+    assert f"failed: {message}" in run.stdout and f"ERROR: {message}" in run.stderr
+    assert statuses(run.stdout) == {"cut": f"failed: {message}", "lobby": "done"}
 
 
 def test_score_prints_each_face_as_json() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from fiqa_stream.config import Config, parse_config
 from fiqa_stream.stream.pipeline import Pipeline
-from fiqa_stream.stream.synthetic import ClipTruth, FaceTruth, garbage_file
+from fiqa_stream.stream.synthetic import ClipTruth, FaceTruth, corrupt_copy, garbage_file
 
 
 def config_for(sources: list[dict], out: Path, **sections: dict) -> Config:
@@ -103,6 +103,7 @@ def test_stopping_flushes_the_open_tracks(face_clip: ClipTruth, out_dir: Path) -
     summary = pipeline.run(stop)
     assert summary.interrupted
     assert summary.sources[0].analysed < face_clip.frame_count
+    assert not summary.sources[0].finished, "a stopped source is flushed, not reported as done"
     finals = [e for e in events_in(out_dir) if e["kind"] == "final"]
     assert finals, "open tracks must be flushed as final events on stop"
     assert all(e["frame_index"] < summary.sources[0].analysed for e in finals)
@@ -115,3 +116,19 @@ def test_sampling_every_nth_frame_still_finds_every_face(face_clip: ClipTruth, o
     finals = [e for e in events_in(out_dir) if e["kind"] == "final"]
     assert sorted(face_of(e, face_clip).face_id for e in finals) == [f.face_id for f in face_clip.faces]
     assert all(e["frame_index"] % 2 == 0 for e in finals)
+
+
+@pytest.mark.slow
+def test_a_truncated_file_fails_its_source_by_the_index_rule_and_the_other_source_finishes(
+    face_clip: ClipTruth, out_dir: Path, tmp_path: Path
+) -> None:
+    cut = corrupt_copy(face_clip.path, tmp_path / "cut.mp4", keep_fraction=0.5)
+    summary = Pipeline(config_for([{"url": str(cut), "id": "cut"}, {"url": str(face_clip.path), "id": "good"}],
+                                  out_dir, scorer={"type": "heuristic"})).run()
+    damaged, good = summary.sources
+    assert 0 < damaged.decoded < face_clip.frame_count and damaged.analysed == damaged.decoded
+    assert summary.failures == [
+        f"{cut}: truncated or damaged: decoded {damaged.decoded} of {face_clip.frame_count} frames"
+    ]
+    assert damaged.error == summary.failures[0] and not summary.ok
+    assert good.finished and good.error is None and good.analysed == face_clip.frame_count
