@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     consume.add_argument("--idle-exit", type=float, metavar="SECONDS", help="stop after this long without entries")
     consume.add_argument("--claim-idle-ms", type=int, default=60_000,
                          help="claim other consumers' entries pending longer than this (default: %(default)s)")
+    consume.add_argument("--dead-letter", metavar="STREAM",
+                         help="stream for entries that cannot be decoded (default: the stream key + ':dead')")
     cli_models.add_commands(commands)
     cli_index.add_commands(commands)
     return parser
@@ -196,6 +198,7 @@ def _consume(args: argparse.Namespace) -> int:
     consumer = BestShotConsumer(ConsumerSettings(
         url=args.url, stream=args.stream, group=args.group, consumer=args.consumer, out=args.out,
         password=os.environ.get("FIQA_REDIS_PASSWORD"), claim_idle_ms=args.claim_idle_ms,
+        dead_letter=args.dead_letter,
     ))
     stop = threading.Event()
     _install_stop_handlers(stop)
@@ -204,7 +207,8 @@ def _consume(args: argparse.Namespace) -> int:
     finally:
         consumer.close()
     print(f"{handled} entries handled: {consumer.written} best shots written to {args.out}, "
-          f"{consumer.duplicates} repeats dropped")
+          f"{consumer.duplicates} repeats dropped, {consumer.dead_lettered} undecodable moved to "
+          f"'{consumer.dead_letter_stream}'")
     return EXIT_OK
 
 

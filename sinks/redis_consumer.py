@@ -4,7 +4,10 @@ It reads a stream through a consumer group (XREADGROUP), writes each best shot t
 folder in the directory sink's layout, and acknowledges it (XACK) only after the files
 are safely on disk. On start it claims the entries that dead consumers of the group
 left pending (XAUTOCLAIM). Delivery is at-least-once, so it drops repeats by
-``event_id``. Downstream developers can use it as the worked example of docs/REDIS.md.
+``event_id``. An entry it cannot decode (a poison entry: bad JSON, a missing field, a
+crop that is not a JPEG) is copied to a dead-letter stream with the error and its id,
+acknowledged, counted, and consumption goes on. Downstream developers can use it as
+the worked example of docs/REDIS.md.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fiqa_stream.errors import DependencyError, SinkError
 from fiqa_stream.redact import redact_text, redact_url
@@ -28,6 +32,10 @@ except ImportError as missing:  # pragma: no cover - depends on the install
 
 log = logging.getLogger(__name__)
 
+# What the consumer itself relies on: the name of the files, and the crop to write.
+_REQUIRED = ("event_id", "kind", "source")
+_JPEG = b"\xff\xd8\xff"
+
 
 @dataclass(frozen=True, slots=True)
 class ConsumerSettings:
@@ -40,6 +48,32 @@ class ConsumerSettings:
     password: str | None = None
     claim_idle_ms: int = 60_000
     block_ms: int = 2_000
+    dead_letter: str | None = None
+    """Stream for entries that cannot be decoded; None: ``<stream>:dead``."""
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return self.dead_letter or f"{self.stream}:dead"
+
+
+def decode_best_shot(fields: dict[bytes, bytes]) -> tuple[dict[str, Any], bytes]:
+    """The event and its crop, checked for what writing it needs.
+
+    Raises:
+        ValueError: the entry is not a usable best shot; the message names the field.
+    """
+    if not fields:
+        raise ValueError("no fields: the entry was deleted (trimmed by MAXLEN?) before it was handled")
+    event, crop = decode_entry(fields)
+    for name in _REQUIRED:
+        value = event.get(name)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"field '{name}': missing or empty")
+        if "\0" in value:
+            raise ValueError(f"field '{name}': contains a NUL character")
+    if not crop.startswith(_JPEG):
+        raise ValueError("field 'crop': missing or not a JPEG")
+    return event, crop
 
 
 class BestShotConsumer:
@@ -58,6 +92,11 @@ class BestShotConsumer:
         self._seen = self._already_written()
         self.written = 0
         self.duplicates = 0
+        self.dead_lettered = 0
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return self._settings.dead_letter_stream
 
     def _already_written(self) -> set[str]:
         if not self._events_path.exists():
@@ -129,7 +168,11 @@ class BestShotConsumer:
         return handled
 
     def _handle(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
-        event, crop = decode_entry(fields)
+        try:
+            event, crop = decode_best_shot(fields)
+        except ValueError as error:
+            self._dead_letter(entry_id, fields, str(error))
+            return
         event_id = event.get("event_id")
         if event_id in self._seen:
             self.duplicates += 1
@@ -146,6 +189,21 @@ class BestShotConsumer:
             self._seen.add(str(event_id))
             self.written += 1
         self._client.xack(self._settings.stream, self._settings.group, entry_id)
+
+    def _dead_letter(self, entry_id: bytes, fields: dict[bytes, bytes], error: str) -> None:
+        """Moves a poison entry aside: copied to the dead-letter stream and acknowledged, in one
+        transaction, so it is neither lost nor read again."""
+        dead = self._settings.dead_letter_stream
+        copy: dict[bytes | str, bytes | str] = {**fields, "dead_error": error, "dead_entry_id": entry_id,
+                                                "dead_stream": self._settings.stream}
+        pipe = self._client.pipeline(transaction=True)
+        pipe.xadd(dead, copy)
+        pipe.xack(self._settings.stream, self._settings.group, entry_id)
+        pipe.execute()
+        self.dead_lettered += 1
+        log.error("consume %s: entry %s of '%s' is not a valid best shot (%s); moved to '%s'",
+                  self._where, entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+                  self._settings.stream, error, dead)
 
     def close(self) -> None:
         self._client.close()

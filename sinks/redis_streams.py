@@ -79,21 +79,30 @@ _FLOAT_FIELDS = ("pts", "first_seen", "last_seen", "quality")
 
 
 def decode_entry(fields: dict[bytes, bytes]) -> tuple[dict[str, Any], bytes]:
-    """The inverse of ``entry_fields``: the event as typed JSON values, and the crop JPEG."""
-    text = {k.decode(): v for k, v in fields.items() if k != b"crop"}
+    """The inverse of ``entry_fields``: the event as typed JSON values, and the crop JPEG.
+
+    Raises:
+        ValueError: a field is not what schema 1 says; the message names the field.
+    """
     event: dict[str, Any] = {}
-    for name, raw in text.items():
-        value = raw.decode()
-        if name in _JSON_FIELDS:
-            event[name] = json.loads(value)
-        elif value == "":
-            event[name] = None
-        elif name in _INT_FIELDS or name.endswith("_ms"):
-            event[name] = int(value)
-        elif name in _FLOAT_FIELDS:
-            event[name] = float(value)
-        else:
-            event[name] = value
+    for key, raw in fields.items():
+        if key == b"crop":
+            continue
+        name = key.decode(errors="backslashreplace")
+        try:
+            value = raw.decode()
+            if name in _JSON_FIELDS:
+                event[name] = json.loads(value)
+            elif value == "":
+                event[name] = None
+            elif name in _INT_FIELDS or name.endswith("_ms"):
+                event[name] = int(value)
+            elif name in _FLOAT_FIELDS:
+                event[name] = float(value)
+            else:
+                event[name] = value
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ValueError(f"field '{name}': {error}") from error
     return event, fields.get(b"crop", b"")
 
 

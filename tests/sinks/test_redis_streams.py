@@ -28,7 +28,7 @@ from fiqa_stream.errors import ConfigError, SinkError
 from fiqa_stream.sinks import build_sink
 from fiqa_stream.sinks.config import RedisSinkConfig
 from fiqa_stream.sinks.redis_consumer import BestShotConsumer, ConsumerSettings
-from fiqa_stream.sinks.redis_streams import RedisSink, decode_entry
+from fiqa_stream.sinks.redis_streams import RedisSink, decode_entry, entry_fields
 from fiqa_stream.stream.metrics import MetricsServer, PipelineMetrics
 from fiqa_stream.types import BestShot, EventKind
 
@@ -375,4 +375,58 @@ def test_the_consumer_claims_what_a_dead_consumer_left_pending(redis_server: Any
     assert sorted(json.loads(line)["event_id"] for line in (out / "events.jsonl").read_text().splitlines()) == [
         f"cam:{n}:0" for n in range(5)
     ]
+    assert client.xpending("fiqa:bestshots", "g")["pending"] == 0
+
+
+POISONS = {
+    "box that is not JSON": {"box": "[1.5, 2.5,"},
+    "landmarks that are not JSON": {"landmarks": "{{"},
+    "components that are not JSON": {"components": "sharpness=0.5"},
+    "a track id that is not a number": {"track_id": "seven"},
+    "no event id": {"event_id": ""},
+    "a crop that is not a JPEG": {"crop": b"GIF89a..."},
+}
+
+
+@pytest.mark.parametrize("poison", POISONS.values(), ids=POISONS.keys())
+def test_a_poison_entry_is_moved_to_the_dead_letter_stream_and_the_valid_one_behind_it_is_delivered(
+    redis_server: Any, tmp_path: Path, poison: dict[str, bytes | str]
+) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    fields = {**entry_fields(event(1), None), **poison}
+    poison_id = client.xadd("fiqa:bestshots", fields)
+    client.xadd("fiqa:bestshots", entry_fields(event(2), None))
+    out = tmp_path / "received"
+    settings = ConsumerSettings(redis_server.url, "fiqa:bestshots", "g", "c1", out, block_ms=200)
+    consumer = BestShotConsumer(settings)
+    assert consumer.run(threading.Event(), idle_exit=0.4) == 2
+    consumer.close()
+    assert consumer.dead_lettered == 1 and consumer.written == 1
+    assert [json.loads(line)["event_id"] for line in (out / "events.jsonl").read_text().splitlines()] == ["cam:2:0"]
+    [(_, dead)] = client.xrange("fiqa:bestshots:dead")
+    assert dead[b"dead_entry_id"] == poison_id and dead[b"dead_stream"] == b"fiqa:bestshots"
+    assert dead[b"dead_error"].startswith(b"field '")
+    assert {k: v for k, v in dead.items() if not k.startswith(b"dead_")} == client.xrange("fiqa:bestshots")[0][1]
+    assert client.xpending("fiqa:bestshots", "g")["pending"] == 0
+    again = BestShotConsumer(settings)  # a restart neither dies nor sees the poison entry again
+    assert again.run(threading.Event(), idle_exit=0.4) == 0
+    again.close()
+    assert client.xlen("fiqa:bestshots:dead") == 1
+
+
+def test_a_consumer_that_stopped_at_a_poison_entry_moves_it_aside_on_restart(
+    redis_server: Any, tmp_path: Path
+) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    client.xadd("fiqa:bestshots", {**entry_fields(event(1), None), "box": "not json"})
+    client.xadd("fiqa:bestshots", entry_fields(event(2), None))
+    client.xgroup_create("fiqa:bestshots", "g", id="0")
+    client.xreadgroup("g", "c1", {"fiqa:bestshots": ">"})  # both pending for c1, as after its crash
+    out = tmp_path / "received"
+    consumer = BestShotConsumer(ConsumerSettings(redis_server.url, "fiqa:bestshots", "g", "c1", out,
+                                                 block_ms=200, dead_letter="quarantine"))
+    assert consumer.run(threading.Event(), idle_exit=0.4) == 2
+    consumer.close()
+    assert [json.loads(line)["event_id"] for line in (out / "events.jsonl").read_text().splitlines()] == ["cam:2:0"]
+    assert client.xlen("quarantine") == 1 and b"field 'box'" in client.xrange("quarantine")[0][1][b"dead_error"]
     assert client.xpending("fiqa:bestshots", "g")["pending"] == 0
