@@ -82,7 +82,7 @@ def decode_entry(fields: dict[bytes, bytes]) -> tuple[dict[str, Any], bytes]:
     """The inverse of ``entry_fields``: the event as typed JSON values, and the crop JPEG.
 
     Raises:
-        ValueError: a field is not what schema 1 says; the message names the field.
+        ValueError: a field is not what docs/REDIS.md says; the message names the field.
     """
     event: dict[str, Any] = {}
     for key, raw in fields.items():
