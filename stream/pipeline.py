@@ -170,6 +170,7 @@ class Pipeline:
         self._progress_interval = progress_interval
         self._stage_seconds = dict.fromkeys(STAGES, 0.0)
         self.metrics = PipelineMetrics()
+        self.metrics.watch_sinks(self._sinks)
         self.metrics_server: MetricsServer | None = None
         if config.metrics.enabled:
             settings = config.metrics

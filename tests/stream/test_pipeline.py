@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,3 +133,17 @@ def test_a_truncated_file_fails_its_source_by_the_index_rule_and_the_other_sourc
     ]
     assert damaged.error == summary.failures[0] and not summary.ok
     assert good.finished and good.error is None and good.analysed == face_clip.frame_count
+
+
+def test_the_pipeline_reports_its_redis_sink_replay_in_health_and_metrics(
+    nonface_clip: ClipTruth, out_dir: Path, redis_server: Any
+) -> None:
+    config = parse_config({
+        "sources": [{"url": str(nonface_clip.path)}],
+        "sinks": [{"type": "redis", "url": redis_server.url, "journal": {"path": str(out_dir / "journal.sqlite3")}}],
+    })
+    pipeline = Pipeline(config)
+    healthy, body = pipeline.metrics.health(down_after=10.0)
+    assert healthy
+    assert body["sinks"] == {"redis": {"replay": "ok", "replay_restarts": 0, "journal_depth": 0, "unspilled": 0}}
+    assert pipeline.run().ok
