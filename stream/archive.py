@@ -28,14 +28,10 @@ from fiqa_stream.device import resolve_device
 from fiqa_stream.scorers import build_scorer
 from fiqa_stream.sinks.index_db import ShotRecord, VideoOutcome, VideoStatus, video_key
 from fiqa_stream.stream.pipeline import Pipeline, SourceStats
-from fiqa_stream.stream.sources import FILE_OPEN_OPTIONS, VIDEO_SUFFIXES
+from fiqa_stream.stream.sources import FILE_OPEN_OPTIONS, VIDEO_SUFFIXES, missing_frames
 from fiqa_stream.types import BestShot, EventKind
 
 log = logging.getLogger(__name__)
-
-# Truncation shows as fewer decoded frames than the container announces; a little slack
-# for edit lists and trailing B-frames.
-_MISSING_FRAMES_SLACK = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,11 +209,9 @@ def _judge(stats: SourceStats, failures: list[str]) -> tuple[VideoStatus, str | 
     error = stats.error or (failures[0] if failures else None)
     if error is not None:
         return (VideoStatus.PARTIAL if stats.decoded else VideoStatus.FAILED), error
-    expected = stats.expected
-    if expected and stats.decoded < expected * (1 - _MISSING_FRAMES_SLACK) - 1:
-        return VideoStatus.PARTIAL, (
-            f"{stats.path}: truncated or damaged: decoded {stats.decoded} of {expected} frames"
-        )
+    shortfall = missing_frames(stats.decoded, stats.expected)
+    if shortfall is not None:
+        return VideoStatus.PARTIAL, f"{stats.path}: {shortfall}"
     return VideoStatus.DONE, None
 
 
