@@ -111,7 +111,6 @@ class _SourceRun:
         self.stats = SourceStats(spec.id, where)
         # Capture-to-analysed seconds of the most recent live frames (bounded).
         self.latencies: deque[float] = deque(maxlen=4096)
-        self.track_ids: set[int] = set()
 
     def end_tracks(self) -> list[BestShot]:
         """Every open track ends now (end of input, outage or shutdown). Track ids keep
@@ -311,7 +310,6 @@ class Pipeline:
         self.metrics.batch_faces.observe(len(faces))
 
         for (run, frame, track_id, _), face, quality in zip(pending, faces, qualities, strict=True):
-            run.track_ids.add(track_id)
             self._emit(run.selector.observe(track_id, frame, face.box, face.landmarks, quality), run, dispatchers)
         for run, track_ids in ended:
             for track_id in track_ids:
@@ -332,7 +330,7 @@ class Pipeline:
         if not events:
             return
         run.stats.best_shots += sum(1 for e in events if e.kind.value == "final")
-        run.stats.tracks = len(run.track_ids)
+        run.stats.tracks = run.selector.tracks_seen
         for event in events:
             self.metrics.best_shots.labels(event.source, event.kind.value).inc()
         for dispatcher in dispatchers:

@@ -83,6 +83,7 @@ class BestShotSelector:
         self._crop = crop
         self._model = model
         self._tracks: dict[int, _TrackRecord] = {}
+        self.tracks_seen = 0
 
     @property
     def open_tracks(self) -> int:
@@ -92,7 +93,10 @@ class BestShotSelector:
         self, track_id: int, frame: Frame, box: np.ndarray, landmarks: np.ndarray | None, quality: Quality
     ) -> list[BestShot]:
         """Record one scored sighting; returns the update events the policy emits now."""
-        record = self._tracks.setdefault(track_id, _TrackRecord())
+        record = self._tracks.get(track_id)
+        if record is None:
+            record = self._tracks[track_id] = _TrackRecord()
+            self.tracks_seen += 1
         record.sightings += 1
         now = _stream_time(frame)
         if record.first_seen is None:

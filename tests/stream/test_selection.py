@@ -108,6 +108,7 @@ def test_finish_flushes_every_open_track_in_id_order() -> None:
     feed(chosen, [0.6], track_id=3)
     assert [e.track_id for e in chosen.finish()] == [3, 7]
     assert chosen.open_tracks == 0
+    assert chosen.tracks_seen == 2  # counted, not remembered: nothing grows with the tracks a run has seen
 
 
 def test_aligned_crops_are_112_square() -> None:
