@@ -18,6 +18,7 @@ from typing import Any
 from fiqa_stream import __version__, cli_index, cli_models
 from fiqa_stream.errors import ConfigError, FiqaError
 from fiqa_stream.logs import configure_logging
+from fiqa_stream.native_heap import bound_native_heap
 
 log = logging.getLogger("fiqa_stream")
 
@@ -213,6 +214,7 @@ def _consume(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    bound_native_heap()
     args = _parser().parse_args(argv)
     configure_logging("debug" if args.verbose else "info", args.log_json)
     handlers = {"run": _run, "check": _check, "score": _score, "consume": _consume, **cli_models.HANDLERS,

@@ -22,6 +22,7 @@ from multiprocessing.synchronize import Event as ProcessEvent
 from typing import Any
 
 from fiqa_stream.errors import FiqaError
+from fiqa_stream.native_heap import bound_native_heap
 from fiqa_stream.sinks.index_db import VideoOutcome, VideoStatus
 from fiqa_stream.stream.archive import (
     Finished,
@@ -48,6 +49,7 @@ class _WorkerFailed:
 
 def _worker(index: int, config_data: dict[str, Any], threads: int, jobs: Queue, messages: Queue,
             stop: ProcessEvent) -> None:
+    bound_native_heap()
     # The parent turns Ctrl-C into ``stop``; the workers must not die of it half-way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

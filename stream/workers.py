@@ -22,6 +22,7 @@ import threading
 from typing import Any
 
 from fiqa_stream.config import Config, config_data, parse_config, reveal_secrets
+from fiqa_stream.native_heap import bound_native_heap
 from fiqa_stream.stream.parent_watch import ParentWatch, exit_orphaned
 from fiqa_stream.stream.pipeline import Pipeline, RunSummary
 from fiqa_stream.stream.sources import SourceSpec, expand_sources
@@ -68,6 +69,7 @@ _ORPHAN_GRACE_S = 5.0
 
 
 def _worker(config_data: dict[str, Any], stop: ctypes.c_bool, results: Any, index: int, threads: int) -> None:
+    bound_native_heap()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from fiqa_stream.logs import configure_logging
