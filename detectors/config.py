@@ -23,7 +23,7 @@ class YuNetConfig(StrictModel):
         description="Frames wider than this are detected on a downscaled copy; boxes are mapped back.",
     )
     recycle_growth_mb: float = Field(
-        16.0, ge=0.0, le=4096.0,
+        8.0, ge=0.0, le=4096.0,
         description="yuface keeps ~35 kB of native memory per call: it runs in a child process that is "
         "replaced once it grew this many MB past its warmed-up size (0: run it in this process, memory "
         "grows without bound).",
