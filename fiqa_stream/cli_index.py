@@ -128,6 +128,8 @@ def _search(args: argparse.Namespace) -> int:
     from fiqa_stream.cli_index_display import print_shots, shot_json
     from fiqa_stream.sinks.index_db import ArchiveIndex
 
+    if args.min_quality is not None and not 0.0 <= args.min_quality <= 1.0:
+        raise ConfigError(f"search: --min-quality must be between 0 and 1 (got {args.min_quality:g})")
     between = None
     if args.between:
         between = (parse_time(args.between[0]), parse_time(args.between[1]))

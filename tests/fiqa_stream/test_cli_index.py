@@ -223,6 +223,13 @@ def test_search_and_report_name_a_folder_without_an_index(tmp_path: Path) -> Non
                                          "run 'fiqa-stream index' first")
 
 
+@pytest.mark.parametrize("quality", ["1.5", "-0.1", "nan"])
+def test_search_refuses_a_minimum_quality_outside_0_to_1(tmp_path: Path, quality: str) -> None:
+    result = fiqa_stream("search", tmp_path, "--min-quality", quality)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"fiqa-stream: error: search: --min-quality must be between 0 and 1 (got {quality})"
+
+
 def test_index_of_nothing_is_a_clear_fatal_error(tmp_path: Path) -> None:
     result = fiqa_stream("index", tmp_path / "missing", "--out", tmp_path / "out")
     assert result.returncode == 2
