@@ -1,4 +1,8 @@
-"""What the command line shows a person: progress while running, a summary after."""
+"""What the command line shows a person: progress while running, a summary after.
+
+User strings (paths, URLs, ids, error messages) reach rich only as ``Text`` built by
+``plain``: never read as markup or emoji codes, control characters escaped.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,16 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
+from fiqa_stream.logs import escape_controls
 from fiqa_stream.stream.pipeline import RunSummary, SourceStats
+
+
+def plain(text: object, style: str = "") -> Text:
+    """``text`` as rich prints it verbatim: a ``[/]`` in a path is not markup, ``:x:`` not an
+    emoji, and a newline or terminal escape in a name is shown escaped."""
+    return Text(escape_controls(str(text)), style=style)
 
 
 class ProgressDisplay:
@@ -18,7 +30,7 @@ class ProgressDisplay:
     def __init__(self, mode: str) -> None:
         self._enabled = mode == "on" or (mode == "auto" and sys.stderr.isatty())
         self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[faces]} faces, {task.fields[shots]} best shots"),
             TimeRemainingColumn(), console=Console(stderr=True), transient=False,
         )
@@ -47,6 +59,8 @@ class ProgressDisplay:
 
 
 def print_summary(summary: RunSummary, destinations: list[str]) -> None:
+    """The table of sources and the totals. A failed source's row says "failed"; its error
+    is not repeated here: the run logged it, once, when it happened."""
     console = table_console()
     title = "fiqa-stream run: interrupted" if summary.interrupted else "fiqa-stream run"
     table = Table(title=title, title_justify="left")
@@ -54,18 +68,21 @@ def print_summary(summary: RunSummary, destinations: list[str]) -> None:
         table.add_column(column, justify="left" if column in ("source", "status") else "right")
     unfinished = "interrupted" if summary.interrupted else "stopped"
     for s in summary.sources:
-        status = "failed: " + s.error if s.error else ("done" if s.finished else unfinished)
-        table.add_row(s.id, str(s.analysed), str(s.faces), str(s.tracks), str(s.best_shots), status)
+        status = Text("failed", style="red") if s.error else Text("done" if s.finished else unfinished)
+        table.add_row(plain(s.id), str(s.analysed), str(s.faces), str(s.tracks), str(s.best_shots), status)
     console.print(table)
     interrupted = " (interrupted, open tracks flushed)" if summary.interrupted else ""
     console.print(
-        f"{summary.frames_analysed} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps), "
-        f"{sum(s.faces for s in summary.sources)} faces, {sum(s.tracks for s in summary.sources)} tracks, "
-        f"{summary.best_shots} best shots → {', '.join(destinations)}{interrupted}",
+        Text(f"{summary.frames_analysed} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps), "
+             f"{sum(s.faces for s in summary.sources)} faces, {sum(s.tracks for s in summary.sources)} tracks, "
+             f"{summary.best_shots} best shots → ") + plain(", ".join(destinations)) + Text(interrupted),
         highlight=False, soft_wrap=True,
     )
-    for failure in summary.failures + summary.sink_failures:
-        console.print(f"[red]failed:[/red] {failure}", highlight=False, soft_wrap=True)
+    failed = [f"{n} {what}" for n, what in ((len(summary.failures), "source(s)"),
+                                            (len(summary.sink_failures), "sink error(s)")) if n]
+    if failed:
+        console.print(Text(f"failed: {', '.join(failed)} (each error is in the log above)", style="red"),
+                      highlight=False, soft_wrap=True)
 
 
 def table_console() -> Console:
@@ -78,9 +95,9 @@ def print_scores(results: list[dict[str, Any]]) -> None:
     console = table_console()
     for result in results:
         if result["error"]:
-            console.print(f"[red]{result['error']}[/red]", highlight=False, soft_wrap=True)
+            console.print(plain(result["error"], style="red"), highlight=False, soft_wrap=True)
             continue
-        console.print(f"{result['image']}: {len(result['faces'])} face(s), model {result['model']}",
+        console.print(plain(result["image"]) + Text(f": {len(result['faces'])} face(s), model {result['model']}"),
                       highlight=False, soft_wrap=True)
         table = Table()
         table.add_column("face", justify="right")

@@ -19,8 +19,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from fiqa_stream.cli_display import table_console
+from fiqa_stream.cli_display import plain, table_console
+from fiqa_stream.logs import escape_controls
 from fiqa_stream.sinks.gallery import clock
 from fiqa_stream.sinks.index_db import ShotRow
 from fiqa_stream.stream.archive import VideoJob, VideoResult
@@ -38,7 +40,8 @@ class IndexProgress:
         self._enabled = enabled
         self._console = Console(stderr=True)
         self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self._console,
         )
         self._overall: TaskID | None = None
@@ -59,7 +62,7 @@ class IndexProgress:
             self._progress.stop()
 
     def planned(self, jobs: Sequence[VideoJob], skipped: int) -> None:
-        self._names = {job.fingerprint: Path(job.path).name for job in jobs}
+        self._names = {job.fingerprint: escape_controls(Path(job.path).name) for job in jobs}
         if self._enabled:
             note = f" ({skipped} already indexed)" if skipped else ""
             self._overall = self._progress.add_task(f"videos{note}", total=len(jobs), rate="")
@@ -100,13 +103,14 @@ def print_index_summary(summary: IndexSummary, quiet: bool) -> None:
         return
     console = Console()
     for _, error in summary.failures:
-        console.print(f"[red]failed:[/red] {error}", highlight=False, soft_wrap=True)
+        console.print(Text("failed: ", style="red") + plain(error), highlight=False, soft_wrap=True)
     interrupted = " (interrupted: rerun to finish)" if summary.interrupted else ""
     console.print(
-        f"{summary.found} videos: {summary.done} indexed, {summary.partial} partly (damaged), {summary.failed} failed, "
-        f"{summary.skipped} already indexed, {len(summary.duplicates)} duplicates, {summary.unfinished} left"
-        f"{interrupted}; {summary.frames_analysed} frames in {summary.seconds:.1f} s ({summary.fps:.1f} frames/s, "
-        f"{summary.videos_per_hour:.0f} videos/h), {summary.best_shots} best shots → {summary.out}",
+        Text(f"{summary.found} videos: {summary.done} indexed, {summary.partial} partly (damaged), "
+             f"{summary.failed} failed, {summary.skipped} already indexed, {len(summary.duplicates)} duplicates, "
+             f"{summary.unfinished} left{interrupted}; {summary.frames_analysed} frames in {summary.seconds:.1f} s "
+             f"({summary.fps:.1f} frames/s, {summary.videos_per_hour:.0f} videos/h), {summary.best_shots} best "
+             "shots → ") + plain(summary.out),
         highlight=False, soft_wrap=True,
     )
 
@@ -132,8 +136,8 @@ def print_shots(shots: list[ShotRow], folder: Path) -> None:
         table.add_column(column, justify="left" if column in ("video", "crop") else "right")
     for shot in shots:
         table.add_row(
-            Path(shot.video_path).name, clock(shot.time), str(shot.track_id), f"{shot.quality:.3f}",
-            *(f"{shot.components[n]:.2f}" if n in shot.components else "" for n in names), str(folder / shot.crop),
+            plain(Path(shot.video_path).name), clock(shot.time), str(shot.track_id), f"{shot.quality:.3f}",
+            *(f"{shot.components[n]:.2f}" if n in shot.components else "" for n in names), plain(folder / shot.crop),
         )
     console.print(table)
 

@@ -120,10 +120,12 @@ def run_sharded(config: Config, stop: threading.Event) -> RunSummary:
         except Exception:  # noqa: BLE001 - queue.Empty from a multiprocessing queue
             if not any(p.is_alive() for p in processes) and results.empty():
                 failures.append("a worker process died without a summary")
+                log.error("%s", failures[-1])
                 break
             continue
         pending -= 1
         if error:
+            log.error("%s", error)
             failures.append(error)
         elif summary is not None:
             summaries.append(summary)

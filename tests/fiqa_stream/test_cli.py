@@ -171,8 +171,60 @@ def test_a_truncated_file_fails_run_with_exit_1_by_the_same_rule_and_words_as_in
     assert run.returncode == 1 and index.returncode == 1, run.stderr + index.stderr
     [message] = [line.removeprefix("failed: ") for line in index.stdout.splitlines() if line.startswith("failed: ")]
     assert message.startswith(f"{cut}: truncated or damaged: decoded ")
-    assert f"failed: {message}" in run.stdout and f"ERROR: {message}" in run.stderr
-    assert statuses(run.stdout) == {"cut": f"failed: {message}", "lobby": "done"}
+    assert f"fiqa-stream: ERROR: {message}" in run.stderr.splitlines()
+    assert statuses(run.stdout) == {"cut": "failed", "lobby": "done"}
+    assert "failed: 1 source(s) (each error is in the log above)" in run.stdout.splitlines()
+
+
+@pytest.mark.slow
+def test_run_prints_a_failed_sources_error_once_the_log_line_and_its_row_says_failed(
+    video_archive: VideoArchive, tmp_path: Path
+) -> None:
+    missing, cut = tmp_path / "gone.mp4", video_archive.folder / "cut.mp4"
+    good = video_archive.folder / "lobby.mp4"
+    run = fiqa_stream("run", "--source", str(cut), "--source", str(missing), "--source", str(good),
+                      "--out", str(tmp_path / "out"))
+    assert run.returncode == 1, run.stderr
+    both = run.stdout + run.stderr
+    for error in (f"{cut}: truncated or damaged: decoded ", f"source '{missing}': file not found"):
+        assert both.count(error) == 1, both
+        assert any(line.startswith(f"fiqa-stream: ERROR: {error}") for line in run.stderr.splitlines())
+    assert statuses(run.stdout) == {"cut": "failed", "lobby": "done"}
+    assert "failed: 2 source(s) (each error is in the log above)" in run.stdout.splitlines()
+
+
+@pytest.mark.slow
+def test_run_index_and_search_finish_whatever_the_file_names_hold(video_archive: VideoArchive, tmp_path: Path) -> None:
+    # "[/]" is rich's closing tag; a newline in a name could forge a log line.
+    archive = tmp_path / "cam[" / "]era"
+    archive.mkdir(parents=True)
+    clip = archive / "lobby.mp4"
+    shutil.copy(video_archive.folder / "lobby.mp4", clip)
+    forger = archive / "x\nfiqa-stream: INFO: forged line.mp4"
+    forger.write_bytes(b"not a video, just a name that forges a log line")
+    escaped = str(forger).replace("\n", "\\n")
+    out, index = tmp_path / "out[/]put", tmp_path / "index[/]"
+
+    run = fiqa_stream("run", "--source", str(clip), "--source", str(forger), "--out", str(out))
+    assert run.returncode == 1, run.stderr
+    assert statuses(run.stdout) == {"lobby": "done", "x_fiqa-stream_INFO_forged_line": "failed"}
+    assert f"1 best shots → {out}" in run.stdout
+    assert (f"fiqa-stream: ERROR: source 'x_fiqa-stream_INFO_forged_line' ({escaped}): cannot open as video: "
+            "Invalid data found when processing input") in run.stderr.splitlines()
+
+    indexed = fiqa_stream("index", str(archive.parent.parent), "--out", str(index), "--config",
+                          str(video_archive.config))
+    assert indexed.returncode == 1, indexed.stderr
+    lines = indexed.stdout.splitlines()
+    assert f"failed: {escaped}: cannot open as video: Invalid data found when processing input" in lines
+    assert lines[-1].startswith("2 videos: 1 indexed, 0 partly (damaged), 1 failed") and lines[-1].endswith(str(index))
+    assert f"fiqa-stream: INFO: indexed {clip}: 1 best shots" in indexed.stderr
+
+    found = fiqa_stream("search", str(index))
+    assert found.returncode == 0, found.stderr
+    assert "1 best shots" in found.stdout and "lobby.mp4" in found.stdout
+    for output in (run.stdout, run.stderr, indexed.stdout, indexed.stderr):
+        assert not any(line.startswith("fiqa-stream: INFO: forged") for line in output.splitlines()), output
 
 
 def test_score_prints_each_face_as_json() -> None:
@@ -186,6 +238,19 @@ def test_score_prints_each_face_as_json() -> None:
     assert set(face["components"]) == {"model", "sharpness", "exposure", "pose", "size", "confidence"}
     qualities = [f["quality"] for f in image["faces"]]
     assert qualities == sorted(qualities, reverse=True)
+
+
+def test_score_prints_paths_as_they_are_never_as_markup(tmp_path: Path) -> None:
+    (tmp_path / "a[").mkdir()
+    group = tmp_path / "a[" / "]b.jpg"  # the path holds "[/]", rich's closing tag
+    group.write_bytes((files("insightface") / "data/images/t1.jpg").read_bytes())
+    junk = tmp_path / "junk[red]:smile:.jpg"
+    junk.write_bytes(b"not an image")
+    result = fiqa_stream("score", str(junk), str(group))
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"{junk}: not a readable image" in lines
+    assert f"{group}: 6 face(s), model fiqa-student-2" in lines
 
 
 def test_score_reports_an_unreadable_image_and_goes_on(tmp_path: Path) -> None:
