@@ -185,18 +185,80 @@ def parse_config(data: Any, origin: str = "config") -> Config:
         raise ConfigError(describe_validation_error(error, data, origin)) from None
 
 
+MAX_CONFIG_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64
+
+
+class _YamlLimit(Exception):
+    """A YAML document beyond what a config may be; the message lacks the file name."""
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Values in the document once every alias is expanded, counted on the composed node
+    graph (aliases share nodes), so it costs one visit per distinct node."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise _YamlLimit(f"line {node.start_mark.line + 1}: a YAML alias refers to a node that contains it")
+        if depth > MAX_YAML_DEPTH:
+            raise _YamlLimit(f"YAML nested deeper than {MAX_YAML_DEPTH} levels")
+        open_nodes.add(key)
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(item, depth + 1) for item in node.value)
+        else:
+            total = 1
+        open_nodes.discard(key)
+        if total > MAX_YAML_NODES:
+            if len(sizes) < MAX_YAML_NODES:
+                raise _YamlLimit(f"YAML aliases expand beyond {MAX_YAML_NODES} nodes (alias bomb?)")
+            raise _YamlLimit(f"more than {MAX_YAML_NODES} YAML nodes")
+        sizes[key] = total
+        return total
+
+    return size(root, 0)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing documents that alias expansion would make huge: nine
+    nested aliases in 500 bytes parse at once but take minutes and gigabytes to walk."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _expanded_size(node)
+        return super().construct_document(node)
+
+
 def load_config(path: str | Path, defaults: dict[str, Any] | None = None) -> Config:
     """Read, interpolate and validate a YAML config file; top-level keys the file lacks
-    are taken from ``defaults`` (commands that supply sources and sinks themselves)."""
+    are taken from ``defaults`` (commands that supply sources and sinks themselves).
+
+    Files over ``MAX_CONFIG_BYTES``, and YAML whose aliases expand beyond
+    ``MAX_YAML_NODES`` values or that nests deeper than ``MAX_YAML_DEPTH``, are refused.
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read the config file: {error}") from error
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: config file too large (over {MAX_CONFIG_BYTES >> 20} MiB)")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+    except _YamlLimit as error:
+        raise ConfigError(f"{path}: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested deeper than {MAX_YAML_DEPTH} levels") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

@@ -281,3 +281,16 @@ def test_the_camera_to_redis_config_feeds_redis_and_a_folder_from_the_environmen
     in_redis = [json.loads(line)["event_id"] for line in (received / "events.jsonl").read_text().splitlines()]
     assert in_redis == on_disk and len(on_disk) == len(face_clip.faces)
     assert all(event_id.startswith("lobby:") for event_id in on_disk)
+
+
+def test_check_refuses_a_yaml_alias_bomb_at_once_with_exit_2(tmp_path: Path) -> None:
+    levels = "abcdefghi"
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("a: &a [" + ",".join(['"lol"'] * 9) + "]\n" + "".join(
+        f"{name}: &{name} [{','.join(['*' + below] * 9)}]\n" for below, name in zip(levels, levels[1:], strict=False)
+    ))
+    started = time.monotonic()
+    result = fiqa_stream("check", str(bomb))
+    assert time.monotonic() - started < 10  # was 36 s and 1.2 GB; the refusal itself takes milliseconds
+    assert result.returncode == 2
+    assert result.stderr == f"fiqa-stream: error: {bomb}: YAML aliases expand beyond 100000 nodes (alias bomb?)\n"

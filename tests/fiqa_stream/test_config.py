@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,63 @@ def test_the_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     path.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="expected a mapping of keys at the top level"):
         load_config(path)
+
+
+# Nine nested aliases: 342 bytes that expand to 9**9 (387 million) strings.
+ALIAS_BOMB = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def test_a_yaml_alias_bomb_is_refused_in_well_under_a_second(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(ALIAS_BOMB)
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert time.perf_counter() - started < 0.5
+    assert str(caught.value) == f"{path}: YAML aliases expand beyond 100000 nodes (alias bomb?)"
+
+
+def test_ordinary_aliases_and_merge_keys_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "aliases.yaml"
+    path.write_text("sources:\n  - &camera {url: a.mp4, every: 2, queue_size: 4}\n  - {<<: *camera, url: b.mp4}\n"
+                    "sinks: [{type: directory, path: out}]\n")
+    config = load_config(path)
+    assert [(s.url, s.every, s.queue_size) for s in config.sources] == [("a.mp4", 2, 4), ("b.mp4", 2, 4)]
+
+
+def test_an_alias_inside_its_own_anchor_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "loop.yaml"
+    path.write_text("sinks: [{type: directory, path: out}]\nsources: &s [*s]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: line 2: a YAML alias refers to a node that contains it"
+
+
+def test_yaml_nested_deeper_than_64_levels_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    for depth in (65, 5000):
+        path.write_text("sources: " + "[" * depth + "]" * depth + "\n")
+        with pytest.raises(ConfigError) as caught:
+            load_config(path)
+        assert str(caught.value) == f"{path}: YAML nested deeper than 64 levels"
+
+
+def test_a_config_file_over_one_mib_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text("sources: [{url: a.mp4}]\nsinks: [{type: directory, path: out}]\n" + "#" * (1 << 20) + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: config file too large (over 1 MiB)"
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
