@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
-from fiqa_stream.configbase import StrictModel
+from fiqa_stream.configbase import StrictModel, default_type
 
 
 class YuNetConfig(StrictModel):
@@ -58,4 +58,7 @@ class ScrfdConfig(StrictModel):
     threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0: its default).")
 
 
-DetectorConfig = Annotated[YuNetConfig | CenterFaceConfig | ScrfdConfig, Field(discriminator="type")]
+# Without a ``type`` the default detector's keys apply, as with no detector section at all.
+DetectorConfig = Annotated[
+    YuNetConfig | CenterFaceConfig | ScrfdConfig, BeforeValidator(default_type("yunet")), Field(discriminator="type"),
+]

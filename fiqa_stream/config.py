@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+import types
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError
@@ -18,6 +19,7 @@ from fiqa_stream.configbase import StrictModel
 from fiqa_stream.detectors.config import DetectorConfig, YuNetConfig
 from fiqa_stream.device import DEVICE_PATTERN
 from fiqa_stream.errors import ConfigError
+from fiqa_stream.redact import redact_text
 from fiqa_stream.registry import did_you_mean
 from fiqa_stream.scorers.config import FiqaScorerConfig, ScorerConfig
 from fiqa_stream.sinks.config import SinkConfig
@@ -114,10 +116,13 @@ def _interpolate(value: Any, path: str, origin: str) -> Any:
 
 def _key_path(location: tuple[int | str, ...], data: Any) -> str:
     """Render a pydantic error location as ``a.b[0].c``, walking the input data so that
-    the tags pydantic inserts for discriminated unions (``detector.yunet.x``) are dropped."""
+    the tags pydantic inserts for discriminated unions (``detector.yunet.x``) are dropped,
+    also where the tag is the family's default and the input has no ``type``."""
     text, node = "", data
-    for part in location:
-        if isinstance(node, dict) and part not in node and node.get("type") == part:
+    for index, part in enumerate(location):
+        if isinstance(node, dict) and part not in node and (
+            node.get("type") == part or ("type" not in node and index < len(location) - 1)
+        ):
             continue
         if isinstance(part, int):
             text += f"[{part}]"
@@ -130,10 +135,55 @@ def _key_path(location: tuple[int | str, ...], data: Any) -> str:
     return text or "(top level)"
 
 
-def _message(item: Any) -> str:
-    kind = item["type"]
+def _candidates(annotation: Any) -> list[Any]:
+    """The types a field may hold: Annotated, Optional and unions unwrapped."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _candidates(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return [member for arg in get_args(annotation) for member in _candidates(arg)]
+    return [annotation]
+
+
+def _plugin_tag(model: type[BaseModel]) -> Any:
+    field = model.model_fields.get("type")
+    return field.default if field is not None else None
+
+
+def _type_at(schema: Any, location: tuple[int | str, ...]) -> Any:
+    """The declared type at an error location (union tags followed), or None if unknown."""
+    node = schema
+    for part in location:
+        for member in _candidates(node):
+            if isinstance(part, int) and get_origin(member) is list:
+                node = get_args(member)[0]
+                break
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                if part in member.model_fields:
+                    node = member.model_fields[str(part)].annotation
+                    break
+                if _plugin_tag(member) == part:
+                    node = member
+                    break
+        else:
+            return None
+    return node
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    return [m for m in _candidates(annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
+
+
+# Keys whose values are never echoed in an error, whatever the error.
+_SECRET_KEY = re.compile(r"password|passwd|secret|token", re.IGNORECASE)
+
+
+def _message(item: Any, schema: Any = None) -> str:
+    kind, location = item["type"], tuple(item["loc"])
     if kind == "extra_forbidden":
-        return "unknown key"
+        models = _models(_type_at(schema, location[:-1])) if schema is not None else []
+        known = [name for model in models[:1] for name in model.model_fields]
+        return f"unknown key{did_you_mean(str(location[-1]), known)}"
     if kind == "missing":
         return "required key is missing"
     if kind == "union_tag_invalid":
@@ -141,16 +191,26 @@ def _message(item: Any) -> str:
         known = [name.strip(" '") for name in expected.split(",")]
         return f"unknown type '{tag}'{did_you_mean(tag, known)}; expected one of: {', '.join(known)}"
     if kind == "union_tag_not_found":
-        return "the 'type' key is missing"
+        tags = [_plugin_tag(m) for m in _models(_type_at(schema, location))] if schema is not None else []
+        known = f"; expected one of: {', '.join(map(str, tags))}" if tags else ""
+        return f"the 'type' key is missing{known}"
     message = str(item["msg"])
+    if _SECRET_KEY.search(".".join(map(str, location))):
+        return message
     if "input" in item and not isinstance(item["input"], dict | list):
-        message += f" (got {item['input']!r})"
+        # A URL given where something else was expected may carry a password.
+        message += f" (got {redact_text(repr(item['input']))})"
     return message
 
 
-def describe_validation_error(error: ValidationError, data: Any, origin: str) -> str:
-    """One line per the house rule: file, key path, what was expected, what was given."""
-    parts = [f"{_key_path(item['loc'], data)}: {_message(item)}" for item in error.errors()]
+def describe_validation_error(error: ValidationError, data: Any, origin: str, schema: Any = None) -> str:
+    """One line per the house rule: file, key path, what was expected, what was given.
+
+    With ``schema`` (the type ``data`` was validated against) an unknown key suggests the
+    closest known one and a missing plugin ``type`` lists the types. Values under a key
+    named like a secret (password, secret, token) are never repeated.
+    """
+    parts = [f"{_key_path(item['loc'], data)}: {_message(item, schema)}" for item in error.errors()]
     more = f" (and {len(parts) - 1} more: {'; '.join(parts[1:])})" if len(parts) > 1 else ""
     return f"{origin}: {parts[0]}{more}"
 
@@ -182,7 +242,7 @@ def parse_config(data: Any, origin: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(describe_validation_error(error, data, origin)) from None
+        raise ConfigError(describe_validation_error(error, data, origin, Config)) from None
 
 
 MAX_CONFIG_BYTES = 1 << 20

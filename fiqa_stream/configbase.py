@@ -2,8 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import PydanticCustomError
+
+from fiqa_stream.redact import ambiguous_credentials
 
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def default_type(name: str) -> Callable[[Any], Any]:
+    """A before-validator for a plugin family's union: a mapping without ``type`` gets the
+    family's default type, as when the whole section is left out."""
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, dict) and "type" not in value:
+            return {"type": name, **value}
+        return value
+
+    return fill
+
+
+def refuse_ambiguous_credentials(url: str) -> str:
+    """A URL field's validator: refuse a password holding a raw '/', '?' or '#', which
+    parsers take in part for the host or path (connecting elsewhere and printing it)."""
+    if ambiguous_credentials(url):
+        raise PydanticCustomError(
+            "ambiguous_credentials", "the password contains '/', '?' or '#': percent-encode it (%2F, %3F, %23)",
+        )
+    return url

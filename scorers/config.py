@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
-from fiqa_stream.configbase import StrictModel
+from fiqa_stream.configbase import StrictModel, default_type
 
 
 class HeuristicWeights(StrictModel):
@@ -74,4 +74,9 @@ class FiqaScorerConfig(StrictModel):
     )
 
 
-ScorerConfig = Annotated[Union[HeuristicScorerConfig, FiqaScorerConfig], Field(discriminator="type")]  # noqa: UP007
+# Without a ``type`` the default scorer's keys apply, as with no scorer section at all.
+ScorerConfig = Annotated[  # noqa: UP007
+    Union[HeuristicScorerConfig, FiqaScorerConfig],  # noqa: UP007
+    BeforeValidator(default_type("fiqa")),
+    Field(discriminator="type"),
+]

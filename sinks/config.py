@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from fiqa_stream.configbase import StrictModel
+from fiqa_stream.configbase import StrictModel, refuse_ambiguous_credentials
 
 
 class DirectorySinkConfig(StrictModel):
@@ -72,7 +72,7 @@ class RedisSinkConfig(StrictModel):
         scheme = urlsplit(url).scheme
         if scheme not in ("redis", "rediss", "unix"):
             raise ValueError("expected a redis://, rediss:// or unix:// URL")
-        return url
+        return refuse_ambiguous_credentials(url)
 
     @field_validator("stream")
     @classmethod

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from fiqa_stream.configbase import StrictModel
+from fiqa_stream.configbase import StrictModel, refuse_ambiguous_credentials
 
 
 class ReconnectConfig(StrictModel):
@@ -58,6 +58,8 @@ class SourceConfig(StrictModel):
         "The source fails when this FFmpeg build or machine lacks it; codecs the device cannot decode "
         "fall back to software.",
     )
+
+    _url_credentials = field_validator("url")(refuse_ambiguous_credentials)
 
 
 class TrackerConfig(StrictModel):

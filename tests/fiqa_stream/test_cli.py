@@ -294,3 +294,40 @@ def test_check_refuses_a_yaml_alias_bomb_at_once_with_exit_2(tmp_path: Path) -> 
     assert time.monotonic() - started < 10  # was 36 s and 1.2 GB; the refusal itself takes milliseconds
     assert result.returncode == 2
     assert result.stderr == f"fiqa-stream: error: {bomb}: YAML aliases expand beyond 100000 nodes (alias bomb?)\n"
+
+
+def test_a_raw_slash_in_a_url_password_is_refused_by_check_and_run_without_showing_it(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("sources: [{url: 'rtsp://admin:Sl/sh99@127.0.0.1:9/cam'}]\n"
+                      "sinks: [{type: redis, url: 'redis://u:Qu?st99@127.0.0.1:9/0'}]\n")
+    for command in ("check", "run"):
+        result = fiqa_stream("-v", command, str(config))
+        assert result.returncode == 2
+        assert result.stderr == (
+            f"fiqa-stream: error: {config}: sources[0].url: the password contains '/', '?' or '#': percent-encode "
+            "it (%2F, %3F, %23) (got 'rtsp://admin:***@127.0.0.1:9/cam') (and 1 more: sinks[0].url: the password "
+            "contains '/', '?' or '#': percent-encode it (%2F, %3F, %23) (got 'redis://u:***@127.0.0.1:9/0'))\n"
+        )
+        for secret in ("Sl/sh99", "sh99", "Qu?st99", "st99"):
+            assert secret not in result.stdout + result.stderr
+
+
+def test_no_password_shows_in_the_logs_or_summary_of_a_camera_that_fails(tmp_path: Path, unused_port: int) -> None:
+    config = tmp_path / "c.yaml"
+    live = "{open_timeout: 1, read_timeout: 1, reconnect: {max_attempts: 1, initial_delay: 0.1}"
+    config.write_text(
+        f"sources:\n  - {live}, url: 'rtsp://admin:En%2Fc0ded@127.0.0.1:{unused_port}/one'}}\n"
+        f"  - {live}, url: 'rtsp://127.0.0.1:{unused_port}/two', username: admin, password: 'F/i?e#l@d1'}}\n"
+        "  - {url: 'rtsp://admin:98765432@127.0.0.1:9/three', password: 98765432}\n"
+        f"sinks: [{{type: directory, path: {tmp_path / 'out'}}}]\n"
+    )
+    result = fiqa_stream("-v", "run", str(config))
+    assert result.returncode == 2
+    assert result.stderr.endswith("sources[2].password: Input should be a valid string\n")
+    assert "98765432" not in result.stdout + result.stderr
+    config.write_text("\n".join(line for line in config.read_text().splitlines() if "three" not in line) + "\n")
+    result = fiqa_stream("-v", "run", str(config))
+    assert result.returncode == 1, result.stderr
+    assert f"(rtsp://admin:***@127.0.0.1:{unused_port}/one): host unreachable" in result.stderr
+    for secret in ("En%2Fc0ded", "En/c0ded", "c0ded", "F/i?e#l@d1", "F%2Fi%3Fe%23l%40d1", "l@d1", "l%40d1"):
+        assert secret not in result.stdout + result.stderr

@@ -30,9 +30,9 @@ def test_a_minimal_config_takes_every_default() -> None:
     assert str(config.sinks[0].path) == "out"
 
 
-def test_an_unknown_key_is_named_with_its_path() -> None:
+def test_an_unknown_key_is_named_with_its_path_and_the_closest_known_key() -> None:
     message = error_of({**MINIMAL, "sources": [{"url": "a.mp4", "evry": 2}]})
-    assert message == "c.yaml: sources[0].evry: unknown key"
+    assert message == "c.yaml: sources[0].evry: unknown key (did you mean 'every'?)"
 
 
 def test_a_wrong_type_names_the_key_the_expectation_and_the_value() -> None:
@@ -144,6 +144,61 @@ def test_a_config_file_over_one_mib_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert str(caught.value) == f"{path}: config file too large (over 1 MiB)"
+
+
+def test_a_password_of_the_wrong_type_is_named_but_never_echoed() -> None:
+    message = error_of({**MINIMAL, "sources": [{"url": "rtsp://cam/1", "password": 98765432}]})
+    assert message == "c.yaml: sources[0].password: Input should be a valid string"
+
+
+def test_a_url_with_a_password_is_echoed_with_the_password_masked() -> None:
+    message = error_of({**MINIMAL, "sinks": [{"type": "redis", "url": "http://user:hunter2@localhost:6379/0"}]})
+    assert message == ("c.yaml: sinks[0].url: Value error, expected a redis://, rediss:// or unix:// URL "
+                       "(got 'http://user:***@localhost:6379/0')")
+
+
+@pytest.mark.parametrize("password", ["pa/ss", "pa?ss", "pa#ss", "12/34"])
+@pytest.mark.parametrize(("section", "url"), [
+    ("sources", "rtsp://admin:{}@10.0.0.5:554/cam"),
+    ("sinks", "redis://admin:{}@localhost:6379/0"),
+])
+def test_a_raw_slash_question_mark_or_hash_in_a_url_password_asks_for_percent_encoding(
+    section: str, url: str, password: str
+) -> None:
+    entry = {"url": url.format(password)} | ({"type": "redis"} if section == "sinks" else {})
+    message = error_of({**MINIMAL, section: [entry]})
+    masked = url.format("***").replace("[", "").replace("]", "")
+    assert message == (f"c.yaml: {section}[0].url: the password contains '/', '?' or '#': "
+                       f"percent-encode it (%2F, %3F, %23) (got '{masked}')")
+    assert password not in message
+
+
+def test_a_percent_encoded_or_raw_at_sign_password_is_accepted() -> None:
+    config = parse_config({**MINIMAL, "sources": [{"url": "rtsp://admin:pa%2Fss@10.0.0.5/cam"},
+                                                  {"url": "rtsp://admin:p@ss@10.0.0.5/cam"}]})
+    assert len(config.sources) == 2
+
+
+def test_a_plugin_without_type_takes_its_familys_default_type() -> None:
+    config = parse_config({**MINIMAL, "detector": {"max_width": 1280}, "scorer": {"batch_size": 8}})
+    assert (config.detector.type, config.detector.max_width) == ("yunet", 1280)
+    assert (config.scorer.type, config.scorer.batch_size) == ("fiqa", 8)
+
+
+def test_a_bad_value_in_a_plugin_without_type_is_named_by_its_key() -> None:
+    message = error_of({**MINIMAL, "detector": {"max_width": 9999}})
+    assert message == "c.yaml: detector.max_width: Input should be less than or equal to 4096 (got 9999)"
+
+
+@pytest.mark.parametrize("detector", [{"type": "yunet", "confidense": 0.5}, {"confidense": 0.5}])
+def test_an_unknown_plugin_key_suggests_the_closest_key_of_that_plugin(detector: dict) -> None:
+    message = error_of({**MINIMAL, "detector": detector})
+    assert message == "c.yaml: detector.confidense: unknown key (did you mean 'confidence'?)"
+
+
+def test_a_sink_without_type_has_no_default_and_says_which_types_exist() -> None:
+    message = error_of({**MINIMAL, "sinks": [{"path": "out"}]})
+    assert message == "c.yaml: sinks[0]: the 'type' key is missing; expected one of: directory, redis"
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
