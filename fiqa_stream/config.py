@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 
-from fiqa_stream.configbase import StrictModel
+from fiqa_stream.configbase import MAX_SECONDS, StrictModel
 from fiqa_stream.detectors.config import DetectorConfig, YuNetConfig
 from fiqa_stream.device import DEVICE_PATTERN
 from fiqa_stream.errors import ConfigError
@@ -48,7 +48,8 @@ class PipelineConfig(StrictModel):
         description="Processes to shard the sources over (round-robin); each runs its own detector and scorer.",
     )
     shutdown_timeout: float = Field(
-        10.0, gt=0, description="On SIGTERM/SIGINT: seconds allowed for flushing tracks and draining sinks.",
+        10.0, gt=0, le=MAX_SECONDS,
+        description="On SIGTERM/SIGINT: seconds allowed for flushing tracks and draining sinks.",
     )
 
 
@@ -59,7 +60,8 @@ class MetricsConfig(StrictModel):
     address: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 for all).")
     port: int = Field(9108, ge=0, le=65535, description="Port to listen on (0: any free port).")
     down_after: float = Field(
-        60.0, gt=0, description="/healthz turns unhealthy when a live source has been down this long (s).",
+        60.0, gt=0, le=MAX_SECONDS,
+        description="/healthz turns unhealthy when a live source has been down this long (s).",
     )
 
 

@@ -10,9 +10,14 @@ from pydantic_core import PydanticCustomError
 
 from fiqa_stream.redact import ambiguous_credentials
 
+# The longest time any seconds field accepts: bounded so a typo such as ``.inf`` fails
+# validation instead of overflowing a timer or a socket call at run time.
+MAX_SECONDS = 86400.0
+
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No infinities or NaN in any float field: none of them means anything there.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def default_type(name: str) -> Callable[[Any], Any]:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from fiqa_stream.configbase import StrictModel, refuse_ambiguous_credentials
+from fiqa_stream.configbase import MAX_SECONDS, StrictModel, refuse_ambiguous_credentials
 
 
 class DirectorySinkConfig(StrictModel):
@@ -59,9 +59,11 @@ class RedisSinkConfig(StrictModel):
     max_entry_bytes: int = Field(
         2_000_000, ge=1024, description="Largest entry accepted; bigger events are rejected with an error.",
     )
-    connect_timeout: float = Field(2.0, gt=0, description="Seconds to wait for a connection.")
-    socket_timeout: float = Field(2.0, gt=0, description="Seconds to wait for a reply.")
-    health_check_interval: int = Field(10, ge=0, description="Seconds idle before a connection is checked.")
+    connect_timeout: float = Field(2.0, gt=0, le=MAX_SECONDS, description="Seconds to wait for a connection.")
+    socket_timeout: float = Field(2.0, gt=0, le=MAX_SECONDS, description="Seconds to wait for a reply.")
+    health_check_interval: int = Field(
+        10, ge=0, le=int(MAX_SECONDS), description="Seconds idle before a connection is checked.",
+    )
     retries: int = Field(1, ge=0, le=10, description="Immediate retries (with backoff) before spilling.")
     batch: int = Field(256, ge=1, description="Most entries sent in one round trip when replaying.")
     journal: JournalConfig = Field(default_factory=JournalConfig, description="Spill journal.")

@@ -5,15 +5,20 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from fiqa_stream.configbase import StrictModel, refuse_ambiguous_credentials
+from fiqa_stream.configbase import MAX_SECONDS, StrictModel, refuse_ambiguous_credentials
 
 
 class ReconnectConfig(StrictModel):
     """How a live source comes back after an outage: exponential backoff with jitter."""
 
-    initial_delay: float = Field(1.0, gt=0, description="Seconds before the first reconnection attempt.")
-    max_delay: float = Field(30.0, gt=0, description="Longest wait between attempts, in seconds.")
+    initial_delay: float = Field(
+        1.0, gt=0, le=MAX_SECONDS, description="Seconds before the first reconnection attempt.",
+    )
+    max_delay: float = Field(
+        30.0, gt=0, le=MAX_SECONDS, description="Longest wait between attempts, in seconds.",
+    )
     jitter: float = Field(0.25, ge=0, le=1, description="Random spread of each wait, as a fraction of it.")
     max_attempts: int | None = Field(
         None, ge=1, description="Attempts in a row before the source is given up; null: retry forever.",
@@ -47,9 +52,9 @@ class SourceConfig(StrictModel):
     transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport.")
     username: str | None = Field(None, description="Stream user name (kept out of logs and events).")
     password: SecretStr | None = Field(None, description="Stream password; use ${ENV}. Never logged.")
-    open_timeout: float = Field(10.0, gt=0, description="Live: seconds to wait for a stream to open.")
+    open_timeout: float = Field(10.0, gt=0, le=MAX_SECONDS, description="Live: seconds to wait for a stream to open.")
     read_timeout: float = Field(
-        5.0, gt=0, description="Live: seconds without data after which the stream counts as stalled.",
+        5.0, gt=0, le=MAX_SECONDS, description="Live: seconds without data after which the stream counts as stalled.",
     )
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig, description="Live: reconnection.")
     hwaccel: str | None = Field(
@@ -60,6 +65,14 @@ class SourceConfig(StrictModel):
     )
 
     _url_credentials = field_validator("url")(refuse_ambiguous_credentials)
+
+    @field_validator("id")
+    @classmethod
+    def _not_a_folder_name(cls, source_id: str | None) -> str | None:
+        # Crops are written under a folder named by the id: '.' and '..' would escape it.
+        if source_id in (".", ".."):
+            raise PydanticCustomError("reserved_id", "'.' and '..' are not allowed as a source id")
+        return source_id
 
 
 class TrackerConfig(StrictModel):
@@ -98,7 +111,7 @@ class SelectionConfig(StrictModel):
         "improved, at most every 'period' seconds; early: emit once the score passes 'threshold', then "
         "only on an improvement of 'margin'.",
     )
-    period: float = Field(5.0, gt=0, description="periodic: least seconds between two update events.")
+    period: float = Field(5.0, gt=0, le=MAX_SECONDS, description="periodic: least seconds between two update events.")
     threshold: float = Field(0.7, ge=0.0, le=1.0, description="early: score that triggers the first event.")
     margin: float = Field(0.05, ge=0.0, le=1.0, description="early: improvement that triggers another event.")
     min_track_length: int = Field(

@@ -179,6 +179,34 @@ def test_a_percent_encoded_or_raw_at_sign_password_is_accepted() -> None:
     assert len(config.sources) == 2
 
 
+@pytest.mark.parametrize(("section", "key"), [
+    ("pipeline", "shutdown_timeout"), ("metrics", "down_after"), ("selection", "period"),
+    ("sources", "read_timeout"), ("sources", "open_timeout"),
+])
+@pytest.mark.parametrize(("value", "expected"), [
+    (".inf", "Input should be a finite number (got inf)"),
+    (".nan", "Input should be a finite number (got nan)"),
+    ("86401", "Input should be less than or equal to 86400 (got 86401)"),
+])
+def test_seconds_are_finite_and_at_most_a_day(
+    tmp_path: Path, section: str, key: str, value: str, expected: str
+) -> None:
+    path = tmp_path / "c.yaml"
+    where = f"sources: [{{url: a.mp4, {key}: {value}}}]" if section == "sources" else (
+        f"sources: [{{url: a.mp4}}]\n{section}: {{{key}: {value}}}")
+    path.write_text(f"{where}\nsinks: [{{type: directory, path: out}}]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    key_path = f"sources[0].{key}" if section == "sources" else f"{section}.{key}"
+    assert str(caught.value) == f"{path}: {key_path}: {expected}"
+
+
+@pytest.mark.parametrize("source_id", [".", ".."])
+def test_dot_and_dot_dot_are_not_source_ids(source_id: str) -> None:
+    message = error_of({**MINIMAL, "sources": [{"url": "a.mp4", "id": source_id}]})
+    assert message == f"c.yaml: sources[0].id: '.' and '..' are not allowed as a source id (got '{source_id}')"
+
+
 def test_a_plugin_without_type_takes_its_familys_default_type() -> None:
     config = parse_config({**MINIMAL, "detector": {"max_width": 1280}, "scorer": {"batch_size": 8}})
     assert (config.detector.type, config.detector.max_width) == ("yunet", 1280)
