@@ -31,7 +31,8 @@ def add_commands(commands: Any) -> None:
     index.add_argument("paths", nargs="+", metavar="PATH", help="video file, glob or folder")
     index.add_argument("--out", type=Path, required=True, metavar="DIR", help="index folder (created when missing)")
     index.add_argument("--config", type=Path, help="YAML config: detector, scorer, tracker, selection, crop, and "
-                       "sampling (every/fps) of its first source; its sources and sinks are not used")
+                       "sampling (every/fps) and max_frame_pixels of its first source; its sources and sinks are "
+                       "not used")
     index.add_argument("--workers", type=int, metavar="N", help="worker processes (default: pipeline.workers)")
     index.add_argument("--ray", metavar="ADDRESS", help="run one task per video on this Ray cluster (e.g. "
                        "'auto' or 'HOST:6379'); paths must be readable at the same place on every node")

@@ -28,7 +28,7 @@ from fiqa_stream.device import resolve_device
 from fiqa_stream.scorers import build_scorer
 from fiqa_stream.sinks.index_db import ShotRecord, VideoOutcome, VideoStatus, video_key
 from fiqa_stream.stream.pipeline import Pipeline, SourceStats
-from fiqa_stream.stream.sources import FILE_OPEN_OPTIONS, VIDEO_SUFFIXES, missing_frames
+from fiqa_stream.stream.sources import FILE_OPEN_OPTIONS, VIDEO_SUFFIXES, frame_too_large, missing_frames
 from fiqa_stream.types import BestShot, EventKind
 
 log = logging.getLogger(__name__)
@@ -159,11 +159,11 @@ class _Collector:
 def video_config(base: dict[str, Any], job: VideoJob) -> Config:
     """The run config of one video: the base config with this file as its only source.
 
-    Sampling (``every``, ``fps``) comes from the base config's first source; metrics and
-    the process fan-out of ``run`` are off (the indexer fans out itself)."""
+    Sampling (``every``, ``fps``) and ``max_frame_pixels`` come from the base config's first
+    source; metrics and the process fan-out of ``run`` are off (the indexer fans out itself)."""
     template = base["sources"][0]
-    source = {"url": job.path, "id": video_key(job.fingerprint), "every": template["every"],
-              "fps": template["fps"], "queue_size": template["queue_size"]}
+    source = {"url": job.path, "id": video_key(job.fingerprint),
+              **{key: template[key] for key in ("every", "fps", "queue_size", "max_frame_pixels")}}
     data = {
         **base, "sources": [source],
         "metrics": {**base["metrics"], "enabled": False},
@@ -243,6 +243,10 @@ def analyse_video(
         duration, width, height, rate = _probe(job.path)
     except (av.error.FFmpegError, OSError, ValueError) as error:
         return result(VideoStatus.FAILED, f"{job.path}: cannot open as video: {_describe(error)}")
+    too_large = frame_too_large(width, height, base_config["sources"][0]["max_frame_pixels"])
+    if too_large is not None:
+        return result(VideoStatus.FAILED, f"{job.path}: {too_large}", duration=duration, width=width, height=height,
+                      fps=rate)
     collector = _Collector()
 
     def progress(sources: list[SourceStats]) -> None:

@@ -9,6 +9,10 @@ from pydantic_core import PydanticCustomError
 
 from fiqa_stream.configbase import MAX_SECONDS, StrictModel, refuse_ambiguous_credentials
 
+# 8K UHD. Larger frames fail their source before they are decoded: one 16000×16000 frame
+# is 768 MB as BGR, and a source buffers several.
+DEFAULT_MAX_FRAME_PIXELS = 7680 * 4320
+
 
 class ReconnectConfig(StrictModel):
     """How a live source comes back after an outage: exponential backoff with jitter."""
@@ -62,6 +66,12 @@ class SourceConfig(StrictModel):
         description="Hardware decoding through FFmpeg (e.g. cuda, vaapi, qsv); null: software decoding. "
         "The source fails when this FFmpeg build or machine lacks it; codecs the device cannot decode "
         "fall back to software.",
+    )
+    max_frame_pixels: int = Field(
+        DEFAULT_MAX_FRAME_PIXELS, ge=64 * 64, le=16384 * 16384,
+        description="Largest frame (width × height, in pixels) the source may have; default 8K (7680×4320). "
+        "A file or stream whose frames are larger fails with an error that names its size, before they "
+        "are decoded, so hostile or careless input cannot take gigabytes of memory; other sources go on.",
     )
 
     _url_credentials = field_validator("url")(refuse_ambiguous_credentials)

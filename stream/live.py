@@ -30,7 +30,7 @@ from fiqa_stream.errors import SourceError
 from fiqa_stream.redact import redact_text, redact_url
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
-from fiqa_stream.stream.sources import DEVICE_PREFIX, FrameSampler, SourceEnd, hardware_decoder
+from fiqa_stream.stream.sources import DEVICE_PREFIX, FrameSampler, SourceEnd, frame_too_large, hardware_decoder
 from fiqa_stream.types import Frame
 
 log = logging.getLogger(__name__)
@@ -192,6 +192,11 @@ class LiveSource:
             if not container.streams.video:
                 raise self._error("the stream holds no video")
             stream = container.streams.video[0]
+            limit = self.config.max_frame_pixels
+            # Before any decoding; a stream that declares no size yet is checked frame by frame.
+            too_large = frame_too_large(stream.codec_context.width, stream.codec_context.height, limit)
+            if too_large is not None:
+                raise self._error(too_large)
             stream.thread_type = "AUTO"
             sampler = FrameSampler(self.config.every, self.config.fps)
             for packet in container.demux(stream):
@@ -200,6 +205,9 @@ class LiveSource:
                 except av.error.InvalidDataError:
                     continue
                 for video_frame in decoded:
+                    too_large = frame_too_large(video_frame.width, video_frame.height, limit)
+                    if too_large is not None:
+                        raise self._error(too_large)
                     now = time.monotonic()
                     if self.state is not LiveState.STREAMING:
                         self.state = LiveState.STREAMING

@@ -11,6 +11,7 @@ and those sinks.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
@@ -28,6 +29,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from fiqa_stream.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +179,15 @@ class PipelineMetrics:
         return not (down or failing), body
 
 
+def _listen_error(address: str, port: int, error: OSError) -> ConfigError:
+    if error.errno == errno.EADDRINUSE:
+        return ConfigError(
+            f"metrics.port: {address}:{port} is already in use; choose another port (0: any free port)"
+        )
+    key = "metrics.port" if error.errno == errno.EACCES else "metrics.address"
+    return ConfigError(f"{key}: cannot listen on {address}:{port}: {error.strerror or error}")
+
+
 class MetricsServer:
     """Serves ``/metrics`` (Prometheus text format) and ``/healthz`` from a thread."""
 
@@ -200,7 +212,10 @@ class MetricsServer:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the http.server API
                 log.debug("metrics: " + format, *args)
 
-        self._server = ThreadingHTTPServer((address, port), Handler)
+        try:
+            self._server = ThreadingHTTPServer((address, port), Handler)
+        except OSError as error:
+            raise _listen_error(address, port, error) from error
         self._server.daemon_threads = True
         self.address = f"{address}:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)

@@ -173,7 +173,15 @@ class Pipeline:
         self.metrics_server: MetricsServer | None = None
         if config.metrics.enabled:
             settings = config.metrics
-            self.metrics_server = MetricsServer(self.metrics, settings.address, settings.port, settings.down_after)
+            try:
+                self.metrics_server = MetricsServer(self.metrics, settings.address, settings.port, settings.down_after)
+            except BaseException:
+                # run() would have closed them; it never will.
+                for sink in self._sinks:
+                    sink.close()
+                for model in self._owned_models:
+                    model.close()
+                raise
 
     def run(self, stop: threading.Event | None = None) -> RunSummary:
         stop = stop or threading.Event()

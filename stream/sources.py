@@ -23,7 +23,7 @@ from av.codec.hwaccel import HWAccel, hwdevices_available
 from fiqa_stream.errors import SourceError
 from fiqa_stream.redact import redact_url
 from fiqa_stream.stream.buffers import FrameBuffer
-from fiqa_stream.stream.config import SourceConfig
+from fiqa_stream.stream.config import DEFAULT_MAX_FRAME_PIXELS, SourceConfig
 from fiqa_stream.types import Frame
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,14 @@ def missing_frames(decoded: int, expected: int | None) -> str | None:
     declares, or None when it gave them all (or declares no count)."""
     if expected and decoded < expected * (1 - MISSING_FRAMES_SLACK) - 1:
         return f"truncated or damaged: decoded {decoded} of {expected} frames"
+    return None
+
+
+def frame_too_large(width: int, height: int, limit: int) -> str | None:
+    """What is wrong with a frame of more than ``limit`` pixels (``max_frame_pixels``), or
+    None when it fits (or its size is not known yet: 0)."""
+    if width * height > limit:
+        return f"frame {width}×{height} is larger than the limit (max_frame_pixels {limit})"
     return None
 
 
@@ -246,6 +254,11 @@ class FileSource:
             if not container.streams.video:
                 raise self._error("holds no video stream")
             stream = container.streams.video[0]
+            limit = self.spec.config.max_frame_pixels if self.spec.config else DEFAULT_MAX_FRAME_PIXELS
+            # Before any decoding: frame threads would each allocate a frame of this size.
+            too_large = frame_too_large(stream.codec_context.width, stream.codec_context.height, limit)
+            if too_large is not None:
+                raise SourceError(f"{self.spec.path}: {too_large}")
             stream.thread_type = "AUTO"
             self.expected_frames = stream.frames or None
             if self.expected_frames is None and stream.duration and stream.average_rate:
@@ -258,6 +271,10 @@ class FileSource:
                     self.bad_packets += 1
                     continue
                 for video_frame in decoded:
+                    # The size can change mid-stream; check before the frame is converted (×3 bytes).
+                    too_large = frame_too_large(video_frame.width, video_frame.height, limit)
+                    if too_large is not None:
+                        raise SourceError(f"{self.spec.path}: {too_large}")
                     index = self.decoded
                     self.decoded += 1
                     pts = float(video_frame.time) if video_frame.time is not None else None

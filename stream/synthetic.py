@@ -37,6 +37,7 @@ __all__ = [
     "corrupt_copy",
     "demo_clip",
     "face_photos",
+    "flat_clip",
     "garbage_file",
 ]
 
@@ -360,6 +361,45 @@ def garbage_file(dst: Path, *, size: int = 4096, seed: int = 0) -> Path:
     """
     dst = Path(dst)
     dst.write_bytes(np.random.default_rng(seed).bytes(size))
+    return dst
+
+
+def flat_clip(dst: Path, sizes: Iterable[tuple[int, int]], *, grey: int = 128, fps: int = 1) -> Path:
+    """Write flat grey frames of the given sizes as lossless PNG frames in a MOV: tiny on disk
+    however large the frames (a 16000×16000 frame takes about 300 KB), as hostile or careless
+    input may be. The stream declares the first frame's size; a later frame of another size
+    is a size change mid-stream.
+
+    Args:
+        dst: MOV file to write.
+        sizes: ``(width, height)`` of each frame, in order.
+        grey: Grey level of every pixel.
+        fps: Frame rate.
+
+    Returns:
+        ``dst``.
+    """
+    dst = Path(dst)
+    with av.open(str(dst), "w", format="mov") as container:
+        stream: av.VideoStream | None = None
+        for index, (width, height) in enumerate(sizes):
+            # One encoder per frame, so each PNG keeps its own size; the frame is filled in
+            # place (no second copy of a frame that may be hundreds of MB).
+            encoder = av.CodecContext.create("png", "w")
+            encoder.width, encoder.height, encoder.pix_fmt = width, height, "gray"
+            encoder.time_base = Fraction(1, fps)
+            if stream is None:
+                stream = container.add_stream("png", rate=fps)
+                stream.width, stream.height, stream.pix_fmt = width, height, "gray"
+            frame = av.VideoFrame(width, height, "gray")
+            np.frombuffer(frame.planes[0], np.uint8)[:] = grey
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            for packet in encoder.encode(frame) + encoder.encode(None):
+                packet.stream = stream
+                packet.pts = packet.dts = index
+                packet.time_base = Fraction(1, fps)
+                container.mux(packet)
+            del frame
     return dst
 
 

@@ -19,6 +19,7 @@ from fiqa_stream.stream.synthetic import (
     compose_face_clip,
     compose_nonface_clip,
     corrupt_copy,
+    flat_clip,
     garbage_file,
 )
 
@@ -41,6 +42,13 @@ def hd_face_clip(tmp_path_factory: pytest.TempPathFactory) -> ClipTruth:
     """A 1280×720 clip (detected on a downscaled copy) with two faces."""
     path = tmp_path_factory.mktemp("clips") / "faces-720p.mp4"
     return compose_face_clip(path, width=1280, height=720, fps=25.0, seconds=4.0, faces=2, seed=11)
+
+
+@pytest.fixture(scope="session")
+def huge_frame_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One flat 16000×16000 frame, lossless, about 300 KB on disk: decoded to BGR it would
+    take 768 MB, about twice the 8K (7680×4320) default limit in pixels."""
+    return flat_clip(tmp_path_factory.mktemp("clips") / "huge.mov", [(16000, 16000)])
 
 
 @pytest.fixture(scope="session")

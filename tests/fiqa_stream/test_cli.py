@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -331,3 +332,19 @@ def test_no_password_shows_in_the_logs_or_summary_of_a_camera_that_fails(tmp_pat
     assert f"(rtsp://admin:***@127.0.0.1:{unused_port}/one): host unreachable" in result.stderr
     for secret in ("En%2Fc0ded", "En/c0ded", "c0ded", "F/i?e#l@d1", "F%2Fi%3Fe%23l%40d1", "l@d1", "l%40d1"):
         assert secret not in result.stdout + result.stderr
+
+
+def test_a_metrics_port_in_use_is_one_line_naming_metrics_port_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "c.yaml"
+        config.write_text(f"sources: [{{url: 'demo:'}}]\nsinks: [{{type: directory, path: {tmp_path / 'out'}}}]\n"
+                          f"metrics: {{enabled: true, port: {port}}}\n")
+        result = fiqa_stream("run", str(config))
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"fiqa-stream: error: metrics.port: 127.0.0.1:{port} is already in use; choose another port (0: any free port)"
+    )
+    assert "Traceback" not in result.stderr

@@ -194,6 +194,21 @@ def test_bad_cameras_give_clear_errors_without_the_password(
     assert password not in message and "Secr3t" not in message
 
 
+def test_a_camera_whose_frames_are_larger_than_the_limit_fails_with_their_size(
+    rtsp_camera: Any, start_pipeline: Callable[[Config], Running], out_dir: Path, face_clip: ClipTruth
+) -> None:
+    camera = {"url": rtsp_camera.url(), "id": "cam", "max_frame_pixels": 100_000, "open_timeout": 5,
+              "reconnect": {"max_attempts": 1}}
+    running = start_pipeline(live_config([camera, {"url": str(face_clip.path), "id": "file"}], out_dir))
+    running.thread.join(120)
+    summary = running.finish()
+    errors = {s.id: s.error for s in summary.sources}
+    too_large = f"source 'cam' ({rtsp_camera.url()}): frame 640×360 is larger than the limit (max_frame_pixels 100000)"
+    assert errors == {"cam": f"source 'cam' ({rtsp_camera.url()}): given up after 1 failed attempts: {too_large}",
+                      "file": None}
+    assert {e["source"] for e in events_in(out_dir)} == {"file"}
+
+
 def test_credentials_from_the_config_reach_the_camera_but_no_output(
     face_clip: ClipTruth, rtsp_servers: Callable[..., Any], out_dir: Path, caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch, start_pipeline: Callable[[Config], Running],

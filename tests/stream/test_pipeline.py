@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from fiqa_stream.config import Config, parse_config
+from fiqa_stream.errors import ConfigError
 from fiqa_stream.stream.pipeline import Pipeline
 from fiqa_stream.stream.synthetic import ClipTruth, FaceTruth, corrupt_copy, garbage_file
 
@@ -147,3 +149,22 @@ def test_the_pipeline_reports_its_redis_sink_replay_in_health_and_metrics(
     assert healthy
     assert body["sinks"] == {"redis": {"replay": "ok", "replay_restarts": 0, "journal_depth": 0, "unspilled": 0}}
     assert pipeline.run().ok
+
+
+def test_a_metrics_port_in_use_is_a_config_error_that_leaves_no_sink_open(redis_server: Any, tmp_path: Path) -> None:
+    replaying_before = sum(thread.name == "redis-replay" for thread in threading.enumerate())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = parse_config({
+            "sources": [{"url": "demo:"}],
+            "sinks": [{"type": "redis", "url": redis_server.url, "journal": {"path": str(tmp_path / "j.sqlite3")}}],
+            "metrics": {"enabled": True, "port": port},
+        })
+        with pytest.raises(ConfigError) as caught:
+            Pipeline(config)
+    assert str(caught.value) == (
+        f"metrics.port: 127.0.0.1:{port} is already in use; choose another port (0: any free port)"
+    )
+    assert sum(thread.name == "redis-replay" for thread in threading.enumerate()) == replaying_before

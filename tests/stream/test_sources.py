@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from av.codec.hwaccel import hwdevices_available
 
+from fiqa_stream.config import parse_config
 from fiqa_stream.device import cuda_device_count
+from fiqa_stream.errors import ConfigError
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
 from fiqa_stream.stream.sources import (
@@ -20,7 +22,7 @@ from fiqa_stream.stream.sources import (
     expand_sources,
     hardware_decoder,
 )
-from fiqa_stream.stream.synthetic import ClipTruth, corrupt_copy, garbage_file
+from fiqa_stream.stream.synthetic import ClipTruth, corrupt_copy, flat_clip, garbage_file
 from fiqa_stream.types import Frame
 
 
@@ -120,6 +122,35 @@ def test_a_truncated_file_gives_an_error_or_the_frames_before_the_damage(face_cl
         assert 0 < len(frames) < face_clip.frame_count
     else:
         assert "cut.mp4" in str(end.error)
+
+
+def test_a_frame_larger_than_8k_fails_its_source_before_it_is_decoded(huge_frame_clip: Path) -> None:
+    (spec,), _ = expand_sources([SourceConfig(url=str(huge_frame_clip))])
+    stop = threading.Event()
+    buffer: FrameBuffer[Frame | SourceEnd] = FrameBuffer(4, "block", threading.Condition())
+    source = FileSource(spec, buffer, stop)
+    source.start()
+    source.join(30)
+    end = buffer.get_nowait()
+    assert isinstance(end, SourceEnd) and source.decoded == 0
+    assert str(end.error) == (f"{huge_frame_clip}: frame 16000×16000 is larger than the limit "
+                              "(max_frame_pixels 33177600)")
+
+
+def test_max_frame_pixels_also_holds_when_the_size_grows_mid_stream(tmp_path: Path) -> None:
+    clip = flat_clip(tmp_path / "grows.mov", [(320, 240), (320, 240), (640, 360), (320, 240)])
+    (spec,), _ = expand_sources([SourceConfig(url=str(clip), max_frame_pixels=100_000)])
+    frames, end = decode_spec(spec)
+    assert [frame.image.shape for frame in frames] == [(240, 320, 3), (240, 320, 3)]
+    assert str(end.error) == f"{clip}: frame 640×360 is larger than the limit (max_frame_pixels 100000)"
+
+
+def test_max_frame_pixels_is_bounded() -> None:
+    data = {"sources": [{"url": "a.mp4", "max_frame_pixels": 0}], "sinks": [{"type": "directory", "path": "out"}]}
+    with pytest.raises(ConfigError) as raised:
+        parse_config(data, "c.yaml")
+    assert str(raised.value) == ("c.yaml: sources[0].max_frame_pixels: Input should be greater than or equal to "
+                                 "4096 (got 0)")
 
 
 def test_hardware_decoding_is_off_by_default() -> None:
