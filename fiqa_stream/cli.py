@@ -164,8 +164,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from fiqa_stream.config import load_config
+    from fiqa_stream.stream.sources import missing_files
 
     config = load_config(args.config)
+    for line in missing_files(config.sources):
+        print(f"fiqa-stream: warning: {args.config}: {line}", file=sys.stderr)
     print(f"{args.config}: ok ({len(config.sources)} source(s), detector {config.detector.type}, "
           f"scorer {config.scorer.type}, policy {config.selection.policy}, "
           f"sinks {', '.join(s.type for s in config.sinks)})")

@@ -117,6 +117,23 @@ def _paths_of(config: SourceConfig) -> list[Path]:
     return [path]
 
 
+def missing_files(configs: list[SourceConfig]) -> list[str]:
+    """What ``check`` warns about: one line per configured file that does not exist and
+    pattern that matches no file now, e.g. ``sources[0].url: no such file: a.mp4``.
+    Live sources, devices, folders and 'demo:' are not looked into."""
+    lines = []
+    for index, config in enumerate(configs):
+        url = config.url
+        if url == DEMO_URL or is_live(url):
+            continue
+        if _is_glob(url):
+            if not any(Path(p).is_file() for p in glob.iglob(url, recursive=True)):
+                lines.append(f"sources[{index}].url: no file matches: {url}")
+        elif not Path(url).expanduser().exists():
+            lines.append(f"sources[{index}].url: no such file: {url}")
+    return lines
+
+
 def hardware_decoder(config: SourceConfig | None) -> HWAccel | None:
     """PyAV's hardware decoding settings for the source, or None for software decoding."""
     if config is None or config.hwaccel is None:

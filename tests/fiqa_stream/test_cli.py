@@ -297,6 +297,17 @@ def test_check_refuses_a_yaml_alias_bomb_at_once_with_exit_2(tmp_path: Path) -> 
     assert result.stderr == f"fiqa-stream: error: {bomb}: YAML aliases expand beyond 100000 nodes (alias bomb?)\n"
 
 
+def test_check_warns_about_a_missing_source_file_and_still_says_ok(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"sources: [{{url: {tmp_path}/gone.mp4}}, {{url: '{tmp_path}/*.mkv'}}, {{url: 'demo:'}}]\n"
+                      "sinks: [{type: directory, path: out}]\n")
+    result = fiqa_stream("check", str(config))
+    assert result.returncode == 0
+    assert result.stderr == (f"fiqa-stream: warning: {config}: sources[0].url: no such file: {tmp_path}/gone.mp4\n"
+                             f"fiqa-stream: warning: {config}: sources[1].url: no file matches: {tmp_path}/*.mkv\n")
+    assert result.stdout.startswith(f"{config}: ok (3 source(s)")
+
+
 def test_a_raw_slash_in_a_url_password_is_refused_by_check_and_run_without_showing_it(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("sources: [{url: 'rtsp://admin:Sl/sh99@127.0.0.1:9/cam'}]\n"
