@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parents[1]
 FIQA_STREAM = str(Path(sys.executable).with_name("fiqa-stream"))
 WARMUP_S = 60.0
+WINDOW_S = 300.0
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -139,8 +141,13 @@ def report(samples: list[Sample], args: argparse.Namespace, summary: str) -> str
     steady = [s for s in samples if s.seconds >= WARMUP_S]
     if not steady:
         sys.exit("the soak ended before its first minute: nothing to judge")
-    at_one_minute = steady[0]
-    growth = max(s.rss_mb for s in steady) - at_one_minute.rss_mb
+    # Frames in flight (decoder queues, batches) make RSS swing by tens of MB from one
+    # sample to the next: growth compares medians of windows, not single samples.
+    window = min(WINDOW_S, (steady[-1].seconds - steady[0].seconds) / 2)
+    early = [s.rss_mb for s in steady if s.seconds < steady[0].seconds + window]
+    late = [s.rss_mb for s in steady if s.seconds > steady[-1].seconds - window]
+    growth = statistics.median(late) - statistics.median(early)
+    highest, lowest = max(s.rss_mb for s in steady), min(s.rss_mb for s in steady)
     detector = ("default detector config" if args.recycle_growth_mb is None
                 else f"`recycle_growth_mb: {args.recycle_growth_mb:g}`")
     every = max(1, len(samples) // 12)
@@ -160,9 +167,10 @@ def report(samples: list[Sample], args: argparse.Namespace, summary: str) -> str
         *(f"| {s.seconds / 60:.1f} | {s.rss_mb:.1f} | {s.run_rss_mb:.1f} | {s.threads} | {s.open_files} "
           f"| {s.processes} |" for s in rows),
         "",
-        f"After the first minute: RSS {at_one_minute.rss_mb:.1f} MB at 1 min, {steady[-1].rss_mb:.1f} MB at the end, "
-        f"highest {max(s.rss_mb for s in steady):.1f} MB: **growth {growth:.1f} MB** (target ≤ 20 MB); trend "
-        f"{slope_mb_per_hour(steady):+.1f} MB/hour (least squares over {len(steady)} samples). Threads "
+        f"After the first minute: median RSS {statistics.median(early):.1f} MB over its first {window / 60:.0f} "
+        f"minutes, {statistics.median(late):.1f} MB over the last {window / 60:.0f}: **growth {growth:+.1f} MB** "
+        f"(target ≤ 20 MB); trend {slope_mb_per_hour(steady):+.1f} MB/hour (least squares over {len(steady)} "
+        f"samples); samples ranged {lowest:.1f}–{highest:.1f} MB. Threads "
         f"{min(s.threads for s in steady)}–{max(s.threads for s in steady)}, open files "
         f"{min(s.open_files for s in steady)}–{max(s.open_files for s in steady)}.",
     ])

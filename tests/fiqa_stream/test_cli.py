@@ -9,6 +9,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from importlib.resources import files
 from pathlib import Path
@@ -30,6 +32,24 @@ def statuses(summary: str) -> dict[str, str]:
     """Source -> status, from the rows of the summary table ``run`` prints."""
     rows = [row.split("│") for row in summary.splitlines() if row.startswith("│")]
     return {cells[1].strip(): cells[-2].strip() for cells in rows if cells[1].strip() != "source"}
+
+
+def measured(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``fiqa-stream ARGS`` and its peak resident memory in MB: the largest of its own and its
+    worker processes' (``wait4`` reports this one command, not the test's other children)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen([FIQA_STREAM, *args], stdout=out, stderr=err, text=True)
+        watchdog = threading.Timer(300, process.kill)
+        watchdog.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            watchdog.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        result = subprocess.CompletedProcess(process.args, process.returncode, out.read(), err.read())
+    return result, usage.ru_maxrss / 1024
 
 
 def fiqa_stream(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -226,6 +246,30 @@ def test_run_index_and_search_finish_whatever_the_file_names_hold(video_archive:
     assert "1 best shots" in found.stdout and "lobby.mp4" in found.stdout
     for output in (run.stdout, run.stderr, indexed.stdout, indexed.stderr):
         assert not any(line.startswith("fiqa-stream: INFO: forged") for line in output.splitlines()), output
+
+
+@pytest.mark.slow
+def test_a_frame_larger_than_8k_fails_its_video_in_run_and_index_without_taking_its_memory(
+    huge_frame_clip: Path, video_archive: VideoArchive, tmp_path: Path
+) -> None:
+    lobby = video_archive.folder / "lobby.mp4"
+    too_large = f"{huge_frame_clip}: frame 16000×16000 is larger than the limit (max_frame_pixels 33177600)"
+    _, baseline = measured("run", "--source", str(lobby), "--out", str(tmp_path / "baseline"))
+
+    run, run_peak = measured("run", "--source", str(huge_frame_clip), "--source", str(lobby),
+                             "--out", str(tmp_path / "out"))
+    assert run.returncode == 1, run.stderr
+    assert statuses(run.stdout) == {"huge": "failed", "lobby": "done"}
+    assert f"fiqa-stream: ERROR: {too_large}" in run.stderr.splitlines()
+
+    index, index_peak = measured("index", str(huge_frame_clip), str(lobby), "--out", str(tmp_path / "index"),
+                                 "--config", str(video_archive.config))
+    assert index.returncode == 1, index.stderr
+    assert f"failed: {too_large}" in index.stdout.splitlines()
+    assert "2 videos: 1 indexed, 0 partly (damaged), 1 failed" in index.stdout
+    # FFmpeg decodes the first frame (256 MB of grey) when it opens the file, to learn its
+    # pixel format; the frame as BGR would be 768 MB more, and a source buffers several.
+    assert run_peak - baseline < 400 and index_peak - baseline < 400, (baseline, run_peak, index_peak)
 
 
 def test_score_prints_each_face_as_json() -> None:
