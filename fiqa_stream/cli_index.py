@@ -36,6 +36,8 @@ def add_commands(commands: Any) -> None:
     index.add_argument("--workers", type=int, metavar="N", help="worker processes (default: pipeline.workers)")
     index.add_argument("--ray", metavar="ADDRESS", help="run one task per video on this Ray cluster (e.g. "
                        "'auto' or 'HOST:6379'); paths must be readable at the same place on every node")
+    index.add_argument("--follow-links", action="store_true", help="also index files of the folders and globs "
+                       "given that are symbolic links to places outside them (skipped by default)")
     index.add_argument("--quiet", action="store_true", help="no progress and no summary; warnings and errors only")
     index.add_argument("--log-format", choices=("text", "json"), help="log format (default: config)")
 
@@ -98,7 +100,7 @@ def _index(args: argparse.Namespace) -> int:
     stop = threading.Event()
     _install_stop_handlers(stop)
     with IndexProgress(show_progress) as progress:
-        summary = Indexer(config, args.out, runner, progress).run(args.paths, stop)
+        summary = Indexer(config, args.out, runner, progress, follow_links=args.follow_links).run(args.paths, stop)
     log.info("index finished: %d indexed, %d partly, %d failed, %d skipped, %d left; %d best shots in %.1f s",
              summary.done, summary.partial, summary.failed, summary.skipped, summary.unfinished,
              summary.best_shots, summary.seconds)

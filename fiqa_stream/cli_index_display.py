@@ -105,12 +105,14 @@ def print_index_summary(summary: IndexSummary, quiet: bool) -> None:
     for _, error in summary.failures:
         console.print(Text("failed: ", style="red") + plain(error), highlight=False, soft_wrap=True)
     interrupted = " (interrupted: rerun to finish)" if summary.interrupted else ""
+    links = (f"; {summary.links_skipped} link(s) out of the given folders skipped (--follow-links to index them)"
+             if summary.links_skipped else "")
     console.print(
         Text(f"{summary.found} videos: {summary.done} indexed, {summary.partial} partly (damaged), "
              f"{summary.failed} failed, {summary.skipped} already indexed, {len(summary.duplicates)} duplicates, "
              f"{summary.unfinished} left{interrupted}; {summary.frames_analysed} frames in {summary.seconds:.1f} s "
              f"({summary.fps:.1f} frames/s, {summary.videos_per_hour:.0f} videos/h), {summary.best_shots} best "
-             "shots → ") + plain(summary.out),
+             "shots → ") + plain(summary.out) + Text(links),
         highlight=False, soft_wrap=True,
     )
 

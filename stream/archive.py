@@ -52,41 +52,69 @@ def _walk(folder: Path) -> list[Path]:
     )
 
 
-def find_videos(inputs: Sequence[str]) -> tuple[list[VideoFile], list[str]]:
+def _glob_root(pattern: Path) -> Path:
+    """The folder a glob searches: its parts before the first one with a wildcard."""
+    parts = pattern.parts
+    fixed = next((i for i, part in enumerate(parts) if _is_glob(part)), len(parts))
+    return Path(*parts[:fixed]) if fixed else Path()
+
+
+@dataclass(frozen=True, slots=True)
+class FoundVideos:
+    """What ``find_videos`` found: the files, one error per input that gave nothing, and
+    the links it did not follow out of the roots."""
+
+    files: list[VideoFile]
+    errors: list[str]
+    links_skipped: list[Path]
+
+
+def find_videos(inputs: Sequence[str], follow_links: bool = False) -> FoundVideos:
     """Expand files, globs and folders (searched recursively for video suffixes) into
     distinct regular files, in input order. Named files are taken whatever their suffix.
 
-    Returns the files and one error line per input that gave nothing.
+    The folders and globs given are the roots: a file they hold that is a symbolic link
+    (or lies below one) whose target is outside every root is skipped and logged, unless
+    ``follow_links``, so an archive cannot make the indexer read, say, ``/etc/passwd``.
+    A file named on its own is taken wherever it leads.
     """
-    found: list[Path] = []
+    found: list[tuple[Path, bool]] = []  # (path, must lie inside a root)
+    roots: list[Path] = []
     errors: list[str] = []
     for text in inputs:
         path = Path(text).expanduser()
         if _is_glob(text):
+            roots.append(_glob_root(path).resolve())
             matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
             files = [m for m in matches if m.is_file()] + [f for m in matches if m.is_dir() for f in _walk(m)]
             if not files:
                 errors.append(f"{text}: no file matches this pattern")
-            found.extend(files)
+            found.extend((f, True) for f in files)
         elif path.is_dir():
+            roots.append(path.resolve())
             videos = _walk(path)
             if not videos:
                 errors.append(f"{text}: folder holds no video files")
-            found.extend(videos)
+            found.extend((v, True) for v in videos)
         elif path.is_file():
-            found.append(path)
+            found.append((path, False))
         else:
             errors.append(f"{text}: file not found" if not path.exists() else f"{text}: not a regular file")
     seen: set[Path] = set()
     result: list[VideoFile] = []
-    for path in found:
+    skipped: list[Path] = []
+    for path, inside_only in found:
         resolved = path.resolve()
+        if inside_only and not follow_links and not any(resolved.is_relative_to(root) for root in roots):
+            log.warning("%s: links outside the archive roots; skipped (--follow-links to allow)", path)
+            skipped.append(path)
+            continue
         if resolved in seen:
             continue
         seen.add(resolved)
         stat = resolved.stat()
         result.append(VideoFile(resolved, stat.st_size, stat.st_mtime_ns))
-    return result, errors
+    return FoundVideos(result, errors, skipped)
 
 
 def fingerprint(path: Path) -> str:

@@ -70,6 +70,7 @@ class IndexSummary:
     seconds: float = 0.0
     analysis_seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    links_skipped: int = 0
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
 
@@ -101,18 +102,21 @@ def config_hash(config: Config) -> str:
 class Indexer:
     """Indexes videos into one output folder."""
 
-    def __init__(self, config: Config, out: Path, runner: Runner, observer: IndexObserver | None = None) -> None:
+    def __init__(self, config: Config, out: Path, runner: Runner, observer: IndexObserver | None = None,
+                 *, follow_links: bool = False) -> None:
         self._config = config
         self._out = out
         self._runner = runner
         self._observer = observer
+        self._follow_links = follow_links
 
     def run(self, inputs: Sequence[str], stop: threading.Event) -> IndexSummary:
         started = time.perf_counter()
-        files, input_errors = find_videos(inputs)
+        found = find_videos(inputs, self._follow_links)
+        files, input_errors = found.files, found.errors
         if not files:
             raise ConfigError("index: no video found: " + "; ".join(input_errors or [", ".join(inputs)]))
-        summary = IndexSummary(self._out.resolve(), found=len(files))
+        summary = IndexSummary(self._out.resolve(), found=len(files), links_skipped=len(found.links_skipped))
         summary.failures.extend(("(input)", error) for error in input_errors)
         with ArchiveIndex(self._out) as index:
             self._check_config(index)

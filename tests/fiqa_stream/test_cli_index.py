@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -213,6 +214,36 @@ def test_search_filters_by_quality_video_and_time(indexed: tuple[Path, Any], vid
 
     table = fiqa_stream("search", out, "--video", "nothing-like-this")
     assert table.returncode == 0 and "no best shot matches" in table.stdout
+
+
+@pytest.mark.slow
+def test_index_does_not_follow_links_out_of_its_folders_unless_asked(
+    video_archive: VideoArchive, tmp_path: Path
+) -> None:
+    archive, outside, out = tmp_path / "archive", tmp_path / "outside", tmp_path / "index"
+    archive.mkdir()
+    outside.mkdir()
+    shutil.copy(video_archive.folder / "lobby.mp4", archive / "lobby.mp4")
+    shutil.copy(video_archive.folder / "gate.mp4", outside / "gate.mp4")
+    (outside / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (archive / "gate.mp4").symlink_to(outside / "gate.mp4")
+    (archive / "passwd.mp4").symlink_to(outside / "passwd")
+
+    result = fiqa_stream("index", archive, "--out", out, "--config", video_archive.config)
+    assert result.returncode == 0, result.stderr
+    for name in ("gate.mp4", "passwd.mp4"):
+        assert (f"fiqa-stream: WARNING: {archive / name}: links outside the archive roots; skipped "
+                "(--follow-links to allow)") in result.stderr.splitlines()
+    assert result.stdout.splitlines()[-1].endswith(
+        f"1 best shots → {out}; 2 link(s) out of the given folders skipped (--follow-links to index them)")
+    assert videos(out) == {str(archive / "lobby.mp4"): ("done", None)}
+
+    followed = fiqa_stream("index", archive, "--out", out, "--config", video_archive.config, "--follow-links")
+    assert followed.returncode == 1, followed.stderr
+    assert "links outside" not in followed.stdout + followed.stderr
+    found = videos(out)
+    assert found[str(outside / "gate.mp4")] == ("done", None)
+    assert found[str(outside / "passwd")][0] == "failed"
 
 
 def test_search_and_report_name_a_folder_without_an_index(tmp_path: Path) -> None:

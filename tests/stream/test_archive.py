@@ -7,6 +7,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from fiqa_stream.config import config_data, parse_config
 from fiqa_stream.sinks.index_db import VideoStatus
 from fiqa_stream.stream.archive import SharedModels, VideoJob, analyse_video, find_videos, fingerprint, uses_cuda
@@ -17,10 +19,42 @@ if TYPE_CHECKING:
 
 def test_folders_are_walked_for_videos_and_named_files_taken_as_they_are(video_archive: VideoArchive) -> None:
     folder = video_archive.folder
-    files, errors = find_videos([str(folder), str(folder / "notes.txt"), str(folder / "*.mp4"), str(folder / "gone")])
-    names = [f.path.relative_to(folder).as_posix() for f in files]
+    found = find_videos([str(folder), str(folder / "notes.txt"), str(folder / "*.mp4"), str(folder / "gone")])
+    names = [f.path.relative_to(folder).as_posix() for f in found.files]
     assert sorted(names) == sorted([*video_archive.good, *video_archive.bad, "notes.txt"])  # each once
-    assert errors == [f"{folder / 'gone'}: file not found"]
+    assert found.errors == [f"{folder / 'gone'}: file not found"]
+
+
+def test_links_out_of_the_given_folders_are_skipped_and_logged_unless_asked(
+    video_archive: VideoArchive, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    archive, outside = tmp_path / "archive", tmp_path / "outside"
+    (archive / "day1").mkdir(parents=True)
+    outside.mkdir()
+    shutil.copy(video_archive.folder / "lobby.mp4", archive / "day1" / "lobby.mp4")
+    shutil.copy(video_archive.folder / "gate.mp4", outside / "gate.mp4")
+    (outside / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (archive / "passwd.mp4").symlink_to(outside / "passwd")
+    (archive / "gate.mp4").symlink_to(outside / "gate.mp4")
+    (archive / "day1-again.mp4").symlink_to(archive / "day1" / "lobby.mp4")  # inside: followed
+    (archive / "elsewhere").symlink_to(outside, target_is_directory=True)  # never walked into
+
+    for inputs in ([str(archive)], [str(archive / "*.mp4"), str(archive / "day1")]):
+        caplog.clear()
+        found = find_videos(inputs)
+        assert [f.path for f in found.files] == [archive / "day1" / "lobby.mp4"]
+        assert found.links_skipped == [archive / "gate.mp4", archive / "passwd.mp4"]
+        assert [r.getMessage() for r in caplog.records] == [
+            f"{archive / name}: links outside the archive roots; skipped (--follow-links to allow)"
+            for name in ("gate.mp4", "passwd.mp4")
+        ]
+    followed = find_videos([str(archive)], follow_links=True)
+    assert {f.path for f in followed.files} == {archive / "day1" / "lobby.mp4", outside / "gate.mp4",
+                                                outside / "passwd"}
+    assert followed.links_skipped == []
+    # Two given folders are both roots; a file named on its own is taken wherever it leads.
+    assert len(find_videos([str(archive), str(outside)]).files) == 3
+    assert [f.path for f in find_videos([str(archive / "gate.mp4")]).files] == [outside / "gate.mp4"]
 
 
 def test_the_fingerprint_follows_the_content_not_the_name(video_archive: VideoArchive, tmp_path: Path) -> None:
