@@ -1,4 +1,4 @@
-"""Directory sink: ``OUT/events.jsonl`` plus ``OUT/crops/<source>/<track>-<seq>-<kind>.jpg``.
+"""Directory sink: ``OUT/events.jsonl`` plus ``OUT/crops/<source>/<run_id>-<track:06d>-<seq>-<kind>.jpg``.
 
 Crash safety: each crop is written to a temporary file and renamed into place before
 its event line is appended, and each line is one ``write`` on an ``O_APPEND`` file, so

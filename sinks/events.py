@@ -33,8 +33,17 @@ def event_fields(event: BestShot) -> dict[str, Any]:
     }
 
 
+def crop_path(source: str, run_id: str, track_id: int, seq: str, kind: str) -> str:
+    """Path of a crop below ``crops/``, from its event's fields: ``<source>/<run_id>-<track:06d>-<seq>-<kind>.jpg``.
+
+    The one layout of crops, for the directory sink and ``fiqa-stream consume`` alike. The
+    callers check that each part is a plain file name (``crop_name``: the config's id rules;
+    the consumer: ``check_crop_fields``)."""
+    return f"{source}/{run_id}-{track_id:06d}-{seq}-{kind}.jpg"
+
+
 def crop_name(event: BestShot) -> str:
     """File name of the event's crop, unique per event id and safe on every filesystem; a run's
     crops sort together, runs in the order they started."""
     seq = event.event_id.rsplit(":", 1)[1]
-    return f"{event.source}/{event.run_id}-{event.track_id:06d}-{seq}-{event.kind.value}.jpg"
+    return crop_path(event.source, event.run_id, event.track_id, seq, event.kind.value)

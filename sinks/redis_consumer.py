@@ -1,7 +1,8 @@
 """The reference consumer of best shots in Redis (``fiqa-stream consume``).
 
 It reads a stream through a consumer group (XREADGROUP), writes each best shot to a
-folder in the directory sink's layout, and acknowledges it (XACK) only after the files
+folder in the directory sink's layout (``crops/<source>/<run_id>-<track:06d>-<seq>-<kind>.jpg``
+plus ``events.jsonl``), and acknowledges it (XACK) only after the files
 are safely on disk. On start it claims the entries that dead consumers of the group
 left pending (XAUTOCLAIM). Delivery is at-least-once, so it drops repeats by
 ``event_id``. An entry it cannot decode (a poison entry: bad JSON, a missing field, a
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any
 from fiqa_stream.errors import DependencyError, SinkError
 from fiqa_stream.redact import redact_text, redact_url
 from fiqa_stream.sinks.directory import write_atomically
+from fiqa_stream.sinks.events import crop_path
 from fiqa_stream.sinks.redis_streams import decode_entry
 
 try:
@@ -33,8 +36,10 @@ except ImportError as missing:  # pragma: no cover - depends on the install
 log = logging.getLogger(__name__)
 
 # What the consumer itself relies on: the name of the files, and the crop to write.
-_REQUIRED = ("event_id", "kind", "source")
+_REQUIRED = ("event_id", "kind", "source", "run_id")
 _JPEG = b"\xff\xd8\xff"
+# A part of a crop's path: a plain file name, so an entry cannot write outside the folder.
+_FILE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +76,27 @@ def decode_best_shot(fields: dict[bytes, bytes]) -> tuple[dict[str, Any], bytes]
             raise ValueError(f"field '{name}': missing or empty")
         if "\0" in value:
             raise ValueError(f"field '{name}': contains a NUL character")
+    crop_file(event)
     if not crop.startswith(_JPEG):
         raise ValueError("field 'crop': missing or not a JPEG")
     return event, crop
+
+
+def crop_file(event: dict[str, Any]) -> str:
+    """Where the event's crop goes below ``crops/``: the directory sink's layout.
+
+    Raises:
+        ValueError: a field of the path is not a plain file name (or the track id not a
+            number); the message names the field.
+    """
+    if not isinstance(event.get("track_id"), int) or isinstance(event["track_id"], bool) or event["track_id"] < 0:
+        raise ValueError(f"field 'track_id': expected a whole number >= 0, got {event.get('track_id')!r}")
+    seq = str(event["event_id"]).rsplit(":", 1)[-1]
+    parts = {"source": event["source"], "run_id": event["run_id"], "event_id": seq, "kind": event["kind"]}
+    for name, value in parts.items():
+        if not _FILE_NAME.fullmatch(value) or value in (".", ".."):
+            raise ValueError(f"field '{name}': {value!r} is not a plain file name (letters, digits, '.', '_', '-')")
+    return crop_path(event["source"], event["run_id"], event["track_id"], seq, event["kind"])
 
 
 class BestShotConsumer:
@@ -177,8 +200,8 @@ class BestShotConsumer:
         if event_id in self._seen:
             self.duplicates += 1
         else:
-            name = f"{event_id}".replace(":", "_").replace("/", "_")
-            relative = Path("crops") / f"{name}-{event.get('kind', 'event')}.jpg"
+            relative = Path("crops") / crop_file(event)
+            (self._settings.out / relative.parent).mkdir(parents=True, exist_ok=True)
             write_atomically(self._settings.out / relative, crop, fsync=True)
             event["crop"] = relative.as_posix()
             event["stream_id"] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id

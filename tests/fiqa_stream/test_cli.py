@@ -318,14 +318,20 @@ def test_the_camera_to_redis_config_feeds_redis_and_a_folder_from_the_environmen
         "FIQA_OUT": str(out), "FIQA_JOURNAL": str(tmp_path / "journal.sqlite3"),
     })
     assert result.returncode == 0, result.stderr
-    on_disk = [json.loads(line)["event_id"] for line in (out / "events.jsonl").read_text().splitlines()]
+    on_disk = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     received = tmp_path / "received"
     consumed = fiqa_stream("consume", "--url", redis_server.url, "--group", "g", "--out", str(received),
                            "--idle-exit", "1")
     assert consumed.returncode == 0, consumed.stderr
-    in_redis = [json.loads(line)["event_id"] for line in (received / "events.jsonl").read_text().splitlines()]
-    assert in_redis == on_disk and len(on_disk) == len(face_clip.faces)
-    assert all(event_id.startswith("lobby:") for event_id in on_disk)
+    in_redis = [json.loads(line) for line in (received / "events.jsonl").read_text().splitlines()]
+    assert [e["event_id"] for e in in_redis] == [e["event_id"] for e in on_disk]
+    assert len(on_disk) == len(face_clip.faces) and all(e["event_id"].startswith("lobby:") for e in on_disk)
+    # One layout: the consumer writes each crop where the directory sink wrote it.
+    assert [e["crop"] for e in in_redis] == [e["crop"] for e in on_disk]
+    for e in on_disk:
+        seq = e["event_id"].rsplit(":", 1)[1]
+        assert e["crop"] == f"crops/lobby/{e['run_id']}-{e['track_id']:06d}-{seq}-final.jpg"
+        assert (received / e["crop"]).read_bytes() == (out / e["crop"]).read_bytes()
 
 
 def test_check_refuses_a_yaml_alias_bomb_at_once_with_exit_2(tmp_path: Path) -> None:

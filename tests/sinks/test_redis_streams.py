@@ -26,7 +26,7 @@ import redis
 from fiqa_stream.config import parse_config
 from fiqa_stream.errors import ConfigError, SinkError
 from fiqa_stream.sinks import build_sink
-from fiqa_stream.sinks.config import RedisSinkConfig
+from fiqa_stream.sinks.config import DirectorySinkConfig, RedisSinkConfig
 from fiqa_stream.sinks.redis_consumer import BestShotConsumer, ConsumerSettings
 from fiqa_stream.sinks.redis_streams import RedisSink, decode_entry, entry_fields
 from fiqa_stream.stream.metrics import MetricsServer, PipelineMetrics
@@ -384,7 +384,10 @@ POISONS = {
     "components that are not JSON": {"components": "sharpness=0.5"},
     "a track id that is not a number": {"track_id": "seven"},
     "no event id": {"event_id": ""},
+    "no run id": {"run_id": ""},
     "a crop that is not a JPEG": {"crop": b"GIF89a..."},
+    "a source that is not a file name": {"source": "../../etc"},
+    "a run id that is not a file name": {"run_id": "r1/../.."},
 }
 
 
@@ -412,6 +415,40 @@ def test_a_poison_entry_is_moved_to_the_dead_letter_stream_and_the_valid_one_beh
     assert again.run(threading.Event(), idle_exit=0.4) == 0
     again.close()
     assert client.xlen("fiqa:bestshots:dead") == 1
+
+
+def test_the_consumer_lays_out_crops_as_the_directory_sink_does(redis_server: Any, tmp_path: Path) -> None:
+    events = [replace(event(n), event_id=f"cam:r1:{n}:{seq}", kind=kind)
+              for n, seq, kind in ((1, 0, EventKind.UPDATE), (1, 1, EventKind.FINAL), (2, 0, EventKind.FINAL))]
+    with build_sink(sink_config(redis_server.url, tmp_path)) as sink:
+        sink.publish(events)
+    with build_sink(DirectorySinkConfig(path=tmp_path / "directory")) as directory:
+        directory.publish(events)
+    out = tmp_path / "received"
+    consumer = BestShotConsumer(ConsumerSettings(redis_server.url, "fiqa:bestshots", "g", "c1", out, block_ms=200))
+    assert consumer.run(threading.Event(), idle_exit=0.4) == 3
+    consumer.close()
+    crops = [json.loads(line)["crop"] for line in (out / "events.jsonl").read_text().splitlines()]
+    assert crops == ["crops/cam/r1-000001-0-update.jpg", "crops/cam/r1-000001-1-final.jpg",
+                     "crops/cam/r1-000002-0-final.jpg"]
+    written = [json.loads(line)["crop"] for line in (tmp_path / "directory" / "events.jsonl").read_text().splitlines()]
+    assert written == crops
+    assert all((out / crop).read_bytes() == (tmp_path / "directory" / crop).read_bytes() for crop in crops)
+
+
+def test_an_entry_whose_source_would_write_outside_the_folder_is_dead_lettered_with_the_field_named(
+    redis_server: Any, tmp_path: Path
+) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    client.xadd("fiqa:bestshots", {**entry_fields(event(1), None), "source": "../../outside"})
+    out = tmp_path / "top" / "received"  # the crop would have gone to top/outside/
+    consumer = BestShotConsumer(ConsumerSettings(redis_server.url, "fiqa:bestshots", "g", "c1", out, block_ms=200))
+    assert consumer.run(threading.Event(), idle_exit=0.4) == 1
+    consumer.close()
+    [(_, dead)] = client.xrange("fiqa:bestshots:dead")
+    assert dead[b"dead_error"].decode() == (
+        "field 'source': '../../outside' is not a plain file name (letters, digits, '.', '_', '-')")
+    assert [p for p in (tmp_path / "top").rglob("*") if p.is_file()] == []
 
 
 def test_a_consumer_that_stopped_at_a_poison_entry_moves_it_aside_on_restart(
