@@ -22,9 +22,9 @@ class DirectorySinkConfig(StrictModel):
     )
 
 
-def _default_journal() -> Path:
+def _default_journal(sink: str = "redis") -> Path:
     state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return state / "fiqa-stream" / "redis-journal.sqlite3"
+    return state / "fiqa-stream" / f"{sink}-journal.sqlite3"
 
 
 class JournalConfig(StrictModel):
@@ -97,4 +97,62 @@ class RedisSinkConfig(StrictModel):
         return key
 
 
-SinkConfig = Annotated[Union[DirectorySinkConfig, RedisSinkConfig], Field(discriminator="type")]  # noqa: UP007
+class WebhookJournalConfig(JournalConfig):
+    """The on-disk spill journal used while the webhook endpoint is down."""
+
+    path: Path = Field(
+        default_factory=lambda: _default_journal("webhook"), description="SQLite journal file (created when missing).",
+    )
+    when_full: Literal["drop_oldest", "block"] = Field(
+        "drop_oldest",
+        description="drop_oldest: delete the oldest spilled events (counted, logged); "
+        "block: make the pipeline wait until the endpoint takes events again.",
+    )
+
+
+class WebhookSinkConfig(StrictModel):
+    """Best shots POSTed one by one to an HTTP endpoint, spilled to a journal while it is down."""
+
+    type: Literal["webhook"] = "webhook"
+    url: str = Field(description="http:// or https:// endpoint; a user:password in it is sent as Basic auth.")
+    format: Literal["json", "multipart"] = Field(
+        "json", description="json: the event with the crop in base64; multipart: the event JSON and the crop JPEG.",
+    )
+    secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key: each body is signed in 'X-Fiqa-Signature: sha256=<hex>'; use ${ENV}.",
+    )
+    token: SecretStr | None = Field(None, description="Sent as 'Authorization: Bearer <token>'; use ${ENV}.")
+    timeout: float = Field(5.0, gt=0, le=MAX_SECONDS, description="Seconds for the connection and for each read.")
+    retries: int = Field(3, ge=0, le=10, description="Retries of a failed delivery before it goes to the journal.")
+    backoff: float = Field(
+        0.5, gt=0, le=MAX_SECONDS, description="Seconds before the first retry; doubled after each failure.",
+    )
+    max_backoff: float = Field(30.0, gt=0, le=MAX_SECONDS, description="Longest wait between attempts, in seconds.")
+    ca_file: Path | None = Field(None, description="PEM file of the CAs to trust for https (else the system's).")
+    journal: WebhookJournalConfig = Field(default_factory=WebhookJournalConfig, description="Spill journal.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        url = refuse_ambiguous_credentials(url)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http:// or https:// URL with a host")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number in range
+        except ValueError:
+            raise ValueError("the port is not a number from 0 to 65535") from None
+        return url
+
+    @field_validator("secret", "token")
+    @classmethod
+    def _not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            raise ValueError("is empty (an unset ${VARIABLE:-}?); leave the key out to send without it")
+        return value
+
+
+SinkConfig = Annotated[
+    Union[DirectorySinkConfig, RedisSinkConfig, WebhookSinkConfig],  # noqa: UP007
+    Field(discriminator="type"),
+]

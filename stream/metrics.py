@@ -3,7 +3,8 @@
 Counters of frames, drops and reconnects are read from the pipeline's own per-source
 statistics at scrape time (nothing is counted twice); latencies are histograms the
 pipeline observes. Sinks with a spill journal (``ReplayingSink``, given to
-``watch_sinks``) add their journal depth, events held in memory and replay restarts.
+``watch_sinks``) add their journal depth, events held in memory, replay restarts and
+the events they refused for good (``rejected``, where the sink counts them).
 ``/healthz`` answers 503 when a live source has been down longer than ``down_after``
 seconds or a sink's replay is failing, else 200, with a JSON body listing the sources
 and those sinks.
@@ -89,12 +90,16 @@ class _SinkCollector(Collector):
         memory = GaugeMetricFamily(
             "fiqa_sink_unspilled", "Events held in memory because the journal could not store them.", labels=["sink"],
         )
+        rejected = CounterMetricFamily(
+            "fiqa_sink_rejected", "Events a sink gave up on for good (refused, not retried).", labels=["sink"],
+        )
         for sink in self._sinks():
             restarts.add_metric([sink.name], sink.replay_restarts)
             healthy.add_metric([sink.name], 1.0 if sink.replay_problem is None else 0.0)
             journal.add_metric([sink.name], sink.journal_depth)
             memory.add_metric([sink.name], sink.unspilled)
-        yield from (restarts, healthy, journal, memory)
+            rejected.add_metric([sink.name], getattr(sink, "rejected", 0))
+        yield from (restarts, healthy, journal, memory, rejected)
 
 
 class _SourceCollector(Collector):

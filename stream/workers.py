@@ -3,7 +3,7 @@
 Sources are expanded once in the parent and dealt round-robin to N processes; each
 runs an ordinary pipeline on its share and returns its summary. Detector and scorer
 are per process. Worker ``i`` serves its metrics on ``metrics.port + i`` and writes
-its Redis spill journal beside the configured one with a ``-worker<i>`` suffix, so no
+each sink's spill journal beside the configured one with a ``-worker<i>`` suffix, so no
 two processes share mutable state. Stop requests reach the workers through one shared
 flag; the workers ignore SIGINT/SIGTERM themselves so a terminal's Ctrl-C (sent to the
 whole process group) still drains through the parent. A worker whose parent dies (even
@@ -55,7 +55,7 @@ def _explicit(spec: SourceSpec) -> dict[str, Any]:
 
 
 def _sink_for_worker(sink: dict[str, Any], index: int) -> dict[str, Any]:
-    if sink.get("type") != "redis":
+    if not isinstance(sink.get("journal"), dict):
         return sink
     journal = dict(sink["journal"])
     path = str(journal["path"])
