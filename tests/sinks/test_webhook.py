@@ -12,7 +12,9 @@ import hmac
 import json
 import logging
 import os
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -30,7 +32,7 @@ import numpy as np
 import pytest
 
 from fiqa_stream.config import parse_config
-from fiqa_stream.errors import ConfigError
+from fiqa_stream.errors import ConfigError, SinkError
 from fiqa_stream.sinks import build_sink
 from fiqa_stream.sinks.config import WebhookSinkConfig
 from fiqa_stream.sinks.events import event_fields
@@ -70,6 +72,11 @@ def ids(numbers: range | list[int]) -> list[str]:
     return [f"cam:r1:{n}:0" for n in numbers]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that refuses the certificate fails the handshake; the test looks at the sink
+
+
 @dataclass(frozen=True)
 class Request:
     """One request as the endpoint saw it, and the status it answered (None: hung up)."""
@@ -102,7 +109,7 @@ class Endpoint:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hooks/fiqa?via=test"
 
-    def start(self) -> Endpoint:
+    def start(self, tls: ssl.SSLContext | None = None) -> Endpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -130,7 +137,9 @@ class Endpoint:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the http.server API
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _QuietServer(("127.0.0.1", self.port), Handler)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -242,6 +251,42 @@ def test_credentials_in_the_url_are_sent_as_basic_auth(endpoint: Endpoint, tmp_p
         sink.publish([event(1)])
     [request] = endpoint.requests
     assert request.headers["Authorization"] == "Basic " + base64.b64encode(b"fiqa:p@ss").decode()
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, made by openssl(1)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_https_with_an_untrusted_certificate_waits_in_the_journal_until_its_ca_is_configured(
+    endpoint: Endpoint, tmp_path: Path, certificate: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    cert, key = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    endpoint.start(tls=context)
+    url = f"https://127.0.0.1:{endpoint.port}/in"
+    with caplog.at_level(logging.WARNING):
+        untrusting = webhook(url, tmp_path, retries=0)
+        untrusting.publish([event(1)])
+        untrusting.close()
+    assert "CERTIFICATE_VERIFY_FAILED" in caplog.text and endpoint.requests == []
+    with webhook(url, tmp_path, ca_file=cert) as trusting:  # the next start replays the journal
+        wait_for(lambda: trusting.journal_depth == 0)
+        trusting.publish([event(2)])
+    assert endpoint.accepted() == ids([1, 2]) and all(signed(r) for r in endpoint.requests)
+
+
+def test_a_ca_file_that_cannot_be_read_is_a_clear_error_at_start(tmp_path: Path) -> None:
+    with pytest.raises(SinkError, match=r"webhook sink https://127\.0\.0\.1:1/: ca_file '.*nope\.pem': cannot load"):
+        webhook("https://127.0.0.1:1/", tmp_path, ca_file=tmp_path / "nope.pem")
 
 
 def test_an_endpoint_down_at_start_gets_every_event_in_order_once_it_is_up(
