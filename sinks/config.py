@@ -135,6 +135,8 @@ class WebhookSinkConfig(StrictModel):
     @classmethod
     def _http_url(cls, url: str) -> str:
         url = refuse_ambiguous_credentials(url)
+        if not url.isascii() or not url.isprintable() or " " in url:
+            raise ValueError("contains a space, a control or a non-ASCII character: percent-encode it")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("expected an http:// or https:// URL with a host")
@@ -150,6 +152,13 @@ class WebhookSinkConfig(StrictModel):
         if value is not None and not value.get_secret_value():
             raise ValueError("is empty (an unset ${VARIABLE:-}?); leave the key out to send without it")
         return value
+
+    @field_validator("token")
+    @classmethod
+    def _header_safe(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and not all(33 <= ord(c) <= 126 for c in token.get_secret_value()):
+            raise ValueError("may hold only visible ASCII characters (no spaces or line breaks)")
+        return token
 
 
 SinkConfig = Annotated[

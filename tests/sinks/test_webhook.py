@@ -479,6 +479,20 @@ def test_a_url_that_is_not_http_is_a_config_error_naming_the_key() -> None:
         parse_config({"sources": [{"url": "a.mp4"}], "sinks": [{"type": "webhook", "url": "ftp://example.com/x"}]})
 
 
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("url", "http://127.0.0.1:1/a path", "contains a space, a control or a non-ASCII character: percent-encode it"),
+    ("url", "http://127.0.0.1:1/caf\u00e9", "contains a space, a control or a non-ASCII character: percent-encode it"),
+    ("url", "http://127.0.0.1:99999/", "the port is not a number from 0 to 65535"),
+    ("token", "abc\r\nX-Injected: 1", "may hold only visible ASCII characters (no spaces or line breaks)"),
+])
+def test_what_http_cannot_carry_is_refused_in_the_config(key: str, value: str, message: str) -> None:
+    sink = {"type": "webhook", "url": "http://127.0.0.1:1/", key: value}
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"sources": [{"url": "a.mp4"}], "sinks": [sink]})
+    assert f"sinks[0].{key}: Value error, {message}" in str(caught.value)
+    assert "X-Injected" not in str(caught.value)
+
+
 def test_a_secret_that_is_not_a_string_is_refused_without_echoing_it() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config({"sources": [{"url": "a.mp4"}],
