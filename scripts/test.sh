@@ -3,9 +3,10 @@
 # runs lint and the test suite. CI runs exactly this (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Real services the tests start themselves on loopback ports: redis-server, and
-# GStreamer's RTSP server driven by Debian's own Python (scripts/rtsp_test_server.py).
-debs="redis-server gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+# Real services the tests start themselves on loopback ports: redis-server, mosquitto
+# (with TLS certificates made by openssl), and GStreamer's RTSP server driven by
+# Debian's own Python (scripts/rtsp_test_server.py).
+debs="redis-server mosquitto openssl gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
       gstreamer1.0-plugins-bad python3-gi chromium chromium-driver"
 missing=$(for deb in $debs; do dpkg -s "$deb" >/dev/null 2>&1 || echo "$deb"; done)
 if [ -n "$missing" ]; then

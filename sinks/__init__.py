@@ -10,6 +10,7 @@ from fiqa_stream.sinks.base import Sink
 SINKS = {
     "directory": "fiqa_stream.sinks.directory:DirectorySink",
     "redis": "fiqa_stream.sinks.redis_streams:RedisSink",
+    "mqtt": "fiqa_stream.sinks.mqtt:MqttSink",
     "webhook": "fiqa_stream.sinks.webhook:WebhookSink",
 }
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from fiqa_stream.configbase import MAX_SECONDS, StrictModel, refuse_ambiguous_credentials
 
@@ -97,6 +97,155 @@ class RedisSinkConfig(StrictModel):
         return key
 
 
+class MqttJournalConfig(JournalConfig):
+    """The on-disk spill journal used while the MQTT broker is unreachable."""
+
+    path: Path = Field(
+        default_factory=lambda: _default_journal("mqtt"), description="SQLite journal file (created when missing).",
+    )
+    when_full: Literal["drop_oldest", "block"] = Field(
+        "drop_oldest",
+        description="drop_oldest: delete the oldest spilled events (counted, logged); "
+        "block: make the pipeline wait until the broker takes events again.",
+    )
+
+
+def _topic(value: str, allowed: tuple[str, ...]) -> str:
+    """A topic (template) to publish on: no wildcards, only the ``allowed`` fields in braces."""
+    try:
+        formatted = value.format(**dict.fromkeys(allowed, "x"))
+    except (KeyError, IndexError, ValueError):
+        fields = ", ".join(f"'{{{name}}}'" for name in allowed)
+        raise ValueError(f"only {fields} may be used in braces" if allowed else "braces are not allowed") from None
+    if not formatted or "+" in formatted or "#" in formatted or "\0" in formatted:
+        raise ValueError("a topic to publish on must be non-empty, without '+', '#' or NUL")
+    return value
+
+
+class MqttTlsConfig(StrictModel):
+    """TLS towards the broker (used with an mqtts:// URL)."""
+
+    ca_file: Path | None = Field(None, description="PEM file of the CAs to trust (else the system's).")
+    cert_file: Path | None = Field(None, description="Client certificate (PEM) for brokers that require one.")
+    key_file: Path | None = Field(None, description="Private key (PEM) of cert_file.")
+    verify_hostname: bool = Field(
+        True, description="Check that the broker's certificate names the URL's host; off only for test set-ups.",
+    )
+
+    @model_validator(mode="after")
+    def _key_with_cert(self) -> MqttTlsConfig:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file needs cert_file")
+        return self
+
+
+class HomeAssistantConfig(StrictModel):
+    """Home Assistant MQTT discovery: a quality sensor and a best-shot image entity per source."""
+
+    discovery: bool = Field(False, description="Publish retained discovery configs for each source seen.")
+    prefix: str = Field("homeassistant", description="Discovery prefix configured in Home Assistant.")
+    image_topic: str = Field(
+        "fiqa/{source}/snapshot",
+        description="Retained topic holding each source's latest crop, for the image entity; '{source}' required.",
+    )
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, prefix: str) -> str:
+        return _topic(prefix, ())
+
+    @field_validator("image_topic")
+    @classmethod
+    def _image_topic(cls, topic: str) -> str:
+        if "{source}" not in _topic(topic, ("source",)):
+            raise ValueError("must contain '{source}'")
+        return topic
+
+
+class MqttSinkConfig(StrictModel):
+    """Best shots published to an MQTT broker (QoS 1), spilled to a journal while it is away."""
+
+    type: Literal["mqtt"] = "mqtt"
+    url: str = Field(description="mqtt://host[:port] (1883), or mqtts://host[:port] (8883) for TLS.")
+    username: str | None = Field(None, description="User name (else the URL's).")
+    password: SecretStr | None = Field(None, description="Password (else the URL's); use ${ENV}.")
+    client_id: str | None = Field(
+        None, min_length=1, max_length=128,
+        description="MQTT client id; default 'fiqa-stream-<host>-<pid>' (two clients with one id evict each other).",
+    )
+    topic: str = Field("fiqa/{source}/best_shot", description="Topic of the event JSON; '{source}' may be used.")
+    snapshot_topic: str | None = Field(
+        "fiqa/{source}/{track_id}/snapshot",
+        description="Retained topic of each event's crop (JPEG); '{source}' and '{track_id}' may be used; "
+        "null publishes no crops.",
+    )
+    availability_topic: str = Field(
+        "fiqa/availability", description="Retained 'online' while connected, 'offline' on stop or as last will.",
+    )
+    keepalive: int = Field(15, ge=5, le=3600, description="Seconds between keep-alive pings; a silent broker "
+                           "counts as gone after 1.5 times this.")
+    connect_timeout: float = Field(5.0, gt=0, le=MAX_SECONDS, description="Seconds to wait for a connection.")
+    ack_timeout: float = Field(
+        5.0, gt=0, le=MAX_SECONDS,
+        description="Seconds to wait for the broker's PUBACKs; unacknowledged events go to the journal.",
+    )
+    reconnect_min_delay: float = Field(0.5, gt=0, le=MAX_SECONDS, description="First wait before reconnecting, s.")
+    reconnect_max_delay: float = Field(30.0, gt=0, le=MAX_SECONDS, description="Longest wait between reconnects, s.")
+    max_inflight: int = Field(
+        20, ge=1, le=65535,
+        description="Most unacknowledged messages on the wire at once; at most the broker's Receive Maximum.",
+    )
+    max_payload_bytes: int = Field(
+        2_000_000, ge=1024, le=256 << 20,
+        description="Largest event (JSON plus crop) accepted; bigger events are refused. At most the broker's "
+        "message_size_limit.",
+    )
+    batch: int = Field(256, ge=1, description="Most events sent before waiting for their PUBACKs when replaying.")
+    tls: MqttTlsConfig | None = Field(None, description="TLS settings; mqtts:// without them uses the system's CAs.")
+    home_assistant: HomeAssistantConfig = Field(
+        default_factory=HomeAssistantConfig, description="Home Assistant MQTT discovery (off by default).",
+    )
+    journal: MqttJournalConfig = Field(default_factory=MqttJournalConfig, description="Spill journal.")
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, url: str) -> str:
+        url = refuse_ambiguous_credentials(url)
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or parts.path not in ("", "/"):
+            raise ValueError("expected mqtt://host[:port] or mqtts://host[:port]")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number in range
+        except ValueError:
+            raise ValueError("the port is not a number from 0 to 65535") from None
+        return url
+
+    @field_validator("topic")
+    @classmethod
+    def _event_topic(cls, topic: str) -> str:
+        return _topic(topic, ("source",))
+
+    @field_validator("snapshot_topic")
+    @classmethod
+    def _snapshot_topic(cls, topic: str | None) -> str | None:
+        return None if topic is None else _topic(topic, ("source", "track_id"))
+
+    @field_validator("availability_topic")
+    @classmethod
+    def _availability_topic(cls, topic: str) -> str:
+        return _topic(topic, ())
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttSinkConfig:
+        if self.tls is not None and not self.url.startswith("mqtts:"):
+            raise ValueError("tls settings need an mqtts:// URL")
+        if self.reconnect_max_delay < self.reconnect_min_delay:
+            raise ValueError("reconnect_max_delay is below reconnect_min_delay")
+        if self.home_assistant.discovery and "{source}" not in self.topic:
+            raise ValueError("home_assistant.discovery needs '{source}' in topic (one sensor per source)")
+        return self
+
+
 class WebhookJournalConfig(JournalConfig):
     """The on-disk spill journal used while the webhook endpoint is down."""
 
@@ -162,6 +311,6 @@ class WebhookSinkConfig(StrictModel):
 
 
 SinkConfig = Annotated[
-    Union[DirectorySinkConfig, RedisSinkConfig, WebhookSinkConfig],  # noqa: UP007
+    Union[DirectorySinkConfig, RedisSinkConfig, WebhookSinkConfig, MqttSinkConfig],  # noqa: UP007
     Field(discriminator="type"),
 ]

@@ -125,6 +125,117 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.kill()
 
 
+class MosquittoBroker:
+    """Debian's mosquitto on a free loopback port, with a config and data folder of its own.
+
+    Persistence is on: a stop (SIGTERM, what a service restart sends) saves retained
+    messages, persistent sessions and their queued messages, and a start on the same port
+    and folder restores them. ``users`` adds a password file made by ``mosquitto_passwd -b``
+    and refuses anonymous clients; ``acl`` is the text of an ACL file (``reload`` rereads
+    it); ``tls`` (certificate, key) serves TLS on the port.
+    """
+
+    def __init__(self, workdir: Path, users: dict[str, str] | None = None,
+                 tls: tuple[Path, Path] | None = None, acl: str | None = None) -> None:
+        binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
+        if binary is None:
+            pytest.skip("mosquitto is not installed (scripts/test.sh installs it)")
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            f"allow_anonymous {'false' if users else 'true'}",
+            "persistence true",
+            f"persistence_location {workdir}/",
+            "max_queued_messages 1000000",
+            "user root",  # when run as root, stay root: the data folder is the test's own
+            f"log_dest file {workdir}/mosquitto.log",
+        ]
+        if users:
+            password_file = workdir / "passwords"
+            for n, (user, password) in enumerate(users.items()):
+                passwd = shutil.which("mosquitto_passwd") or "mosquitto_passwd"
+                subprocess.run([passwd, *(["-c"] if n == 0 else []), "-b", str(password_file), user, password],
+                               check=True, capture_output=True)
+            lines.append(f"password_file {password_file}")
+        if acl is not None:
+            self.acl = workdir / "acl"
+            self.acl.write_text(acl)
+            lines.append(f"acl_file {self.acl}")
+        if tls:
+            lines += [f"certfile {tls[0]}", f"keyfile {tls[1]}"]
+        self.config = workdir / "mosquitto.conf"
+        self.config.write_text("\n".join(lines) + "\n")
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> MosquittoBroker:
+        self.process = subprocess.Popen([self.binary, "-c", str(self.config)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not start on port {self.port}: see {self.workdir}/mosquitto.log")
+
+    def reload(self) -> None:
+        """SIGHUP: mosquitto reads its password and ACL files again."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+
+    def save(self) -> None:
+        """SIGUSR1: mosquitto writes its persistence file now (sessions, retained, queued)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+
+    def stop(self) -> None:
+        """SIGTERM: mosquitto saves its persistence file and exits."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL: what it had not saved is gone."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture
+def mosquitto_brokers(tmp_path: Path) -> Iterator[Callable[..., MosquittoBroker]]:
+    """Starts brokers on demand: ``mosquitto_brokers(users={...}, tls=(cert, key), acl=TEXT)``."""
+    started: list[MosquittoBroker] = []
+
+    def start(users: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None,
+              acl: str | None = None) -> MosquittoBroker:
+        broker = MosquittoBroker(tmp_path / f"mosquitto-{len(started)}", users, tls, acl).start()
+        started.append(broker)
+        return broker
+
+    yield start
+    for broker in started:
+        broker.kill()
+
+
+@pytest.fixture
+def mosquitto(mosquitto_brokers: Callable[..., MosquittoBroker]) -> MosquittoBroker:
+    return mosquitto_brokers()
+
+
 SYSTEM_PYTHON = "/usr/bin/python3"
 RTSP_SERVER = Path(__file__).resolve().parents[1] / "scripts" / "rtsp_test_server.py"
 

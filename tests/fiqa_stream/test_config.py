@@ -226,7 +226,7 @@ def test_an_unknown_plugin_key_suggests_the_closest_key_of_that_plugin(detector:
 
 def test_a_sink_without_type_has_no_default_and_says_which_types_exist() -> None:
     message = error_of({**MINIMAL, "sinks": [{"path": "out"}]})
-    assert message == "c.yaml: sinks[0]: the 'type' key is missing; expected one of: directory, redis, webhook"
+    assert message == "c.yaml: sinks[0]: the 'type' key is missing; expected one of: directory, redis, webhook, mqtt"
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
@@ -240,6 +240,7 @@ def test_every_shipped_config_is_valid(path: Path, monkeypatch: pytest.MonkeyPat
 DEPLOYMENT_ENVIRONMENT = {
     "FIQA_SOURCE": "videos/",
     "FIQA_REDIS_URL": "redis://redis:6379/0",
+    "FIQA_MQTT_URL": "mqtt://camera@mosquitto:1883",
     "FIQA_WEBHOOK_URL": "https://recognition.example/hooks/fiqa",
     "FIQA_WEBHOOK_SECRET": "hmac-key",
     "FIQA_CAMERA_1": "rtsp://10.0.0.21:554/stream1",
