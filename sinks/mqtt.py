@@ -23,10 +23,11 @@ until the broker acknowledged that message, so paho's resends always precede the
 replay: the first copy of every event arrives in production order, and the newest crop
 of a track is the last one written to its retained topic.
 
-When the journal itself cannot take a batch (full disk, I/O error), the batch waits in
-memory behind it, in order, and the replay thread retries the spill; beyond
-``_BACKLOG_BYTES`` ``publish`` waits, so the pipeline slows down rather than dropping
-events. The replay thread never dies: a failure is logged, counted in
+Journal, replay thread and outage handling are the ``Spool`` of sinks/spool.py, shared
+with the other journalled sinks. When the journal itself cannot take a batch (full
+disk, I/O error), the batch waits in memory behind it, in order, and the replay thread
+retries the spill; beyond a bound ``publish`` waits, so the pipeline slows down rather
+than dropping events. The replay thread never dies: a failure is logged, counted in
 ``replay_restarts`` and reported by ``replay_problem`` (as is a broker that refuses the
 connection or the publications) until it works again. The contract for subscribers is docs/MQTT.md.
 """
@@ -43,7 +44,6 @@ import socket
 import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -53,6 +53,7 @@ from fiqa_stream.redact import redact_text, redact_url
 from fiqa_stream.sinks.config import MqttSinkConfig, MqttTlsConfig
 from fiqa_stream.sinks.events import event_fields
 from fiqa_stream.sinks.journal import Journal, JournalEntry
+from fiqa_stream.sinks.spool import Sent, Spool, SpooledSink
 from fiqa_stream.types import BestShot
 
 try:
@@ -63,10 +64,6 @@ except ImportError as missing:  # pragma: no cover - depends on the install
 
 log = logging.getLogger(__name__)
 
-_MAX_REPLAY_PAUSE = 5.0
-_FIRST_RESTART_PAUSE = 0.2
-# Events that neither the journal nor the broker took yet; beyond this, publish waits.
-_BACKLOG_BYTES = 64 << 20
 # How often a wait for PUBACKs looks whether the connection dropped meanwhile.
 _ACK_POLL = 0.2
 # Longest wait for the broker to take 'offline' on close.
@@ -174,8 +171,8 @@ class PublishRefused(SinkError):
     """The broker answered a publication with a failure reason (not authorized, quota, size)."""
 
 
-class MqttSink:
-    """Publishes best shots to an MQTT broker (QoS 1), with a journal for outages."""
+class MqttSink(SpooledSink):
+    """Publishes best shots to an MQTT broker (QoS 1), with a journal for outages (``Spool``)."""
 
     name = "mqtt"
 
@@ -186,16 +183,9 @@ class MqttSink:
         self.delivered = 0
         self.rejected = 0
         self._journal = Journal(config.journal.path, config.journal.max_bytes, config.journal.when_full)
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        # Guards the backlog and the choice between direct send, journal and backlog.
-        self._order = threading.Condition()
-        self._backlog: deque[JournalEntry] = deque()
-        self._backlog_bytes = 0
-        self.replay_restarts = 0
-        self._replay_problem: str | None = None
-        self._restart_pause = _FIRST_RESTART_PAUSE
-        self._delivered_through: int | None = None
+        # Exists before the connection: its callbacks wake the replay thread.
+        self._spool = Spool(self.name, self._where, "the broker", self._journal, self._replay_send,
+                            batch=config.batch)
         # Connection state, written by paho's network thread.
         self._connection = 0  # bumped on every disconnect: a wait for PUBACKs ends when it changes
         self._online: mqtt.MQTTMessageInfo | None = None  # its PUBACK opens a connection for our messages
@@ -214,31 +204,13 @@ class MqttSink:
         except BaseException:
             self._journal.close()
             raise
-        self._replayer = threading.Thread(target=self._replay_loop, name="mqtt-replay", daemon=True)
-        self._replayer.start()
-        if len(self._journal):
-            log.warning("mqtt sink %s: %d events from an earlier run wait in journal %s; replaying them first",
-                        self._where, len(self._journal), self._journal.path)
-            self._wake.set()
-
-    @property
-    def journal_depth(self) -> int:
-        return len(self._journal)
-
-    @property
-    def unspilled(self) -> int:
-        """Events held in memory because the journal could not store them."""
-        return len(self._backlog)
+        self._spool.start()
 
     @property
     def replay_problem(self) -> str | None:
         if self._refused is not None:
             return f"the broker refuses the connection: {self._refused}"
-        return self._replay_problem
-
-    @property
-    def replay_healthy(self) -> bool:
-        return self.replay_problem is None
+        return self._spool.problem
 
     @property
     def connected(self) -> bool:
@@ -250,22 +222,7 @@ class MqttSink:
         self._note_sources(events)
         entries = [e for e in (self._entry(event) for event in events) if e is not None]
         if entries:
-            with self._order:
-                if self._backlog:
-                    self._keep(entries)
-                elif len(self._journal):
-                    self._append_or_keep(entries)
-                else:
-                    try:
-                        done, reason = self._send(entries)
-                    except PublishRefused as refused:
-                        done, reason = 0, str(refused)
-                    if done < len(entries):
-                        log.warning("mqtt sink %s: %s; %d event(s) spilled to journal %s",
-                                    self._where, reason, len(entries) - done, self._journal.path)
-                        self._append_or_keep(entries[done:])
-                while self._backlog_bytes > _BACKLOG_BYTES and not self._stop.is_set():
-                    self._order.wait(0.5)
+            self._spool.publish(entries, self._send_now)
         rejected = len(events) - len(entries)
         if rejected:
             raise SinkError(
@@ -275,25 +232,8 @@ class MqttSink:
 
     def close(self, drain_seconds: float = 10.0) -> None:
         """Give the replay thread a last chance to deliver the journal (while the broker is
-        there), say 'offline', then stop; what is left stays in the journal for the next start."""
-        waited = 0.0
-        while (len(self._journal) or self._backlog) and self.connected and waited < drain_seconds:
-            self._wake.set()
-            self._stop.wait(0.1)
-            waited += 0.1
-        self._stop.set()
-        self._wake.set()
-        with self._order:
-            self._order.notify_all()
-        self._replayer.join(5.0)
-        with self._order:
-            if self._backlog:
-                try:
-                    self._journal.append(list(self._backlog))
-                    self._backlog.clear()
-                except SinkError as error:
-                    log.error("mqtt sink %s: %d event(s) are lost: neither the broker nor the journal took them (%s)",
-                              self._where, len(self._backlog), error)
+        there), then stop and say 'offline'; what is left stays in the journal for the next start."""
+        self._spool.close(drain_seconds, lambda: self.connected)
         self._closing = True
         if self._client.is_connected():
             offline = self._client.publish(self._config.availability_topic, b"offline", qos=1, retain=True)
@@ -301,15 +241,6 @@ class MqttSink:
                 offline.wait_for_publish(_OFFLINE_WAIT)
         self._client.disconnect()
         self._client.loop_stop()
-        try:
-            stored = self._journal.recount()
-        except SinkError as error:
-            log.error("mqtt sink %s: %s", self._where, error)
-            stored = 0
-        if stored:
-            log.warning("mqtt sink %s: %d events stay in journal %s; they are sent on the next start",
-                        self._where, stored, self._journal.path)
-        self._journal.close()
 
     def __enter__(self) -> MqttSink:
         return self
@@ -415,7 +346,7 @@ class MqttSink:
             self._publish_refusals += 1
         online = self._online
         if online is not None and mid == online.mid:
-            self._wake.set()
+            self._spool.wake()
 
     def _note_sources(self, events: Sequence[BestShot]) -> None:
         """Home Assistant discovery for each new source (again on every reconnect)."""
@@ -501,127 +432,25 @@ class MqttSink:
             index, info = flat[at]
             remaining = deadline - time.monotonic()
             failed = info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN)
-            if failed or remaining <= 0 or connection != self._connection or self._stop.is_set():
+            if failed or remaining <= 0 or connection != self._connection or self._spool.stopping:
                 return index
             try:
                 flat[-1][1].wait_for_publish(min(remaining, _ACK_POLL))  # PUBACKs come in order
             except (RuntimeError, ValueError):
-                self._stop.wait(min(remaining, _ACK_POLL))
+                self._spool.pause(min(remaining, _ACK_POLL))
 
-    def _append_or_keep(self, entries: list[JournalEntry]) -> None:
-        """Into the journal; when it fails, into the in-memory backlog (caller holds ``_order``)."""
+    def _send_now(self, entries: list[JournalEntry]) -> list[JournalEntry]:
+        """The direct path of ``publish``: the entries the broker did not acknowledge (spilled,
+        with the reason)."""
         try:
-            self._journal.append(entries)
-        except SinkError as error:
-            self._keep(entries)
-            log.error("mqtt sink %s: %s; %d event(s) kept in memory (%d waiting), retrying the spill",
-                      self._where, error, len(entries), len(self._backlog))
-        self._wake.set()
+            done, reason = self._send(entries)
+        except PublishRefused as refused:
+            done, reason = 0, str(refused)
+        if done < len(entries):
+            log.warning("mqtt sink %s: %s; %d event(s) spilled to journal %s",
+                        self._where, reason, len(entries) - done, self._journal.path)
+        return entries[done:]
 
-    def _keep(self, entries: list[JournalEntry]) -> None:
-        self._backlog.extend(entries)
-        self._backlog_bytes += sum(e.size for e in entries)
-        self._wake.set()
-
-    def _replay_loop(self) -> None:
-        """Runs ``_replay`` until stopped; a failure is logged, counted, and replay restarts."""
-        while not self._stop.is_set():
-            try:
-                self._replay()
-            except Exception as error:  # noqa: BLE001 - a dead replay thread strands the journal for good
-                self.replay_restarts += 1
-                self._replay_problem = f"{type(error).__name__}: {redact_text(str(error))}"
-                log.error("mqtt sink %s: replay failed (%s); restart %d in %.1f s", self._where,
-                          self._replay_problem, self.replay_restarts, self._restart_pause)
-                self._stop.wait(self._restart_pause)
-                self._restart_pause = min(_MAX_REPLAY_PAUSE, self._restart_pause * 2)
-
-    def _replay(self) -> None:
-        """One pass per wake-up (a reconnect wakes it too): the journal oldest-first, then
-        what waits in memory."""
-        pause = 0.1
-        while not self._stop.is_set():
-            waiting = len(self._journal) or self._backlog
-            if not waiting:
-                self._healthy()  # nothing left that could fail
-            self._wake.wait(pause if waiting else None)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            reachable = self._deliver_journal()
-            pause = 0.1 if reachable else min(_MAX_REPLAY_PAUSE, pause * 2)
-            self._spill_backlog(send=reachable)
-            if self._delivered_through is not None:
-                # Delivered, but the journal could not forget them (a full disk): fail until it can.
-                self._journal.remove_through(self._delivered_through)
-                self._delivered_through = None
-            self._healthy()
-
-    def _deliver_journal(self) -> bool:
-        """Sends the journal oldest-first, ``batch`` events per wait for PUBACKs; False when
-        the broker is away or does not acknowledge.
-
-        A batch the journal cannot delete is remembered as delivered (``_delivered_through``)
-        and not sent again by this process; deleting it is retried with the next batch and
-        at the end of the pass.
-        """
-        while not self._stop.is_set():
-            batch = self._journal.oldest(self._config.batch, after=self._delivered_through or 0)
-            if not batch:
-                return True
-            done, reason = self._send([entry for _, entry in batch])
-            if done:
-                self._delivered_through = batch[done - 1][0]
-                try:
-                    self._journal.remove_through(self._delivered_through)
-                    self._delivered_through = None
-                except SinkError as error:
-                    log.debug("mqtt sink %s: %s", self._where, error)
-            if done < len(batch):
-                log.debug("mqtt sink %s: replay paused: %s", self._where, reason)
-                return False
-            if self._delivered_through is None and not len(self._journal):
-                log.info("mqtt sink %s: journal delivered; back to direct publishing", self._where)
-        return True
-
-    def _journal_waiting(self) -> bool:
-        """Whether the journal holds entries not yet delivered by this process."""
-        return bool(self._journal.oldest(1, after=self._delivered_through or 0))
-
-    def _spill_backlog(self, send: bool) -> None:
-        """Moves the in-memory backlog into the journal; failing that, with nothing older
-        waiting in the journal and ``send``, straight to the broker.
-
-        Raises:
-            SinkError: neither took all of it (the rest stays, in order).
-        """
-        if not self._backlog:
-            return
-        with self._order:
-            entries = list(self._backlog)
-            if self._journal.when_full == "block" and not self._journal.has_room(self._backlog_bytes):
-                return  # replay makes room first; appending here would wait on this very thread
-            try:
-                self._journal.append(entries)
-            except SinkError as error:
-                if not send or self._journal_waiting():
-                    raise
-                done, reason = self._send(entries)  # nothing older waits, so sending directly keeps the order
-                if done < len(entries):
-                    self._backlog = deque(entries[done:])
-                    self._backlog_bytes = sum(e.size for e in self._backlog)
-                    self._order.notify_all()
-                    raise SinkError(f"{error}; and the broker did not take them: {reason}") from None
-                log.info("mqtt sink %s: %d event(s) from memory sent to the broker", self._where, len(entries))
-            else:
-                log.info("mqtt sink %s: %d event(s) from memory spilled to journal %s",
-                         self._where, len(entries), self._journal.path)
-            self._backlog.clear()
-            self._backlog_bytes = 0
-            self._order.notify_all()
-
-    def _healthy(self) -> None:
-        if self._replay_problem is not None:
-            log.info("mqtt sink %s: replay works again after %d restart(s)", self._where, self.replay_restarts)
-        self._replay_problem = None
-        self._restart_pause = _FIRST_RESTART_PAUSE
+    def _replay_send(self, entries: list[JournalEntry]) -> Sent:
+        """A replayed batch, one wait for its PUBACKs; a refusal (``PublishRefused``) restarts the replay."""
+        return Sent(*self._send(entries))

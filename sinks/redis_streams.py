@@ -8,11 +8,12 @@ Entries leave the journal only after Redis acknowledged them: delivery is
 at-least-once, and ``event_id`` lets consumers drop the duplicates a crash can cause.
 The entry format is documented in docs/REDIS.md.
 
-When the journal itself cannot take a batch (full disk, I/O error), the batch is kept
-in memory, behind the journal and in order, and the replay thread retries the spill
-(or, with an empty journal, sends it straight to Redis). That backlog is bounded:
-beyond ``_BACKLOG_BYTES`` ``publish`` waits, so the pipeline slows down rather than
-dropping events. The replay thread never dies: a failure is logged, counted in
+Journal, replay thread and outage handling are the ``Spool`` of sinks/spool.py, shared
+with the other journalled sinks. When the journal itself cannot take a batch (full
+disk, I/O error), the batch is kept in memory, behind the journal and in order, and the
+replay thread retries the spill (or, with an empty journal, sends it straight to Redis).
+That backlog is bounded: beyond it ``publish`` waits, so the pipeline slows down rather
+than dropping events. The replay thread never dies: a failure is logged, counted in
 ``replay_restarts``, reported by ``replay_problem`` until a later pass succeeds, and
 the loop starts again after a backoff.
 """
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -32,6 +31,7 @@ from fiqa_stream.redact import redact_text, redact_url
 from fiqa_stream.sinks.config import RedisSinkConfig
 from fiqa_stream.sinks.events import event_fields
 from fiqa_stream.sinks.journal import Journal, JournalEntry
+from fiqa_stream.sinks.spool import Sent, Spool, SpooledSink
 from fiqa_stream.types import BestShot
 
 try:
@@ -44,10 +44,6 @@ except ImportError as missing:  # pragma: no cover - depends on the install
 log = logging.getLogger(__name__)
 
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
-_MAX_REPLAY_PAUSE = 5.0
-_FIRST_RESTART_PAUSE = 0.2
-# Events that neither the journal nor Redis took yet; beyond this, publish waits.
-_BACKLOG_BYTES = 64 << 20
 
 
 def _epoch_ms(iso: str | None) -> str:
@@ -129,8 +125,8 @@ def _unpack(packed: bytes) -> dict[bytes, bytes]:
     return entry
 
 
-class RedisSink:
-    """Publishes best shots to Redis Streams, with a journal for outages."""
+class RedisSink(SpooledSink):
+    """Publishes best shots to Redis Streams, with a journal for outages (``Spool``)."""
 
     name = "redis"
 
@@ -151,51 +147,14 @@ class RedisSink:
         )
         self._journal = Journal(config.journal.path, config.journal.max_bytes, config.journal.when_full)
         self._check_server()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        # Guards the backlog and the choice between direct send, journal and backlog.
-        self._order = threading.Condition()
-        self._backlog: deque[JournalEntry] = deque()
-        self._backlog_bytes = 0
-        self.replay_restarts = 0
-        self.replay_problem: str | None = None
-        self._restart_pause = _FIRST_RESTART_PAUSE
-        self._delivered_through: int | None = None
-        self._replayer = threading.Thread(target=self._replay_loop, name="redis-replay", daemon=True)
-        self._replayer.start()
-        if len(self._journal):
-            log.warning("redis sink %s: %d events from an earlier run wait in journal %s; replaying them first",
-                        self._where, len(self._journal), self._journal.path)
-            self._wake.set()
-
-    @property
-    def journal_depth(self) -> int:
-        return len(self._journal)
-
-    @property
-    def unspilled(self) -> int:
-        """Events held in memory because the journal could not store them."""
-        return len(self._backlog)
-
-    @property
-    def replay_healthy(self) -> bool:
-        return self.replay_problem is None
+        self._spool = Spool(self.name, self._where, "Redis", self._journal, self._replay_send, batch=config.batch,
+                            unreachable=_TRANSIENT, refused=(redis.RedisError,))
+        self._spool.start()
 
     def publish(self, events: Sequence[BestShot]) -> None:
         entries = [e for e in (self._entry(event) for event in events) if e is not None]
         if entries:
-            with self._order:
-                if self._backlog:
-                    self._keep(entries)
-                elif len(self._journal):
-                    self._append_or_keep(entries)
-                else:
-                    try:
-                        self._send(entries)
-                    except redis.RedisError as error:
-                        self._spill(entries, error)
-                while self._backlog_bytes > _BACKLOG_BYTES and not self._stop.is_set():
-                    self._order.wait(0.5)
+            self._spool.publish(entries, self._send_now)
         rejected = len(events) - len(entries)
         if rejected:
             raise SinkError(
@@ -205,33 +164,7 @@ class RedisSink:
 
     def close(self, drain_seconds: float = 10.0) -> None:
         """Give the replay thread a last chance to deliver the journal, then stop."""
-        waited = 0.0
-        while (len(self._journal) or self._backlog) and waited < drain_seconds:
-            self._wake.set()
-            self._stop.wait(0.1)
-            waited += 0.1
-        self._stop.set()
-        self._wake.set()
-        with self._order:
-            self._order.notify_all()
-        self._replayer.join(5.0)
-        with self._order:
-            if self._backlog:
-                try:
-                    self._journal.append(list(self._backlog))
-                    self._backlog.clear()
-                except SinkError as error:
-                    log.error("redis sink %s: %d event(s) are lost: neither Redis nor the journal took them (%s)",
-                              self._where, len(self._backlog), error)
-        try:
-            stored = self._journal.recount()
-        except SinkError as error:
-            log.error("redis sink %s: %s", self._where, error)
-            stored = 0
-        if stored:
-            log.warning("redis sink %s: %d events stay in journal %s; they are sent on the next start",
-                        self._where, stored, self._journal.path)
-        self._journal.close()
+        self._spool.close(drain_seconds)
         self._client.close()
 
     def __enter__(self) -> RedisSink:
@@ -283,122 +216,18 @@ class RedisSink:
         pipe.execute()
         self.delivered += len(entries)
 
-    def _spill(self, entries: list[JournalEntry], error: redis.RedisError) -> None:
-        log.warning("redis sink %s: %s; %d event(s) spilled to journal %s",
-                    self._where, redact_text(str(error)) or type(error).__name__, len(entries), self._journal.path)
-        self._append_or_keep(entries)
-
-    def _append_or_keep(self, entries: list[JournalEntry]) -> None:
-        """Into the journal; when it fails, into the in-memory backlog (caller holds ``_order``)."""
+    def _send_now(self, entries: list[JournalEntry]) -> list[JournalEntry]:
+        """The direct path of ``publish``: all of them, or none (spilled, with the reason)."""
         try:
-            self._journal.append(entries)
-        except SinkError as error:
-            self._keep(entries)
-            log.error("redis sink %s: %s; %d event(s) kept in memory (%d waiting), retrying the spill",
-                      self._where, error, len(entries), len(self._backlog))
-        self._wake.set()
+            self._send(entries)
+        except redis.RedisError as error:
+            log.warning("redis sink %s: %s; %d event(s) spilled to journal %s",
+                        self._where, redact_text(str(error)) or type(error).__name__, len(entries),
+                        self._journal.path)
+            return entries
+        return []
 
-    def _keep(self, entries: list[JournalEntry]) -> None:
-        self._backlog.extend(entries)
-        self._backlog_bytes += sum(e.size for e in entries)
-        self._wake.set()
-
-    def _replay_loop(self) -> None:
-        """Runs ``_replay`` until stopped; a failure is logged, counted, and replay restarts."""
-        while not self._stop.is_set():
-            try:
-                self._replay()
-            except Exception as error:  # noqa: BLE001 - a dead replay thread strands the journal for good
-                self.replay_restarts += 1
-                self.replay_problem = f"{type(error).__name__}: {redact_text(str(error))}"
-                log.error("redis sink %s: replay failed (%s); restart %d in %.1f s", self._where,
-                          self.replay_problem, self.replay_restarts, self._restart_pause)
-                self._stop.wait(self._restart_pause)
-                self._restart_pause = min(_MAX_REPLAY_PAUSE, self._restart_pause * 2)
-
-    def _replay(self) -> None:
-        """One pass per wake-up: the journal oldest-first, then what waits in memory."""
-        pause = 0.1
-        while not self._stop.is_set():
-            waiting = len(self._journal) or self._backlog
-            if not waiting:
-                self._healthy()  # nothing left that could fail
-            self._wake.wait(pause if waiting else None)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            reachable = self._deliver_journal()
-            pause = 0.1 if reachable else min(_MAX_REPLAY_PAUSE, pause * 2)
-            self._spill_backlog(send=reachable)
-            if self._delivered_through is not None:
-                # Delivered, but the journal could not forget them (a full disk): fail until it can.
-                self._journal.remove_through(self._delivered_through)
-                self._delivered_through = None
-            self._healthy()
-
-    def _deliver_journal(self) -> bool:
-        """Sends the journal oldest-first; False when Redis is unreachable.
-
-        A batch the journal cannot delete is remembered as delivered (``_delivered_through``)
-        and not sent again by this process; deleting it is retried with the next batch and
-        at the end of the pass.
-        """
-        while not self._stop.is_set():
-            batch = self._journal.oldest(self._config.batch, after=self._delivered_through or 0)
-            if not batch:
-                return True
-            try:
-                self._send([entry for _, entry in batch])
-            except _TRANSIENT as error:
-                log.debug("redis sink %s: replay failed: %s", self._where, redact_text(str(error)))
-                return False
-            self._delivered_through = batch[-1][0]
-            try:
-                self._journal.remove_through(self._delivered_through)
-            except SinkError as error:
-                log.debug("redis sink %s: %s", self._where, error)
-                continue
-            self._delivered_through = None
-            if not len(self._journal):
-                log.info("redis sink %s: journal delivered; back to direct writes", self._where)
-        return True
-
-    def _journal_waiting(self) -> bool:
-        """Whether the journal holds entries not yet delivered by this process."""
-        return bool(self._journal.oldest(1, after=self._delivered_through or 0))
-
-    def _spill_backlog(self, send: bool) -> None:
-        """Moves the in-memory backlog into the journal; failing that, with nothing older
-        waiting in the journal and ``send``, straight to Redis.
-
-        Raises:
-            SinkError: neither took it (the backlog stays, in order).
-        """
-        if not self._backlog:
-            return
-        with self._order:
-            entries = list(self._backlog)
-            if self._journal.when_full == "block" and not self._journal.has_room(self._backlog_bytes):
-                return  # replay makes room first; appending here would wait on this very thread
-            try:
-                self._journal.append(entries)
-            except SinkError as error:
-                if not send or self._journal_waiting():
-                    raise
-                try:
-                    self._send(entries)  # nothing older waits, so sending directly keeps the order
-                except redis.RedisError as refused:
-                    raise SinkError(f"{error}; and Redis refused them: {redact_text(str(refused))}") from None
-                log.info("redis sink %s: %d event(s) from memory sent to Redis", self._where, len(entries))
-            else:
-                log.info("redis sink %s: %d event(s) from memory spilled to journal %s",
-                         self._where, len(entries), self._journal.path)
-            self._backlog.clear()
-            self._backlog_bytes = 0
-            self._order.notify_all()
-
-    def _healthy(self) -> None:
-        if self.replay_problem is not None:
-            log.info("redis sink %s: replay works again after %d restart(s)", self._where, self.replay_restarts)
-        self.replay_problem = None
-        self._restart_pause = _FIRST_RESTART_PAUSE
+    def _replay_send(self, entries: list[JournalEntry]) -> Sent:
+        """One pipelined batch: all taken, or an exception (``_TRANSIENT``: Redis is away)."""
+        self._send(entries)
+        return Sent(len(entries))

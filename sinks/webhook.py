@@ -19,9 +19,10 @@ endpoint receives events in the order they were made. An entry leaves the journa
 after a 2xx (or a permanent refusal): delivery is at-least-once across crashes, and
 ``event_id`` (also sent as ``X-Fiqa-Event-Id``) is the de-duplication key.
 
-When the journal itself cannot store (full disk, I/O error), events wait in memory
-behind it, in order; beyond ``_BACKLOG_BYTES`` ``publish`` waits, so the pipeline slows
-down rather than dropping events. The replay thread never dies: a failure is logged,
+Journal, replay thread and outage handling are the ``Spool`` of sinks/spool.py, shared
+with the other journalled sinks. When the journal itself cannot store (full disk, I/O
+error), events wait in memory behind it, in order; beyond a bound ``publish`` waits, so
+the pipeline slows down rather than dropping events. The replay thread never dies: a failure is logged,
 counted in ``replay_restarts`` and reported by ``replay_problem`` until a pass succeeds.
 The contract for receivers is docs/WEBHOOK.md.
 """
@@ -36,8 +37,6 @@ import json
 import logging
 import secrets
 import ssl
-import threading
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +49,7 @@ from fiqa_stream.redact import redact_text, redact_url
 from fiqa_stream.sinks.config import WebhookSinkConfig
 from fiqa_stream.sinks.events import crop_name, event_fields
 from fiqa_stream.sinks.journal import Journal, JournalEntry
+from fiqa_stream.sinks.spool import Pacing, Sent, Spool, SpooledSink
 from fiqa_stream.types import BestShot
 
 log = logging.getLogger(__name__)
@@ -60,11 +60,7 @@ _TRANSIENT_STATUS = frozenset({408, 429})
 _RETRY_AFTER_STATUS = frozenset({429, 503})
 # Answers are read up to this size to keep the connection; a longer one closes it.
 _ANSWER_LIMIT = 64 << 10
-# Events that neither the journal nor the endpoint took yet; beyond this, publish waits.
-_BACKLOG_BYTES = 64 << 20
 _REPLAY_BATCH = 64
-_FIRST_RESTART_PAUSE = 0.2
-_MAX_RESTART_PAUSE = 5.0
 
 
 def _user_agent() -> str:
@@ -221,8 +217,8 @@ def _describe(error: BaseException) -> str:
     return _one_line(str(text))
 
 
-class WebhookSink:
-    """POSTs best shots to an HTTP endpoint, with retries, backoff and a journal for outages."""
+class WebhookSink(SpooledSink):
+    """POSTs best shots to an HTTP endpoint, with retries, backoff and a journal for outages (``Spool``)."""
 
     name = "webhook"
 
@@ -235,76 +231,22 @@ class WebhookSink:
         self._direct = _Client(config, self._where)
         self._replay_client = _Client(config, self._where)
         self._journal = Journal(config.journal.path, config.journal.max_bytes, config.journal.when_full)
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        # Guards the backlog and the choice between direct send, journal and backlog.
-        self._order = threading.Condition()
-        self._backlog: deque[JournalEntry] = deque()
-        self._backlog_bytes = 0
-        self._unreachable = False
-        self.replay_restarts = 0
-        self.replay_problem: str | None = None
-        self._restart_pause = _FIRST_RESTART_PAUSE
-        self._delivered_through: int | None = None
-        self._replayer = threading.Thread(target=self._replay_loop, name="webhook-replay", daemon=True)
-        self._replayer.start()
-        if len(self._journal):
-            log.warning("webhook sink %s: %d events from an earlier run wait in journal %s; replaying them first",
-                        self._where, len(self._journal), self._journal.path)
-            self._wake.set()
-
-    @property
-    def journal_depth(self) -> int:
-        return len(self._journal)
-
-    @property
-    def unspilled(self) -> int:
-        """Events held in memory because the journal could not store them."""
-        return len(self._backlog)
+        # One event per request, in order; a pass that fails waits out the backoff, whatever
+        # arrives meanwhile (a down endpoint is not hammered), and Retry-After is honoured.
+        self._spool = Spool(self.name, self._where, "the endpoint", self._journal, self._replay_send,
+                            batch=_REPLAY_BATCH, singly=True,
+                            pacing=Pacing(idle=1.0, first=config.backoff, most=config.max_backoff, patient=True))
+        self._spool.start()
 
     def publish(self, events: Sequence[BestShot]) -> None:
         entries = [self._entry(event) for event in events]
-        if not entries:
-            return
-        with self._order:
-            pending = entries
-            if not self._backlog and not len(self._journal):
-                pending = self._send_in_order(entries)
-            if pending:
-                self._queue_up(pending)
-            while self._backlog_bytes > _BACKLOG_BYTES and not self._stop.is_set():
-                self._order.wait(0.5)
+        if entries:
+            self._spool.publish(entries, self._send_in_order)
 
     def close(self, drain_seconds: float = 10.0) -> None:
         """Give the replay thread a last chance to deliver the journal (unless the endpoint
         is away), then stop; what is left stays in the journal for the next start."""
-        waited = 0.0
-        while (len(self._journal) or self._backlog) and not self._unreachable and waited < drain_seconds:
-            self._wake.set()
-            self._stop.wait(0.1)
-            waited += 0.1
-        self._stop.set()
-        self._wake.set()
-        with self._order:
-            self._order.notify_all()
-        self._replayer.join(self._config.timeout + 5.0)
-        with self._order:
-            if self._backlog:
-                try:
-                    self._journal.append(list(self._backlog))
-                    self._backlog.clear()
-                except SinkError as error:
-                    log.error("webhook sink %s: %d event(s) are lost: neither the endpoint nor the journal took "
-                              "them (%s)", self._where, len(self._backlog), error)
-        try:
-            stored = self._journal.recount()
-        except SinkError as error:
-            log.error("webhook sink %s: %s", self._where, error)
-            stored = 0
-        if stored:
-            log.warning("webhook sink %s: %d events stay in journal %s; they are sent on the next start",
-                        self._where, stored, self._journal.path)
-        self._journal.close()
+        self._spool.close(drain_seconds, lambda: self._spool.reachable, join_seconds=self._config.timeout + 5.0)
         self._direct.close()
         self._replay_client.close()
 
@@ -336,7 +278,7 @@ class WebhookSink:
                 wait = pause if answer.retry_after is None else max(pause, answer.retry_after)
                 log.debug("webhook sink %s: event %s: %s; retry in %.1f s", self._where, entry.stream, answer.why,
                           min(wait, self._config.max_backoff))
-                if self._stop.wait(min(wait, self._config.max_backoff)):
+                if self._spool.pause(min(wait, self._config.max_backoff)):
                     break
                 pause = min(self._config.max_backoff, pause * 2)
         return answer
@@ -351,147 +293,15 @@ class WebhookSink:
         for index, entry in enumerate(entries):
             answer = self._deliver(self._direct, entry, self._config.retries + 1)
             if not answer.ok and not answer.permanent:
-                self._unreachable = True
                 log.warning("webhook sink %s: %s after %d attempt(s); %d event(s) spilled to journal %s",
                             self._where, answer.why, self._config.retries + 1, len(entries) - index,
                             self._journal.path)
                 return entries[index:]
         return []
 
-    def _queue_up(self, entries: list[JournalEntry]) -> None:
-        """Behind what waits: into the journal, or when it fails, into memory (caller holds ``_order``)."""
-        if self._backlog:
-            self._keep(entries)
-            return
-        try:
-            self._journal.append(entries)
-        except SinkError as error:
-            self._keep(entries)
-            log.error("webhook sink %s: %s; %d event(s) kept in memory (%d waiting), retrying the spill",
-                      self._where, error, len(entries), len(self._backlog))
-        self._wake.set()
-
-    def _keep(self, entries: list[JournalEntry]) -> None:
-        self._backlog.extend(entries)
-        self._backlog_bytes += sum(e.size for e in entries)
-        self._wake.set()
-
-    def _replay_loop(self) -> None:
-        """Runs ``_replay`` until stopped; a failure is logged, counted, and replay restarts."""
-        while not self._stop.is_set():
-            try:
-                self._replay()
-            except Exception as error:  # noqa: BLE001 - a dead replay thread strands the journal for good
-                self.replay_restarts += 1
-                self.replay_problem = f"{type(error).__name__}: {redact_text(str(error))}"
-                log.error("webhook sink %s: replay failed (%s); restart %d in %.1f s", self._where,
-                          self.replay_problem, self.replay_restarts, self._restart_pause)
-                self._stop.wait(self._restart_pause)
-                self._restart_pause = min(_MAX_RESTART_PAUSE, self._restart_pause * 2)
-
-    def _replay(self) -> None:
-        """One pass per wake-up while the endpoint answers; after a transient failure, one
-        pass per backoff period, whatever arrives meanwhile (a down endpoint is not hammered)."""
-        pause: float | None = None  # None: the last pass reached the endpoint
-        while not self._stop.is_set():
-            if pause is None:
-                waiting = len(self._journal) or self._backlog
-                if not waiting:
-                    self._healthy()  # nothing left that could fail
-                self._wake.wait(1.0 if waiting else None)
-            else:
-                self._stop.wait(pause)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            answer = self._deliver_journal()
-            if answer is None:
-                self._unreachable = False
-                self._drain_backlog()
-                pause = None
-            else:
-                self._unreachable = True
-                pause = self._config.backoff if pause is None else min(self._config.max_backoff, pause * 2)
-                if answer.retry_after is not None:
-                    pause = min(self._config.max_backoff, max(pause, answer.retry_after))
-                log.debug("webhook sink %s: replay: %s; next attempt in %.1f s", self._where, answer.why, pause)
-            if self._delivered_through is not None:
-                # Delivered, but the journal could not forget them (a full disk): fail until it can.
-                self._journal.remove_through(self._delivered_through)
-                self._delivered_through = None
-            self._healthy()
-
-    def _deliver_journal(self) -> _Answer | None:
-        """Sends the journal oldest-first, one event at a time; the transient failure that
-        stopped it, or None when the journal was delivered.
-
-        An entry the journal cannot delete is remembered as delivered (``_delivered_through``)
-        and not sent again by this process; deleting it is retried after the next one and at
-        the end of the pass.
-        """
-        while not self._stop.is_set():
-            batch = self._journal.oldest(_REPLAY_BATCH, after=self._delivered_through or 0)
-            if not batch:
-                return None
-            for row_id, entry in batch:
-                answer = self._deliver(self._replay_client, entry, 1)
-                if not answer.ok and not answer.permanent:
-                    return answer
-                self._delivered_through = row_id
-                try:
-                    self._journal.remove_through(row_id)
-                except SinkError as error:
-                    log.debug("webhook sink %s: %s", self._where, error)
-                    continue
-                self._delivered_through = None
-                if self._stop.is_set():
-                    return None
-            if not len(self._journal):
-                log.info("webhook sink %s: journal delivered; back to direct posts", self._where)
-        return None
-
-    def _drain_backlog(self) -> None:
-        """Moves the in-memory backlog into the journal; failing that, with nothing older
-        waiting in the journal, straight to the endpoint, in order.
-
-        Raises:
-            SinkError: neither took all of it (the rest stays in memory, in order).
-        """
-        if not self._backlog:
-            return
-        with self._order:
-            try:
-                if self._journal.when_full == "block" and not self._journal.has_room(self._backlog_bytes):
-                    return  # replay makes room first; appending here would wait on this very thread
-                try:
-                    self._journal.append(list(self._backlog))
-                except SinkError as error:
-                    if self._journal.oldest(1, after=self._delivered_through or 0):
-                        raise
-                    self._post_backlog(error)
-                else:
-                    log.info("webhook sink %s: %d event(s) from memory spilled to journal %s",
-                             self._where, len(self._backlog), self._journal.path)
-                    self._backlog.clear()
-                    self._backlog_bytes = 0
-            finally:
-                self._order.notify_all()
-
-    def _post_backlog(self, spill_error: SinkError) -> None:
-        """Nothing older waits, so posting from memory keeps the order (caller holds ``_order``)."""
-        sent = 0
-        while self._backlog and not self._stop.is_set():
-            entry = self._backlog[0]
-            answer = self._deliver(self._replay_client, entry, 1)
-            if not answer.ok and not answer.permanent:
-                raise SinkError(f"{spill_error}; and the endpoint did not take them: {answer.why}")
-            self._backlog.popleft()
-            self._backlog_bytes -= entry.size
-            sent += 1
-        log.info("webhook sink %s: %d event(s) from memory posted", self._where, sent)
-
-    def _healthy(self) -> None:
-        if self.replay_problem is not None:
-            log.info("webhook sink %s: replay works again after %d restart(s)", self._where, self.replay_restarts)
-        self.replay_problem = None
-        self._restart_pause = _FIRST_RESTART_PAUSE
+    def _replay_send(self, entries: list[JournalEntry]) -> Sent:
+        """One stored event, one attempt (the spool backs off between passes); a permanent
+        refusal counts as taken, so the events behind it go on."""
+        [entry] = entries
+        answer = self._deliver(self._replay_client, entry, 1)
+        return Sent(1 if answer.ok or answer.permanent else 0, answer.why, answer.retry_after)
