@@ -220,15 +220,8 @@ class MqttSink(SpooledSink):
 
     def publish(self, events: Sequence[BestShot]) -> None:
         self._note_sources(events)
-        entries = [e for e in (self._entry(event) for event in events) if e is not None]
-        if entries:
-            self._spool.publish(entries, self._send_now)
-        rejected = len(events) - len(entries)
-        if rejected:
-            raise SinkError(
-                f"mqtt sink {self._where}: {rejected} event(s) larger than max_payload_bytes "
-                f"({self._config.max_payload_bytes}) were not sent"
-            )
+        self._spool.publish_within([self._entry(event) for event in events], self._send_now, "max_payload_bytes",
+                                   self._config.max_payload_bytes)
 
     def close(self, drain_seconds: float = 10.0) -> None:
         """Give the replay thread a last chance to deliver the journal (while the broker is

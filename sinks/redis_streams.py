@@ -152,15 +152,8 @@ class RedisSink(SpooledSink):
         self._spool.start()
 
     def publish(self, events: Sequence[BestShot]) -> None:
-        entries = [e for e in (self._entry(event) for event in events) if e is not None]
-        if entries:
-            self._spool.publish(entries, self._send_now)
-        rejected = len(events) - len(entries)
-        if rejected:
-            raise SinkError(
-                f"redis sink {self._where}: {rejected} event(s) larger than max_entry_bytes "
-                f"({self._config.max_entry_bytes}) were not sent"
-            )
+        self._spool.publish_within([self._entry(event) for event in events], self._send_now, "max_entry_bytes",
+                                   self._config.max_entry_bytes)
 
     def close(self, drain_seconds: float = 10.0) -> None:
         """Give the replay thread a last chance to deliver the journal, then stop."""

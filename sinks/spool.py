@@ -145,6 +145,17 @@ class Spool:
             while self._backlog_bytes > _BACKLOG_BYTES and not self._stop.is_set():
                 self._order.wait(0.5)
 
+    def publish_within(self, entries: list[JournalEntry | None], direct: Direct, limit: str, most: int) -> None:
+        """``publish`` for the entries that are not None (the sink's ``_entry`` gives None for an
+        event over its size limit, the setting ``limit`` of ``most`` bytes), then ``SinkError``
+        naming how many were not sent."""
+        taken = [entry for entry in entries if entry is not None]
+        if taken:
+            self.publish(taken, direct)
+        if len(taken) < len(entries):
+            raise SinkError(f"{self._sink} sink {self._where}: {len(entries) - len(taken)} event(s) larger than "
+                            f"{limit} ({most}) were not sent")
+
     def close(self, drain_seconds: float, drain_while: Callable[[], bool] | None = None,
               join_seconds: float = 5.0) -> None:
         """Gives the replay thread a last chance to deliver (while ``drain_while`` holds),
