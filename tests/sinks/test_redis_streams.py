@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,23 +79,6 @@ def wait_for(condition: Callable[[], object], seconds: float = 30.0) -> None:
 def journal_pragma(sink: Any, pragma: str) -> None:
     """Sets a per-connection SQLite pragma on the sink's journal (the only way to reach it)."""
     sink._journal._db.execute(f"PRAGMA {pragma}")  # noqa: SLF001
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MB filesystem (tmpfs), where a write beyond it fails with ENOSPC."""
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a 2 MB tmpfs needs root and mount(8)")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a 2 MB tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def test_an_event_arrives_with_exactly_the_documented_fields_and_its_crop(redis_server: Any, tmp_path: Path) -> None:
