@@ -264,27 +264,15 @@ def test_a_broker_down_at_start_gets_the_events_once_it_is_up(
 
 
 def test_the_journal_survives_a_kill_9_of_fiqa_stream_and_is_replayed_on_the_next_start(
-    mosquitto: Any, tmp_path: Path, subscribers: Callable[..., Subscriber]
+    mosquitto: Any, tmp_path: Path, subscribers: Callable[..., Subscriber],
+    publish_then_kill_9: Callable[[str, int], None],
 ) -> None:
     subscriber = subscribers(mosquitto.port, "fiqa/cam/best_shot")
     mosquitto.stop()  # fiqa-stream runs while the broker is away, so events go to the journal
-    writer = subprocess.Popen([sys.executable, "-c", f"""
-import sys, time
-sys.path.insert(0, {str(Path(__file__).parent)!r})
-from pathlib import Path
-from test_mqtt import event, sink_config
-from fiqa_stream.sinks import build_sink
-sink = build_sink(sink_config({mosquitto.url!r}, Path({str(tmp_path)!r})))
-for n in range(40):
-    sink.publish([event(n)])
-print("published", flush=True)
-time.sleep(60)
-"""], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    assert writer.stdout is not None
-    assert writer.stdout.readline().strip() == "published"
-    writer.kill()  # kill -9: no close, no flush
-    writer.wait(10)
-    writer.stdout.close()
+    publish_then_kill_9(
+        "from test_mqtt import event, sink_config\nfrom fiqa_stream.sinks import build_sink\n"
+        f"sink = build_sink(sink_config({mosquitto.url!r}, Path({str(tmp_path)!r})))", 40,
+    )
     mosquitto.start()
     with build_sink(sink_config(mosquitto.url, tmp_path)) as sink:
         wait_for(lambda: sink.journal_depth == 0)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -197,27 +195,14 @@ def test_an_outage_loses_nothing_and_keeps_order(redis_server: Any, tmp_path: Pa
 
 
 def test_the_journal_survives_a_kill_9_of_fiqa_stream_and_is_replayed_on_the_next_start(
-    redis_server: Any, tmp_path: Path
+    redis_server: Any, tmp_path: Path, publish_then_kill_9: Callable[[str, int], None]
 ) -> None:
     journal = tmp_path / "journal.sqlite3"
     redis_server.kill()  # fiqa-stream runs while Redis is away, so events go to the journal
-    writer = subprocess.Popen([sys.executable, "-c", f"""
-import sys, time
-sys.path.insert(0, {str(Path(__file__).parent)!r})
-from test_redis_streams import event, sink_config
-from pathlib import Path
-from fiqa_stream.sinks import build_sink
-sink = build_sink(sink_config({redis_server.url!r}, Path({str(tmp_path)!r})))
-for n in range(40):
-    sink.publish([event(n)])
-print("published", flush=True)
-time.sleep(60)
-"""], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    assert writer.stdout is not None
-    assert writer.stdout.readline().strip() == "published"
-    writer.kill()  # kill -9: no close, no flush
-    writer.wait(10)
-    writer.stdout.close()
+    publish_then_kill_9(
+        "from test_redis_streams import event, sink_config\nfrom fiqa_stream.sinks import build_sink\n"
+        f"sink = build_sink(sink_config({redis_server.url!r}, Path({str(tmp_path)!r})))", 40,
+    )
     assert journal.exists()
     redis_server.start()
     with build_sink(sink_config(redis_server.url, tmp_path)) as sink:

@@ -434,24 +434,11 @@ def test_events_left_in_the_journal_at_close_are_sent_first_on_the_next_start(
 
 
 def test_the_journal_survives_a_kill_9_of_fiqa_stream_and_is_replayed_on_the_next_start(
-    endpoint: Endpoint, tmp_path: Path
+    endpoint: Endpoint, tmp_path: Path, publish_then_kill_9: Callable[[str, int], None]
 ) -> None:
-    writer = subprocess.Popen([sys.executable, "-c", f"""
-import sys, time
-sys.path.insert(0, {str(Path(__file__).parent)!r})
-from test_webhook import event, webhook
-from pathlib import Path
-sink = webhook({endpoint.url!r}, Path({str(tmp_path)!r}))
-for n in range(20):
-    sink.publish([event(n)])
-print("published", flush=True)
-time.sleep(60)
-"""], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    assert writer.stdout is not None
-    assert writer.stdout.readline().strip() == "published"
-    writer.kill()  # kill -9: no close, no flush
-    writer.wait(10)
-    writer.stdout.close()
+    publish_then_kill_9(
+        f"from test_webhook import event, webhook\nsink = webhook({endpoint.url!r}, Path({str(tmp_path)!r}))", 20,
+    )
     endpoint.start()
     with webhook(endpoint.url, tmp_path) as sink:
         wait_for(lambda: sink.journal_depth == 0)
