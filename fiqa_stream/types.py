@@ -173,4 +173,6 @@ class BestShot:
     sightings: int
     decided_at: datetime
     frame_jpeg: bytes | None = None
+    first_frame_index: int | None = None
+    first_box: tuple[float, float, float, float] | None = None
     schema: int = SCHEMA_VERSION

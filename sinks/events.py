@@ -22,6 +22,8 @@ def event_fields(event: BestShot) -> dict[str, Any]:
         "first_seen": event.first_seen,
         "last_seen": event.last_seen,
         "box": [round(v, 2) for v in event.box],
+        "first_frame_index": event.first_frame_index,
+        "first_box": [round(v, 2) for v in event.first_box] if event.first_box else None,
         "landmarks": (
             [[round(x, 2), round(y, 2)] for x, y in event.landmarks] if event.landmarks else None
         ),

@@ -69,8 +69,8 @@ def entry_fields(event: BestShot, frame_key: str | None) -> dict[str, bytes | st
     return entry
 
 
-_JSON_FIELDS = ("box", "landmarks", "components")
-_INT_FIELDS = ("schema", "track_id", "frame_index", "sightings")
+_JSON_FIELDS = ("box", "first_box", "landmarks", "components")
+_INT_FIELDS = ("schema", "track_id", "frame_index", "first_frame_index", "sightings")
 _FLOAT_FIELDS = ("pts", "first_seen", "last_seen", "quality")
 
 
@@ -87,10 +87,10 @@ def decode_entry(fields: dict[bytes, bytes]) -> tuple[dict[str, Any], bytes]:
         name = key.decode(errors="backslashreplace")
         try:
             value = raw.decode()
-            if name in _JSON_FIELDS:
-                event[name] = json.loads(value)
-            elif value == "":
+            if value == "":
                 event[name] = None
+            elif name in _JSON_FIELDS:
+                event[name] = json.loads(value)
             elif name in _INT_FIELDS or name.endswith("_ms"):
                 event[name] = int(value)
             elif name in _FLOAT_FIELDS:

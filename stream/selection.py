@@ -49,6 +49,8 @@ class _TrackRecord:
     sightings: int = 0
     first_seen: float | None = None
     last_seen: float | None = None
+    first_frame_index: int | None = None
+    first_box: tuple[float, float, float, float] | None = None
     best: _Sighting | None = None
     events: int = 0
     emitted_quality: float | None = None
@@ -59,6 +61,10 @@ def new_run_id() -> str:
     """A new run id: its start time in UTC (so runs sort in order) and 24 random bits
     (so runs that start in the same second still differ), e.g. ``20261201T130512Z-3fa9c1``."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def _box_tuple(box: np.ndarray) -> tuple[float, float, float, float]:
+    return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
 
 
 def _stream_time(frame: Frame) -> float:
@@ -99,8 +105,10 @@ class BestShotSelector:
             self.tracks_seen += 1
         record.sightings += 1
         now = _stream_time(frame)
-        if record.first_seen is None:
+        if record.first_frame_index is None:
             record.first_seen = frame.pts
+            record.first_frame_index = frame.index
+            record.first_box = _box_tuple(box)
         record.last_seen = frame.pts
         if record.best is None or quality.score > record.best.quality.score:
             record.best = _Sighting(
@@ -172,7 +180,9 @@ class BestShotSelector:
             captured_at=best.captured_at,
             first_seen=record.first_seen,
             last_seen=record.last_seen,
-            box=(float(best.box[0]), float(best.box[1]), float(best.box[2]), float(best.box[3])),
+            box=_box_tuple(best.box),
+            first_frame_index=record.first_frame_index,
+            first_box=record.first_box,
             landmarks=None if best.landmarks is None else tuple((float(x), float(y)) for x, y in best.landmarks),
             quality=best.quality.score,
             components=dict(best.quality.components),

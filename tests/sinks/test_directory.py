@@ -17,7 +17,7 @@ from fiqa_stream.types import BestShot, EventKind
 
 DOCUMENTED_FIELDS = {
     "event_id", "run_id", "schema", "kind", "source", "track_id", "frame_index", "pts", "captured_at",
-    "first_seen", "last_seen", "box", "landmarks", "quality", "components", "model", "crop", "sightings",
+    "first_seen", "last_seen", "box", "first_frame_index", "first_box", "landmarks", "quality", "components", "model", "crop", "sightings",
     "decided_at",
 }
 
@@ -30,7 +30,7 @@ def event(track_id: int = 4, seq: int = 0, captured: datetime | None = None) -> 
         frame_index=17, pts=0.68, captured_at=captured, first_seen=0.2, last_seen=1.4,
         box=(10.0, 20.0, 40.0, 60.0), landmarks=((15.0, 30.0),) * 5, quality=0.8125,
         components={"sharpness": 0.9, "pose": 0.7}, model="heuristic-1", crop_jpeg=jpeg.tobytes(), sightings=9,
-        decided_at=datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC),
+        decided_at=datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC), first_frame_index=5, first_box=(12.0, 22.0, 41.0, 63.0),
     )
 
 
@@ -47,6 +47,7 @@ def test_an_event_is_one_json_line_with_exactly_the_documented_fields(tmp_path: 
     assert line["kind"] == "final" and line["schema"] == 2
     assert line["box"] == [10.0, 20.0, 40.0, 60.0]
     assert line["landmarks"] == [[15.0, 30.0]] * 5
+    assert line["first_frame_index"] == 5 and line["first_box"] == [12.0, 22.0, 41.0, 63.0]
     assert line["captured_at"] == "2026-01-02T03:04:05+00:00"
     assert line["components"] == {"sharpness": 0.9, "pose": 0.7}
 

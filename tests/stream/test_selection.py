@@ -44,6 +44,7 @@ def test_on_end_emits_one_final_event_with_the_best_sighting() -> None:
     assert event.sightings == 5
     assert event.model == "test-model-1"
     assert event.box == (40.0, 30.0, 80.0, 80.0)
+    assert event.first_frame_index == 0 and event.first_box == (40.0, 30.0, 80.0, 80.0)
 
 
 def test_the_crop_is_a_jpeg_of_the_best_frame() -> None:
