@@ -152,6 +152,97 @@ def occlusion(image: np.ndarray, severity: float, rng: np.random.Generator) -> n
     return out
 
 
+# The ArcFace framing puts the eyes 35.2 px apart in 112 px: 70.5 px in the 224-px reference crop.
+REFERENCE_EYE_DISTANCE = 70.5
+#: The smallest inter-eye distance ``low_resolution`` reaches, in pixels of the captured face.
+MIN_EYE_DISTANCE = 16.0
+
+
+def low_resolution(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """A face captured small: eyes 70 px down to 16 px apart (geometric in severity), upscaled back.
+
+    The small face is made by area averaging (a sensor's pixels integrate light) and
+    brought back to the crop's size by bilinear interpolation, as the pipeline's
+    alignment warp upscales a small face.
+    """
+    h, w = image.shape[:2]
+    factor = native_scale(severity)
+    small = cv2.resize(image, (max(4, round(w * factor)), max(4, round(h * factor))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def native_scale(severity: float) -> float:
+    """The scale (≤ 1) at which ``low_resolution`` of ``severity`` captures the face."""
+    return float((MIN_EYE_DISTANCE / REFERENCE_EYE_DISTANCE) ** severity)
+
+
+def h264(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """An H.264 intra frame (libx264 through PyAV) at QP 26 up to 51: blocking, ringing, smoothed skin."""
+    import av
+
+    h, w = image.shape[:2]
+    even = cv2.resize(image, (w // 2 * 2, h // 2 * 2)) if (h % 2 or w % 2) else image
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height = even.shape[1], even.shape[0]
+    encoder.pix_fmt = "yuv420p"
+    encoder.options = {"qp": str(round(26 + 25 * severity)), "preset": "veryfast", "tune": "zerolatency"}
+    packets = encoder.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(even), format="bgr24"))
+    packets += encoder.encode(None)
+    decoder = av.CodecContext.create("h264", "r")
+    frames = [frame for packet in packets for frame in decoder.decode(packet)]
+    frames += decoder.decode(None)
+    if not frames:
+        raise RuntimeError("libx264 gave no frame back")
+    out = frames[0].to_ndarray(format="bgr24")
+    return out if out.shape == image.shape else cv2.resize(out, (w, h))
+
+
+def low_light(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """A dim scene: 1 to 6 stops less light, shot and read noise, then the camera's gain brightens it part way.
+
+    The sensor collects at most 1,000 photons at white at full light; read noise is 3
+    electrons. Automatic gain restores 70 % of the lost stops, amplifying the noise.
+    """
+    stops = 1.0 + 5.0 * severity
+    peak = 1000.0 * 2.0**-stops
+    linear = (image.astype(np.float64) / 255.0) ** 2.2
+    electrons = rng.poisson(linear * peak) + rng.normal(0.0, 3.0, image.shape)
+    gained = np.clip(electrons / peak * 2.0 ** (-0.3 * stops), 0.0, 1.0)
+    return _to_uint8(gained ** (1 / 2.2) * 255.0)
+
+
+def decode_corruption(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """A damaged stream decoded anyway: 4-40 % of the crop as garbage macroblocks or a smeared bar.
+
+    Blocks (16 px at 224) are either copied from elsewhere in the frame, flat grey-green
+    (a lost slice) or noise; a bar repeats one row downwards (a decoder's smear after a
+    lost packet), so the bottom part of the face is gone.
+    """
+    h, w = image.shape[:2]
+    out = image.copy()
+    share = 0.04 + 0.36 * severity
+    if rng.random() < 0.5:
+        rows = max(1, round(share * h))
+        top = int(rng.integers(0, h - rows + 1))
+        out[top : top + rows] = out[top : top + 1]
+        return out
+    block = max(4, round(16 * _scale(image)))
+    cells = [(y, x) for y in range(0, h, block) for x in range(0, w, block)]
+    count = max(1, round(share * len(cells)))
+    for index in rng.choice(len(cells), size=count, replace=False):
+        y, x = cells[int(index)]
+        patch = out[y : y + block, x : x + block]
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            sy, sx = int(rng.integers(0, max(1, h - block))), int(rng.integers(0, max(1, w - block)))
+            patch[...] = image[sy : sy + patch.shape[0], sx : sx + patch.shape[1]]
+        elif kind == 1:
+            patch[...] = np.array([60, 130, 60], np.uint8)
+        else:
+            patch[...] = rng.integers(0, 256, patch.shape, dtype=np.uint8)
+    return out
+
+
 #: Every degradation by name, in the order a chain applies them.
 DEGRADATIONS: dict[str, Degrade] = {
     "occlusion": occlusion,
@@ -160,18 +251,48 @@ DEGRADATIONS: dict[str, Degrade] = {
     "underexposure": underexposure,
     "overexposure": overexposure,
     "low_contrast": low_contrast,
+    "low_light": low_light,
     "gaussian_noise": gaussian_noise,
     "poisson_noise": poisson_noise,
     "downscale": downscale,
+    "low_resolution": low_resolution,
     "video_compression": video_compression,
+    "h264": h264,
     "jpeg": jpeg,
+    "decode_corruption": decode_corruption,
 }
+#: The degradations of the MS-SSIM training set, in their original order (``random_chain``'s default draws).
+ORIGINAL = (
+    "occlusion", "defocus_blur", "motion_blur", "underexposure", "overexposure", "low_contrast",
+    "gaussian_noise", "poisson_noise", "downscale", "video_compression", "jpeg",
+)
 # Opposites and near-duplicates never share a chain.
 _EXCLUSIVE = (
     {"underexposure", "overexposure"},
     {"gaussian_noise", "poisson_noise"},
-    {"jpeg", "video_compression"},
+    {"jpeg", "video_compression", "h264"},
+    {"downscale", "low_resolution"},
+    {"low_light", "underexposure", "overexposure"},
+    {"low_light", "gaussian_noise", "poisson_noise"},
 )
+
+#: The camera degradations of recognition-utility training and evaluation, each with its
+#: share of the chains' draws. Recognition suffers most from blur, motion, small faces and
+#: dim light (dlib's genuine distance on held-out faces rises well past 0.6 for them) and
+#: least from moderate exposure error and mild compression, so those get fewer draws.
+CAMERA: dict[str, float] = {
+    "low_resolution": 3.0,
+    "motion_blur": 3.0,
+    "defocus_blur": 2.0,
+    "low_light": 2.0,
+    "h264": 2.0,
+    "occlusion": 1.5,
+    "decode_corruption": 1.0,
+    "underexposure": 1.0,
+    "overexposure": 1.0,
+    "gaussian_noise": 0.5,
+    "low_contrast": 0.5,
+}
 
 
 @dataclass(frozen=True)
@@ -185,11 +306,31 @@ class Step:
         return f"{self.name}:{self.severity:.2f}"
 
 
-def random_chain(rng: np.random.Generator, max_steps: int = 3, min_severity: float = 0.05) -> list[Step]:
-    """1 to ``max_steps`` distinct, compatible degradations with uniform severities, in chain order."""
+def random_chain(
+    rng: np.random.Generator,
+    max_steps: int = 3,
+    min_severity: float = 0.05,
+    mix: dict[str, float] | None = None,
+) -> list[Step]:
+    """1 to ``max_steps`` distinct, compatible degradations with uniform severities, in chain order.
+
+    Args:
+        rng: the random generator.
+        max_steps: most degradations in one chain.
+        min_severity: the lowest severity drawn.
+        mix: degradation name → relative share of draws (e.g. ``CAMERA``); None draws
+            the original eleven (every one before ``low_light`` was added) alike,
+            so chains drawn before the camera degradations existed stay the same.
+    """
     count = int(rng.integers(1, max_steps + 1))
     chosen: list[str] = []
-    for name in rng.permutation(list(DEGRADATIONS)):
+    if mix is None:
+        candidates = [str(n) for n in rng.permutation(ORIGINAL)]
+    else:
+        names = list(mix)
+        shares = np.array([mix[n] for n in names], np.float64)
+        candidates = [names[i] for i in rng.choice(len(names), size=len(names), replace=False, p=shares / shares.sum())]
+    for name in candidates:
         if len(chosen) == count:
             break
         if not any(name in group and group & set(chosen) for group in _EXCLUSIVE):
