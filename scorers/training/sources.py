@@ -1,0 +1,253 @@
+"""Real face photos for training and evaluation, grouped by identity.
+
+Three sources, all real photos reachable offline through package clients:
+
+* **bundled**: the 8 faces of ``fiqa_stream.stream.synthetic.face_photos()`` (the six
+  of insightface's ``t1.jpg``, ``Tom_Hanks_54745.png`` from the insightface wheel,
+  scikit-image's astronaut), one photo per identity.
+* **face-api**: ``package/demo/sample1.jpg`` … ``sample6.jpg`` of the npm package
+  ``@vladmandic/face-api@1.7.15`` (MIT), fetched by Debian's ``npm pack``: six group
+  photos with 22 faces (150-230 px wide).
+* **face_recognition**: ``tests/test_images/`` of the PyPI sdist
+  ``face_recognition==1.3.0`` (MIT), fetched by ``pip download --no-deps --no-binary
+  :all:``: five photos of Barack Obama (``obama*.jpg``: genuine pairs with real pose
+  and light change) and one of Joe Biden.
+
+The archives are fetched once into ``$XDG_CACHE_HOME/fiqa-stream/sources`` (default
+``~/.cache/fiqa-stream/sources``), checked against their SHA-256 and never committed;
+``$FIQA_SOURCES`` names a folder holding the two archives for machines without the
+package indexes. Faces are found by yuface (confidence ≥ ``MIN_CONFIDENCE``: one
+dark false detection in ``sample1.jpg`` scores 73).
+
+Identities: a photo's faces are distinct people; all ``obama*`` photos are one person.
+Faces whose clean dlib descriptors lie closer than ``MERGE_BELOW`` (0.45, well inside
+dlib's 0.6 same-person threshold) are then merged into one identity, because the
+recogniser cannot tell them apart (two of the face-api photos, ``sample1`` face 2 and
+``sample3`` face 1, look like the same woman at 0.40). Splits are made by identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yuface
+
+from fiqa_stream.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MIN_CONFIDENCE = 80.0
+MERGE_BELOW = 0.45
+_DETECT_MAX_SIDE = 960
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A package archive fetched by its own client, pinned by SHA-256."""
+
+    file_name: str
+    sha256: str
+    command: tuple[str, ...]
+    members: tuple[str, ...]
+
+
+FACE_API = Archive(
+    "vladmandic-face-api-1.7.15.tgz",
+    "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
+    ("npm", "pack", "--silent", "@vladmandic/face-api@1.7.15"),
+    tuple(f"package/demo/sample{i}.jpg" for i in range(1, 7)),
+)
+FACE_RECOGNITION = Archive(
+    "face_recognition-1.3.0.tar.gz",
+    "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
+    (
+        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+        "face-recognition==1.3.0",
+    ),
+    tuple(
+        f"face_recognition-1.3.0/tests/test_images/{name}.jpg"
+        for name in ("obama", "obama2", "obama3", "obama_partial_face", "obama_partial_face2", "biden")
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One face in one real photo.
+
+    Attributes:
+        name: where it came from (``face-api/sample1.jpg#2``).
+        image: the whole photo, BGR uint8.
+        landmarks: its five landmarks (5, 2) in photo pixels.
+        confidence: the detector's confidence in [0, 1].
+    """
+
+    name: str
+    image: np.ndarray
+    landmarks: np.ndarray
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One person and every photo of them."""
+
+    name: str
+    photos: tuple[Photo, ...]
+
+
+def cache_folder() -> Path:
+    """Where fetched archives are kept: ``$XDG_CACHE_HOME/fiqa-stream/sources``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "fiqa-stream" / "sources"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(archive: Archive) -> Path:
+    """The verified archive: from ``$FIQA_SOURCES``, the cache, or fetched by its package client into the cache.
+
+    Raises:
+        ConfigError: the client fails or the file's digest is not the pinned one.
+    """
+    if named := os.environ.get("FIQA_SOURCES"):
+        path = Path(named) / archive.file_name
+        if not path.is_file() or _sha256(path) != archive.sha256:
+            raise ConfigError(f"FIQA_SOURCES: {path} is missing or not the expected {archive.file_name}")
+        return path
+    cached = cache_folder() / archive.file_name
+    if cached.is_file() and _sha256(cached) == archive.sha256:
+        return cached
+    log.info("fetching %s: %s", archive.file_name, " ".join(archive.command))
+    with tempfile.TemporaryDirectory(prefix="fiqa-sources-") as folder:
+        result = subprocess.run(list(archive.command), cwd=folder, capture_output=True, text=True, check=False)
+        fetched = Path(folder) / archive.file_name
+        if result.returncode != 0 or not fetched.is_file():
+            reason = (result.stderr.strip().splitlines() or ["nothing fetched"])[-1]
+            raise ConfigError(
+                f"cannot fetch {archive.file_name} with `{' '.join(archive.command[-4:])}` ({reason}); "
+                "put it in a folder and set FIQA_SOURCES to that folder"
+            )
+        if (digest := _sha256(fetched)) != archive.sha256:
+            raise ConfigError(f"{archive.file_name} has SHA-256 {digest}, not the pinned {archive.sha256}")
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(fetched), cached)
+    return cached
+
+
+def archive_photos(archive: Archive) -> dict[str, np.ndarray]:
+    """The archive's photos by file name, decoded as BGR (read straight from the tarball, nothing extracted)."""
+    photos = {}
+    with tarfile.open(fetch(archive), "r:gz") as tar:
+        for member in archive.members:
+            handle = tar.extractfile(member)
+            if handle is None:
+                raise ConfigError(f"{archive.file_name} has no file {member}")
+            image = cv2.imdecode(np.frombuffer(handle.read(), np.uint8), cv2.IMREAD_COLOR)
+            if image is None:
+                raise ConfigError(f"{archive.file_name}: cannot decode {member}")
+            photos[Path(member).name] = image
+    return photos
+
+
+def detect_faces(photo: np.ndarray, min_confidence: float = MIN_CONFIDENCE) -> list[tuple[np.ndarray, float]]:
+    """(landmarks (5, 2), confidence in [0, 1]) of every face yuface finds, largest first.
+
+    Large photos are detected on a copy at most 960 px a side (yuface degrades above it).
+    """
+    scale = min(1.0, _DETECT_MAX_SIDE / max(photo.shape[:2]))
+    small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else photo
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Image size", category=UserWarning)
+        confidences, boxes, landmarks = yuface.detect(np.ascontiguousarray(small), conf=0.5)
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4) / scale
+    points = np.asarray(landmarks, np.float32).reshape(-1, 5, 2) / scale
+    scores = np.asarray(confidences, np.float32).ravel()
+    order = np.argsort(-(boxes[:, 2] * boxes[:, 3]))
+    return [(points[i], float(scores[i]) / 100.0) for i in order if scores[i] >= min_confidence]
+
+
+def _faces(name: str, photo: np.ndarray, largest_only: bool) -> list[Photo]:
+    found = detect_faces(photo)
+    if largest_only:
+        found = found[:1]
+    return [Photo(f"{name}#{k}", photo, lm, conf) for k, (lm, conf) in enumerate(found)]
+
+
+def raw_identities(sources: Sequence[str] = ("bundled", "face-api", "face_recognition")) -> list[Identity]:
+    """Every face of the chosen sources as an identity, before merging look-alikes (see ``identities``)."""
+    out: list[Identity] = []
+    if "bundled" in sources:
+        from fiqa_stream.stream.synthetic import face_photos
+
+        for k, photo in enumerate(face_photos()):
+            out.extend(Identity(p.name, (p,)) for p in _faces(f"bundled/{k}", photo, largest_only=True))
+    if "face-api" in sources:
+        for file_name, photo in archive_photos(FACE_API).items():
+            out.extend(Identity(p.name, (p,)) for p in _faces(f"face-api/{file_name}", photo, largest_only=False))
+    if "face_recognition" in sources:
+        obama: list[Photo] = []
+        for file_name, photo in archive_photos(FACE_RECOGNITION).items():
+            faces = _faces(f"face_recognition/{file_name}", photo, largest_only=True)
+            if file_name.startswith("obama"):
+                obama.extend(faces)
+            else:
+                out.extend(Identity(p.name, (p,)) for p in faces)
+        if obama:
+            out.append(Identity("face_recognition/obama", tuple(obama)))
+    unknown = set(sources) - {"bundled", "face-api", "face_recognition"}
+    if unknown:
+        raise ConfigError(f"unknown face sources {sorted(unknown)}; known: bundled, face-api, face_recognition")
+    return out
+
+
+def merge_lookalikes(people: Sequence[Identity], descriptors: Sequence[np.ndarray], below: float = MERGE_BELOW
+                     ) -> list[Identity]:
+    """Identities whose photos' descriptors come closer than ``below`` merged (single linkage).
+
+    Args:
+        people: the identities.
+        descriptors: per identity, (photos, 128) descriptors of its clean photos.
+        below: the merging distance.
+    """
+    from fiqa_stream.scorers.training.recognition import distances
+
+    parent = list(range(len(people)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(people)):
+        for j in range(i + 1, len(people)):
+            if distances(descriptors[i], descriptors[j]).min() < below:
+                log.info("merging look-alike identities %s and %s", people[i].name, people[j].name)
+                parent[root(j)] = root(i)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(people)):
+        groups.setdefault(root(i), []).append(i)
+    return [
+        Identity("+".join(people[i].name for i in members), tuple(p for i in members for p in people[i].photos))
+        for members in groups.values()
+    ]

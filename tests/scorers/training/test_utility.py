@@ -1,0 +1,80 @@
+"""Recognition-utility labels from dlib's recogniser on real faces.
+
+Needs dlib (PyPI ``dlib-bin``) and ``face-recognition-models``, both in the ``train``
+and ``test`` extras; skipped with the reason when either is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import cv2
+import numpy as np
+import pytest
+
+from fiqa_stream.scorers.training.degradation_set import jitter_landmarks
+from fiqa_stream.scorers.training.degradations import DEGRADATIONS
+from fiqa_stream.scorers.training.sources import Identity, Photo, detect_faces, merge_lookalikes
+from fiqa_stream.scorers.training.utility import SIGHTING_BOX, gallery, measure, sighting, utility
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None,
+    reason="recognition-utility labels need dlib-bin and face-recognition-models (pip install 'fiqa-stream[train]')",
+)
+
+
+@pytest.fixture(scope="module")
+def recogniser():  # type: ignore[no-untyped-def]
+    from fiqa_stream.scorers.training.recognition import Recogniser
+
+    return Recogniser()
+
+
+@pytest.fixture(scope="module")
+def people(photos: list[np.ndarray]) -> list[Identity]:
+    """Three of the bundled real faces, one identity each."""
+    out = []
+    for k in (3, 1, 6):
+        (landmarks, confidence), *_ = detect_faces(photos[k])
+        out.append(Identity(f"bundled/{k}", (Photo(f"bundled/{k}", photos[k], landmarks, confidence),)))
+    return out
+
+
+def test_the_formula_is_a_margin_capped_at_dlibs_threshold() -> None:
+    assert utility(0.6, 0.6) == pytest.approx(0.5)
+    assert utility(0.1, 0.9) > 0.99
+    # A far nearest impostor adds nothing beyond dlib's operating threshold.
+    assert utility(0.3, 0.9) == pytest.approx(utility(0.3, 0.6))
+    # Drifting towards an impostor lowers the label even at the same genuine distance.
+    assert utility(0.4, 0.5) < utility(0.4, 0.7)
+    assert np.all(np.diff(utility(np.linspace(0, 1, 11), 0.7)) < 0)
+
+
+def test_labels_on_known_pairs(people: list[Identity], recogniser) -> None:  # type: ignore[no-untyped-def]
+    refs = gallery(people, recogniser)
+    me = people[0].photos[0]
+    clean = sighting(me)
+    own = recogniser.describe(clean, SIGHTING_BOX)[None]
+
+    def label(image: np.ndarray, identity: int = 0) -> float:
+        genuine, impostor = measure(recogniser.describe(image, SIGHTING_BOX), own, identity, 0, refs)
+        return float(utility(genuine, impostor))
+
+    rng = np.random.default_rng(0)
+    jittered = label(cv2.flip(sighting(me, jitter_landmarks(me.landmarks, rng)), 1))
+    # Heavy blur: out of focus and moving (10 px defocus radius, then a 30 px path at 224 px).
+    blurred = label(DEGRADATIONS["motion_blur"](DEGRADATIONS["defocus_blur"](clean, 1.0, rng), 1.0, rng))
+    impostor = label(sighting(people[1].photos[0]))
+    assert label(clean) > 0.99
+    assert jittered > 0.9
+    assert blurred < 0.6
+    assert impostor < 0.1
+    assert impostor < blurred < jittered
+
+
+def test_lookalikes_merge_and_strangers_stay_apart(people: list[Identity], recogniser) -> None:  # type: ignore[no-untyped-def]
+    descriptors = [recogniser.describe(sighting(p.photos[0]), SIGHTING_BOX)[None] for p in people]
+    assert len(merge_lookalikes(people, descriptors)) == 3
+    twice = [people[0], Identity("again", people[0].photos)]
+    merged = merge_lookalikes(twice, [descriptors[0], descriptors[0]])
+    assert len(merged) == 1 and len(merged[0].photos) == 2
