@@ -270,3 +270,84 @@ def write_utility_samples(samples: Sequence[UtilitySample], root: Path, people: 
         gallery=refs.descriptors.astype(np.float32),
         gallery_identities=refs.identities,
     )
+
+
+#: Shares of the identities for train, validation and held-out test (about 19 / 3 / 8 of 30).
+UTILITY_FRACTIONS = (0.63, 0.1, 0.27)
+
+
+def load_identities(recogniser: Recogniser, sources: Sequence[str] = ("bundled", "face-api", "face_recognition")
+                    ) -> list[Identity]:
+    """Every real face of ``sources`` grouped by identity, look-alikes merged (``sources.merge_lookalikes``)."""
+    from fiqa_stream.scorers.training.sources import merge_lookalikes, raw_identities
+
+    raw = raw_identities(sources)
+    descriptors = [np.stack([recogniser.describe(sighting(p), SIGHTING_BOX) for p in person.photos]) for person in raw]
+    return merge_lookalikes(raw, descriptors)
+
+
+def write_utility_folders(
+    root: Path,
+    jitters: int = 14,
+    samples_per_view: int = 6,
+    severities: int = 8,
+    fractions: tuple[float, float, float] = UTILITY_FRACTIONS,
+    seed: int = 0,
+    sources: Sequence[str] = ("bundled", "face-api", "face_recognition"),
+    crop_size: int = TEMPLATE_SIZE,
+) -> dict[str, int]:
+    """Build and write the recognition-utility data set, split by identity.
+
+    * ``train/``, ``val/``: per photo of each identity, the clean framing, its mirror
+      and ``jitters`` jittered framings; per view one pristine and ``samples_per_view``
+      random camera chains (``degradations.CAMERA``, 1-2 steps), labelled by utility;
+      model crops at ``crop_size``.
+    * ``test/`` (held-out identities): per photo, the clean framing and its mirror,
+      each alone through every camera degradation at ``severities`` evenly spaced
+      strengths (groups of ``severities`` sightings of one face and one degradation),
+      plus the clean view; whole 224-px sightings, so evaluation can score them as the
+      pipeline would.
+    * ``unlabelled-1/``, ``unlabelled-2/``: further random views of the *training*
+      identities (other seeds), images only, for the distillation recipe.
+
+    Returns:
+        Number of images written per folder.
+    """
+    from fiqa_stream.scorers.training.degradation_set import UNLABELLED, split_by_face
+
+    recogniser = Recogniser()
+    people = load_identities(recogniser, sources)
+    refs = gallery(people, recogniser)
+    split = split_by_face(list(range(len(people))), fractions, seed)
+    log.info("%d identities: %d train, %d validation, %d held out", len(people), len(split.train), len(split.val),
+             len(split.test))
+
+    def progress(count: int) -> None:
+        log.debug("%d sightings labelled", count)
+
+    counts: dict[str, int] = {}
+    training = random_chains(samples_per_view)
+    for name, members in (("train", split.train), ("val", split.val)):
+        samples = build_utility_samples(people, members, refs, recogniser, training, jitters, seed, progress=progress)
+        write_utility_samples(samples, root / name, people, refs, crop_size)
+        counts[name] = len(samples)
+    held_out = build_utility_samples(people, split.test, refs, recogniser, grid_chains(severities=severities), 0,
+                                     seed, progress=progress)
+    write_utility_samples(held_out, root / "test", people, refs, None)
+    counts["test"] = len(held_out)
+    for number, name in enumerate(UNLABELLED, start=1):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        count = 0
+        for i in split.train:
+            rng = np.random.default_rng([seed + 1000 * number, i])
+            for p, photo in enumerate(people[i].photos):
+                for v, view in enumerate(_views(photo, jitters, rng)):
+                    for k, chain in enumerate(training(rng, v)):
+                        image = model_crop(apply_chain(view, list(chain), rng) if chain else view, crop_size)
+                        path = folder / f"id{i:03d}_p{p}_v{v:02d}_{k:03d}.png"
+                        if not cv2.imwrite(str(path), image):
+                            raise OSError(f"could not write {path}")
+                        count += 1
+        counts[name] = count
+    return counts

@@ -16,7 +16,7 @@ from fiqa_stream.scorers.training.data import scored_images
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data")
-    assert main(["dataset", str(root), "--jitters", "0", "--samples", "3"]) == 0
+    assert main(["dataset", str(root), "--labels", "ms-ssim", "--jitters", "0", "--samples", "3"]) == 0
     return root
 
 
