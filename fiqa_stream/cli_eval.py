@@ -1,0 +1,128 @@
+"""``fiqa-stream eval`` on a held-out utility folder: every score against recognition utility, side by side.
+
+Each held-out sighting is turned into the ``Face`` the pipeline would hand the scorer:
+the sighting at the scale it was captured at (smaller after ``low_resolution``), its
+five landmarks, its box and yuface's confidence on it (on a copy with a grey margin,
+since a sighting is cut tight to the face; 0 when yuface misses it). Then it is scored
+by the fused default scorer, each shipped model alone, every weight-free component,
+the Laplacian variance of the aligned face and a random order, and every score is
+judged by ``utility_eval.report``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fiqa_stream.scorers.training.utility_eval import (
+    HeldOut,
+    Report,
+    load_held_out,
+    markdown_table,
+    per_degradation_table,
+    report,
+)
+from fiqa_stream.types import Face
+
+_MARGIN = 0.3
+_CHUNK = 256
+
+
+def held_out_faces(held: HeldOut, start: int = 0, stop: int | None = None) -> list[Face]:
+    """The ``Face`` of every held-out sighting in ``[start, stop)`` (see the module docstring)."""
+    import yuface
+
+    from fiqa_stream.scorers.training.utility import SIGHTING_BOX, SIGHTING_LANDMARKS
+
+    faces = []
+    for i in range(start, len(held) if stop is None else stop):
+        image = cv2.imread(str(held.root / held.names[i]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise OSError(f"cannot read {held.root / held.names[i]}")
+        scale = float(held.scale[i])
+        if scale < 1.0:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        pad = max(8, round(_MARGIN * image.shape[0]))
+        padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Image size", category=UserWarning)
+            confidences, _, _ = yuface.detect(np.ascontiguousarray(padded), conf=0.3)
+        confidence = float(np.max(np.asarray(confidences, np.float32))) / 100.0 if len(confidences) else 0.0
+        faces.append(Face(image, (np.array(SIGHTING_BOX, np.float32) * scale), min(confidence, 1.0),
+                          SIGHTING_LANDMARKS * scale))
+    return faces
+
+
+def laplacian_variance(faces: Sequence[Face]) -> np.ndarray:
+    """Variance of the Laplacian of each aligned 112-px face (the classic focus measure)."""
+    from fiqa_stream.scorers.align import align_face
+
+    out = []
+    for face in faces:
+        grey = cv2.cvtColor(align_face(face.image, face.landmarks, face.box), cv2.COLOR_BGR2GRAY)
+        out.append(float(cv2.Laplacian(grey, cv2.CV_64F).var()))
+    return np.array(out)
+
+
+def score_held_out(held: HeldOut, default: str = "student", models: Sequence[str] = ("student", "ensemble", "mspt"),
+                   weights: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """Every score of every held-out sighting, by name (``fused``, ``model:<name>``, components, ...).
+
+    Args:
+        held: the held-out sightings.
+        default: the fused scorer's model.
+        models: shipped models scored alone as well.
+        weights: fusion weights overriding the fused scorer's defaults.
+    """
+    from fiqa_stream.scorers.config import FiqaScorerConfig, FiqaWeights
+    from fiqa_stream.scorers.fiqa import FUSED, FiqaScorer
+
+    config = FiqaScorerConfig(model=default) if weights is None else FiqaScorerConfig(
+        model=default, weights=FiqaWeights(**weights))
+    fused = FiqaScorer(config)
+    alone = {m: fused if m == default else FiqaScorer(FiqaScorerConfig(model=m)) for m in models}
+    columns: dict[str, list[float]] = {name: [] for name in ("fused", *[f"model:{m}" for m in models], *FUSED[1:],
+                                                              "laplacian_variance")}
+    for start in range(0, len(held), _CHUNK):
+        faces = held_out_faces(held, start, min(start + _CHUNK, len(held)))
+        qualities = fused.score(faces)
+        columns["fused"].extend(q.score for q in qualities)
+        for name in FUSED[1:]:
+            columns[name].extend(q.components[name] for q in qualities)
+        for m, scorer in alone.items():
+            columns[f"model:{m}"].extend(scorer.model_scores(scorer.crops(faces)).tolist())
+        columns["laplacian_variance"].extend(laplacian_variance(faces).tolist())
+    out = {name: np.array(values) for name, values in columns.items()}
+    out["random"] = np.random.default_rng(0).random(len(held))
+    return out
+
+
+def utility_reports(data: Path, default: str = "student") -> tuple[HeldOut, dict[str, Report]]:
+    """Load a held-out utility folder and report every score on it."""
+    held = load_held_out(data)
+    return held, {name: report(scores, held) for name, scores in score_held_out(held, default).items()}
+
+
+def run(data: Path, model: str | None, as_json: bool) -> int:
+    """The ``eval`` command on a utility folder: print the table (or JSON)."""
+    held, reports = utility_reports(data, model or "student")
+    if as_json:
+        print(json.dumps({
+            "data": str(data), "sightings": len(held), "identities": int(len(set(held.identity.tolist()))),
+            "threshold_fmr_1e-3": held.threshold,
+            "scores": {name: {"spearman": r.spearman, "per_degradation": r.per_degradation,
+                              "fnmr": {str(k): v for k, v in r.fnmr.items()}, "erc_area": r.erc_area,
+                              "hit_at_2": r.hit_at_2} for name, r in reports.items()},
+        }, indent=2))
+        return 0
+    print(f"{data}: {len(held)} held-out sightings of {len(set(held.identity.tolist()))} identities; "
+          f"dlib threshold at FMR 1e-3: {held.threshold:.3f}")
+    print(markdown_table(reports))
+    print()
+    print(per_degradation_table(reports))
+    return 0

@@ -1,0 +1,175 @@
+"""How well quality scores predict recognition: Spearman vs utility, error-versus-reject, best-of-8.
+
+Reads a held-out utility folder (``utility.write_utility_folders``' ``test/``: whole
+224-px sightings, ``sightings.csv``, ``descriptors.npz``) and judges any scores given
+to its sightings:
+
+* **Spearman** of the scores with the utility labels, pooled and per degradation.
+* **ERC** (error versus reject, Grother and Tabassi 2007): the decision threshold is
+  fixed once at FMR 1e-3 over every impostor comparison (each sighting's descriptor
+  against every clean photo of every other identity); the genuine comparison of a
+  sighting is its ``genuine`` distance (mean over the identity's clean photos). The
+  sightings of lowest quality are rejected, 0 to 50 %, and the FNMR of the rest is
+  read. Reported at 0/10/20/30/50 %; the *ERC area* is the mean FNMR over rejection
+  0-50 % in 1 % steps (lower is better).
+* **best-of-8 hit@2**: within the sightings of one face view and one degradation (the
+  8 strengths), the one scored highest must be among the 2 of highest utility.
+
+Ties in the scores are broken by sample order for ERC (stable sort) and by the first
+maximum for best-of-8, so constant scores get no credit they did not earn.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from fiqa_stream.errors import ConfigError
+from fiqa_stream.scorers.training.recognition import distances
+from fiqa_stream.scorers.training.utility import DESCRIPTORS, SIGHTINGS_CSV
+
+REJECT_POINTS = (0.0, 0.1, 0.2, 0.3, 0.5)
+TARGET_FMR = 1e-3
+GROUP_SIZE = 8
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The held-out sightings and their recogniser measurements, in file order."""
+
+    root: Path
+    names: list[str]
+    identity: np.ndarray
+    photo: np.ndarray
+    view: np.ndarray
+    degradation: list[str]
+    severity: np.ndarray
+    scale: np.ndarray
+    genuine: np.ndarray
+    utility: np.ndarray
+    threshold: float
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def is_utility_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder written by ``write_utility_samples``."""
+    return Path(path).is_dir() and (Path(path) / SIGHTINGS_CSV).is_file() and (Path(path) / DESCRIPTORS).is_file()
+
+
+def load_held_out(root: Path) -> HeldOut:
+    """Read a utility folder and fix the FMR 1e-3 threshold from its impostor comparisons.
+
+    Raises:
+        ConfigError: the folder is not a utility folder.
+    """
+    root = Path(root)
+    if not is_utility_folder(root):
+        raise ConfigError(f"{root} holds no {SIGHTINGS_CSV} and {DESCRIPTORS} (write one with `fiqa-stream dataset`)")
+    with (root / SIGHTINGS_CSV).open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    data = np.load(root / DESCRIPTORS)
+    identity = np.array([int(r["identity"]) for r in rows])
+    d = distances(data["descriptors"], data["gallery"])
+    impostor = d[identity[:, None] != data["gallery_identities"][None, :]]
+    # Accept when the distance is at most the threshold: FMR is the share of impostors at or below it.
+    threshold = float(np.quantile(impostor, TARGET_FMR))
+    return HeldOut(
+        root, [r["image_name"] for r in rows], identity,
+        np.array([int(r["photo"]) for r in rows]), np.array([int(r["view"]) for r in rows]),
+        [r["degradation"] for r in rows], np.array([float(r["severity"]) for r in rows]),
+        np.array([float(r["scale"]) for r in rows]), np.array([float(r["genuine"]) for r in rows]),
+        np.array([float(r["utility"]) for r in rows]), threshold,
+    )
+
+
+@dataclass(frozen=True)
+class Report:
+    """The figures of one score on the held-out sightings."""
+
+    spearman: float
+    per_degradation: dict[str, float]
+    fnmr: dict[float, float]
+    erc_area: float
+    hit_at_2: float
+
+    @property
+    def worst_degradation(self) -> float:
+        return min(self.per_degradation.values())
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    return float(stats.spearmanr(a, b)[0])
+
+
+def erc(scores: np.ndarray, genuine: np.ndarray, threshold: float, reject: np.ndarray) -> np.ndarray:
+    """FNMR of the genuine comparisons kept after rejecting each fraction in ``reject`` of the lowest scores."""
+    order = np.argsort(scores, kind="stable")
+    failed = (genuine > threshold)[order]
+    n = len(scores)
+    out = []
+    for fraction in reject:
+        kept = failed[int(np.floor(fraction * n)) :]
+        out.append(float(kept.mean()) if kept.size else 0.0)
+    return np.array(out)
+
+
+def hit_at_2(scores: np.ndarray, held: HeldOut) -> float:
+    """Share of best-of-8 groups whose highest-scored sighting is among the 2 of highest utility."""
+    groups: dict[tuple[int, int, int, str], list[int]] = {}
+    for i in range(len(held)):
+        if held.degradation[i] != "clean":
+            groups.setdefault((held.identity[i], held.photo[i], held.view[i], held.degradation[i]), []).append(i)
+    hits = []
+    for members in groups.values():
+        index = np.array(members)
+        chosen = index[int(np.argmax(scores[index]))]
+        second = np.sort(held.utility[index])[-2] if len(index) > 1 else held.utility[index][0]
+        hits.append(held.utility[chosen] >= second)
+    return float(np.mean(hits)) if hits else 0.0
+
+
+def report(scores: np.ndarray, held: HeldOut) -> Report:
+    """Every figure of ``scores`` (one per sighting, higher is better)."""
+    scores = np.asarray(scores, np.float64)
+    if scores.shape != (len(held),) or not np.all(np.isfinite(scores)):
+        raise ValueError(f"need {len(held)} finite scores, got shape {scores.shape}")
+    kinds = sorted({d for d in held.degradation if d != "clean"})
+    degradation = np.array(held.degradation)
+    per = {k: _spearman(scores[degradation == k], held.utility[degradation == k]) for k in kinds}
+    fine = erc(scores, held.genuine, held.threshold, np.linspace(0.0, 0.5, 51))
+    points = erc(scores, held.genuine, held.threshold, np.array(REJECT_POINTS))
+    return Report(_spearman(scores, held.utility), per, dict(zip(REJECT_POINTS, map(float, points), strict=True)),
+                  float(fine.mean()), hit_at_2(scores, held))
+
+
+def markdown_table(reports: Mapping[str, Report]) -> str:
+    """The side-by-side table of every score's figures (one row per score)."""
+    points = " | ".join(f"FNMR@{int(100 * r)}%" for r in REJECT_POINTS)
+    lines = [
+        f"| score | Spearman pooled | Spearman worst degradation | {points} | ERC area | best-of-8 hit@2 |",
+        "|---|---:|---:|" + "---:|" * len(REJECT_POINTS) + "---:|---:|",
+    ]
+    for name, r in reports.items():
+        fnmr = " | ".join(f"{r.fnmr[p]:.3f}" for p in REJECT_POINTS)
+        lines.append(f"| {name} | {r.spearman:.3f} | {r.worst_degradation:.3f} | {fnmr} | {r.erc_area:.4f} | "
+                     f"{r.hit_at_2:.3f} |")
+    return "\n".join(lines)
+
+
+def per_degradation_table(reports: Mapping[str, Report]) -> str:
+    """Spearman per degradation, one column per score."""
+    names = list(reports)
+    kinds = sorted(next(iter(reports.values())).per_degradation) if reports else []
+    lines = ["| degradation | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for kind in kinds:
+        lines.append(f"| {kind} | " + " | ".join(f"{reports[n].per_degradation[kind]:.3f}" for n in names) + " |")
+    return "\n".join(lines)
