@@ -63,7 +63,12 @@ class FiqaScorerConfig(StrictModel):
         description="Shipped model: student (seed 002, default: ranks the sightings of one held-out face best), "
         "mspt (seed 000, the fastest), ensemble (seed 001). See the model card.",
     )
-    weights: FiqaWeights = Field(default_factory=FiqaWeights, description="Fusion weights.")
+    weights: FiqaWeights | None = Field(
+        None,
+        description="Fusion weights. Unset: the weights fitted against recognition utility with the shipped "
+        "model (its <version>.fusion.json, see the model card), or FiqaWeights' defaults for a model shipped "
+        "without them. Set (even in part): these, unset keys taking FiqaWeights' defaults.",
+    )
     full_size_eye_distance: float = Field(
         60.0, gt=0.0,
         description="Inter-eye distance in pixels at which the size component reaches 1.",

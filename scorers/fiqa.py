@@ -5,7 +5,8 @@ landmarks, or from its box without them, to the model's input side) and normalis
 by ``preprocess.crops_to_array``; the crops of a batch go through the model in
 chunks of ``batch_size``. The weight-free components come from
 ``heuristic.HeuristicScorer``; the fused score is their weighted arithmetic mean with
-the model's score (``FiqaScorerConfig.weights``, normalised to sum to 1), and every
+the model's score (``FiqaScorerConfig.weights`` when set, else the weights fitted with
+the shipped model, else ``FiqaWeights``' defaults; normalised to sum to 1), and every
 component is reported in ``Quality.components``, the model's as ``model``. The
 scorer's ``model`` is the shipped version (``fiqa-student-2``). onnxruntime, not
 torch, runs the model, so a CPU install needs no torch.
@@ -20,7 +21,7 @@ import numpy as np
 from fiqa_stream.errors import DependencyError, ModelError
 from fiqa_stream.providers import Provider, log_active_providers
 from fiqa_stream.scorers.align import TEMPLATE_SIZE, align_face
-from fiqa_stream.scorers.config import FiqaScorerConfig, HeuristicScorerConfig, HeuristicWeights
+from fiqa_stream.scorers.config import FiqaScorerConfig, FiqaWeights, HeuristicScorerConfig
 from fiqa_stream.scorers.heuristic import COMPONENTS, HeuristicScorer
 from fiqa_stream.scorers.models.preprocess import crops_to_array
 from fiqa_stream.scorers.weights import shipped
@@ -44,19 +45,24 @@ class FiqaScorer:
     """
 
     def __init__(self, config: FiqaScorerConfig, providers: Sequence[Provider] = ("CPUExecutionProvider",)) -> None:
-        weights = np.array([getattr(config.weights, name) for name in FUSED], np.float64)
+        spec = shipped(config.model)
+        chosen = config.weights
+        if chosen is None:
+            fitted = spec.fusion_weights()
+            chosen = FiqaWeights() if fitted is None else FiqaWeights(**fitted)
+        #: The fusion weights in use (the config's, else those shipped with the model, else the defaults).
+        self.fusion = chosen
+        weights = np.array([getattr(chosen, name) for name in FUSED], np.float64)
         total = float(weights.sum())
         if total <= 0.0:
             raise ValueError("fiqa scorer weights must not all be zero")
         self._weights = weights / total
-        spec = shipped(config.model)
         self.model = spec.version
         self.input_size = spec.input_size
         self._batch = config.batch_size
-        self._heuristic = HeuristicScorer(HeuristicScorerConfig(
-            weights=HeuristicWeights(**{name: getattr(config.weights, name) for name in COMPONENTS}),
-            full_size_eye_distance=config.full_size_eye_distance,
-        ))
+        # Only the heuristic's components are used, never its own fused score: its weights are
+        # irrelevant here (and a fitted fusion may give every weight-free component 0).
+        self._heuristic = HeuristicScorer(HeuristicScorerConfig(full_size_eye_distance=config.full_size_eye_distance))
         try:
             import onnxruntime
         except ModuleNotFoundError as e:

@@ -10,6 +10,7 @@ Importing this module needs neither torch nor onnxruntime.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,6 +51,21 @@ class ShippedModel:
     def onnx(self) -> Path:
         """The verified ONNX file (see ``verified``)."""
         return verified(FOLDER / f"{self.version}.onnx", self.onnx_sha256)
+
+    def fusion_weights(self) -> dict[str, float] | None:
+        """The fusion weights fitted with this model (``<version>.fusion.json``), or None when none were fitted.
+
+        Raises:
+            ModelError: the file exists but holds no ``weights`` mapping of numbers.
+        """
+        path = FOLDER / f"{self.version}.fusion.json"
+        if not path.is_file():
+            return None
+        try:
+            weights = json.loads(path.read_text(encoding="utf-8"))["weights"]
+            return {str(k): float(v) for k, v in weights.items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ModelError(f"{path}: not a fusion-weights file ({e})") from e
 
 
 SHIPPED: dict[str, ShippedModel] = {
