@@ -335,6 +335,7 @@ def write_utility_folders(
                                      seed, progress=progress)
     write_utility_samples(held_out, root / "test", people, refs, None)
     counts["test"] = len(held_out)
+    counts["fusion"] = write_fusion_folder(root / "fusion", people, split.train, refs, recogniser, seed)
     for number, name in enumerate(UNLABELLED, start=1):
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -351,3 +352,32 @@ def write_utility_folders(
                         count += 1
         counts[name] = count
     return counts
+
+
+def write_fusion_folder(root: Path, people: Sequence[Identity], members: Sequence[int], refs: Gallery,
+                        recogniser: Recogniser, seed: int, samples_per_view: int = 12) -> int:
+    """Whole sightings of the *training* identities for fitting the fusion weights (``fusion.py``).
+
+    Per photo, the clean framing and its mirror, each pristine and through
+    ``samples_per_view`` random camera chains; written like ``test/`` (whole sightings),
+    so every weight-free component can be computed as in the pipeline.
+
+    Returns:
+        The number of sightings written.
+    """
+    samples = build_utility_samples(people, members, refs, recogniser, random_chains(samples_per_view), 0,
+                                    seed + 7000)
+    write_utility_samples(samples, root, people, refs, None)
+    return len(samples)
+
+
+def write_fusion_only(root: Path, seed: int = 0, fractions: tuple[float, float, float] = UTILITY_FRACTIONS,
+                      sources: Sequence[str] = ("bundled", "face-api", "face_recognition")) -> int:
+    """``root/fusion`` alone, with the identities and split ``write_utility_folders`` would use."""
+    from fiqa_stream.scorers.training.degradation_set import split_by_face
+
+    recogniser = Recogniser()
+    people = load_identities(recogniser, sources)
+    refs = gallery(people, recogniser)
+    split = split_by_face(list(range(len(people))), fractions, seed)
+    return write_fusion_folder(root / "fusion", people, split.train, refs, recogniser, seed)
