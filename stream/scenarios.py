@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from fiqa_stream.stream.synthetic import (
+    _BEST_HALF_WIDTH_S,
     _MAX_SIGMA_720P,
     _MIN_GAIN,
     _MIN_SCALE,
@@ -76,11 +77,20 @@ Box = tuple[float, float, float, float]
 
 VISIBLE = 0.5  # a face counts as visible on a frame when at least this share of its box shows
 MATCH_IOU = 0.3  # least IoU of an event box and a truth box to say the event shows that face
-BEST_HALF_WIDTH = 3  # frames; synthetic's 0.12 s at 25 fps
+# The clean best window admits frames this much more degraded than the best clean frame:
+# synthetic's degradation 0.12 s from the best moment (0.086), the tolerance of its windows.
+WINDOW_DEGRADATION = 1.0 - math.exp(-((_BEST_HALF_WIDTH_S / _TAU_S) ** 2))
 _FACE_HEIGHT = 0.15  # face box height at the best moment, as a fraction of the frame height
 _OPAQUE = 0.5  # a nearer face hides what lies under its crop where its alpha is at least this
-_A_FLOOR = 0.4  # scene_cut, same_place_swap: A's least degradation, so that B's best beats A's
-_CORRUPT_TAU = 0.2  # corrupted: a sharp peak, so the corrupted frames are clearly the best-looking
+_A_FLOOR = 0.25  # scene_cut, same_place_swap: A's least degradation, so that B's best beats A's
+# Far from its best moment a face degrades to this (synthetic: 1). At 1 YuNet loses most of
+# the photos' faces at 960×540 (confidence 0 beyond 0.7-0.9 for five of the eight photos);
+# at 0.5 every face used here stays above 0.7, so tracks run through the whole clip.
+_CEILING = 0.5
+# corrupted: a sharp, deep peak, so that the corrupted frames look clearly best even with the garbage
+_CORRUPT_TAU = 0.15
+_CORRUPT_CEILING = 0.6
+_CORRUPT_HALF = 3  # frames best - 3 .. best + 3 are corrupted
 
 # Debian opencv-doc's clip: 720×528, 270 frames. Scene cuts at frames 98, 154 and 200
 # (frame i differs from i - 1; frame 0 is black and frame 1 fades in). See megamind_truth.
@@ -109,13 +119,15 @@ class ScenarioFace:
             frame the face is pasted on (even where it is hidden or partly outside).
         visibility: Frame index → share of the box that shows: inside the frame and not
             behind an occluder or a nearer face's head (its crop where alpha >= 0.5).
-        best_window: The clean best window, an inclusive frame range. The face's quality
-            falls with the distance ``|i - best|`` of frame ``i`` from its best moment
-            (synthetic's degradation). Eligible frames show the whole face
-            (visibility >= 0.99) and are not corrupted; ``d*`` is the least distance of an
-            eligible frame; the window spans the eligible frames within ``d* + 3`` frames
-            of the best moment (0.12 s at 25 fps, the tolerance of ``synthetic``).
-            Corrupted frames may lie inside the range; the judge counts them apart.
+        best_window: The clean best window, an inclusive frame range. Each frame's face
+            has a degradation ``d`` (smaller, blurred, darker as ``d`` grows; synthetic's
+            model), which grows with the distance from the best moment. Eligible frames
+            show the whole face (visibility >= 0.99) and are not corrupted; ``d*`` is the
+            least ``d`` of an eligible frame; the window spans the eligible frames with
+            ``d <= d* + 0.086`` (:data:`WINDOW_DEGRADATION`: synthetic's degradation
+            0.12 s from the best moment, the tolerance of its own windows; here that is
+            about ±4 frames for a face at the default profile). Corrupted frames may lie
+            inside the range; the judge counts them apart.
         best_frame: The face's best moment (sharpest, brightest, largest), clean or not.
         expects_shot: Whether a run with default settings should give the face a best shot.
     """
@@ -212,11 +224,11 @@ def _people(rng: np.random.Generator, count: int) -> list[_Photo]:
 
 
 def _degradation(index: int, actor: _Actor, fps: float) -> float:
-    """Synthetic's degradation, from ``actor.floor`` at the best moment up to 1 far from it."""
+    """Synthetic's degradation, from ``actor.floor`` at the best moment up to ``actor.ceiling``."""
     if not actor.degrade:
         return 0.0
     d = 1.0 - math.exp(-(((index - actor.best) / fps / actor.tau) ** 2))
-    return actor.floor + (1.0 - actor.floor) * d
+    return actor.floor + (actor.ceiling - actor.floor) * d
 
 
 @dataclass
@@ -232,6 +244,7 @@ class _Actor:
     degrade: bool = True
     tau: float = _TAU_S  # seconds from the best moment to 1 - 1/e of the degradation
     floor: float = 0.0  # degradation at the best moment: 0 is the photo as it is
+    ceiling: float = _CEILING  # degradation far from the best moment
     boxes: dict[int, Box] = field(default_factory=dict)
     visibility: dict[int, float] = field(default_factory=dict)
 
@@ -359,7 +372,7 @@ def _compose(
             identity=actor.photo.identity,
             boxes=dict(actor.boxes),
             visibility=dict(actor.visibility),
-            best_window=_clean_best_window(actor, bad),
+            best_window=_clean_best_window(actor, bad, fps),
             best_frame=actor.best,
             expects_shot=expects_shot(actor),
         )
@@ -369,12 +382,12 @@ def _compose(
                          tuple(cut_frames), tuple(corrupted))
 
 
-def _clean_best_window(actor: _Actor, corrupted: set[int]) -> tuple[int, int]:
+def _clean_best_window(actor: _Actor, corrupted: set[int], fps: float) -> tuple[int, int]:
     eligible = [i for i, share in actor.visibility.items() if share >= 0.99 and i not in corrupted]
     if not eligible:
         return (actor.best, actor.best)
-    nearest = min(abs(i - actor.best) for i in eligible)
-    window = [i for i in eligible if abs(i - actor.best) <= nearest + BEST_HALF_WIDTH]
+    least = min(_degradation(i, actor, fps) for i in eligible)
+    window = [i for i in eligible if _degradation(i, actor, fps) <= least + WINDOW_DEGRADATION + 1e-9]
     return (min(window), max(window))
 
 
@@ -430,7 +443,7 @@ def _swap(path: Path, name: str, width: int, height: int, fps: float, seconds: f
                     actors=actors, background=background, cut_frames=(swap,) if cut else ())
 
 
-def scene_cut(path: Path, *, width: int = 960, height: int = 540, fps: float = 25.0, seconds: float = 5.0,
+def scene_cut(path: Path, *, width: int = 960, height: int = 540, fps: float = 25.0, seconds: float = 4.0,
               seed: int = 0) -> ScenarioTruth:
     """Person A walks slowly to place P (the frame's centre); at the cut (the middle frame)
     the background changes completely and person B stands at P and walks on slowly.
@@ -455,14 +468,14 @@ def scene_cut(path: Path, *, width: int = 960, height: int = 540, fps: float = 2
 
 
 def same_place_swap(path: Path, *, width: int = 960, height: int = 540, fps: float = 25.0,
-                    seconds: float = 5.0, seed: int = 0) -> ScenarioTruth:
+                    seconds: float = 4.0, seed: int = 0) -> ScenarioTruth:
     """As :func:`scene_cut`, but the background goes on: only the face at P changes, from A
     to B, between the two middle frames. No cut: appearance alone tells. ``cut_frames`` is
     empty. Arguments as :func:`scene_cut`."""
     return _swap(Path(path), "same_place_swap", width, height, fps, seconds, seed, cut=False)
 
 
-def crossing(path: Path, *, width: int = 960, height: int = 540, fps: float = 25.0, seconds: float = 5.0,
+def crossing(path: Path, *, width: int = 960, height: int = 540, fps: float = 25.0, seconds: float = 4.0,
              seed: int = 0) -> ScenarioTruth:
     """Two people walk toward each other on the same horizontal line, cross in the middle of
     the clip and walk on, out of the frame. B is nearer (its face is 1.2 times as large) and
@@ -487,7 +500,7 @@ def crossing(path: Path, *, width: int = 960, height: int = 540, fps: float = 25
                     actors=actors, background=background.frame)
 
 
-def occlusion(path: Path, *, width: int = 960, height: int = 540, fps: float = 25.0, seconds: float = 6.0,
+def occlusion(path: Path, *, width: int = 960, height: int = 540, fps: float = 25.0, seconds: float = 5.0,
               seed: int = 0) -> ScenarioTruth:
     """One face walks from left to right behind a standing grey pillar (full height, 22 % of
     the width) that hides the whole face box for about 1.5 s (at the defaults), then comes
@@ -508,23 +521,25 @@ def occlusion(path: Path, *, width: int = 960, height: int = 540, fps: float = 2
                     actors=actors, background=background.frame, occluders=[lambda _: pillar])
 
 
-def corrupted(path: Path, *, width: int = 960, height: int = 540, fps: float = 25.0, seconds: float = 5.0,
+def corrupted(path: Path, *, width: int = 960, height: int = 540, fps: float = 25.0, seconds: float = 4.0,
               seed: int = 0) -> ScenarioTruth:
     """Two faces in two lanes whose best moments (at 0.3 and 0.7 of the clip) fall on
-    frames with decode-corruption-like garbage over the face, on the five frames around
-    each best moment (best - 2 .. best + 2):
+    frames with decode-corruption-like garbage over the face, on the seven frames around
+    each best moment (best - 3 .. best + 3, about 0.3 s, as a damaged run of frames):
 
     - upper face: one or two thin horizontal bands of constant bright green or white across
       the whole frame width, over the forehead, a cheek or the chin;
     - lower face: alternately 16×16 blocks of garbage over part of the face (grid-aligned,
-      about 20 % of the blocks: noise, a flat colour or a block copied from elsewhere) and
+      about 12 % of the blocks: noise, a flat colour or a block copied from elsewhere) and
       a slice of rows across the frame shifted sideways by 16-40 px with its last row
       smeared below it (lower half of the face).
 
-    The faces peak sharply (degradation time constant 0.2 s instead of 0.4 s), so the
-    corrupted frames show the face clearly larger, sharper and brighter than any clean
-    frame: a selector that does not check frames for corruption picks one of them. The
-    clean best window of each face lies 3-6 frames from its best moment.
+    The faces peak sharply (degradation time constant 0.15 s instead of 0.4 s, up to 0.6),
+    so the corrupted frames show the face clearly larger, sharper and brighter than any
+    clean frame: with the default scorer the garbage costs less quality than the distance
+    to the nearest clean frame, and a selector that does not check frames for corruption
+    picks a corrupted one. The clean best window of each face spans the clean frames 4
+    frames from its best moment (and the corrupted ones between them).
 
     Arguments as :func:`scene_cut`.
     """
@@ -536,19 +551,19 @@ def corrupted(path: Path, *, width: int = 960, height: int = 540, fps: float = 2
     actors = [
         _Actor(upper, 0, last, round(0.3 * frame_count),
                _linear((0.3 * width, 0.27 * height), (0.6 * width, 0.27 * height), 0, last), face_h,
-               tau=_CORRUPT_TAU),
+               tau=_CORRUPT_TAU, ceiling=_CORRUPT_CEILING),
         _Actor(lower, 0, last, round(0.7 * frame_count),
                _linear((0.7 * width, 0.73 * height), (0.4 * width, 0.73 * height), 0, last), face_h,
-               tau=_CORRUPT_TAU),
+               tau=_CORRUPT_TAU, ceiling=_CORRUPT_CEILING),
     ]
     background = _Background(width, height, frame_count, rng)
     garbage = np.random.default_rng([seed, 104729])
 
     def corrupt(index: int, canvas: np.ndarray, cast: list[_Actor]) -> bool:
-        if abs(index - cast[0].best) <= 2:
+        if abs(index - cast[0].best) <= _CORRUPT_HALF:
             _bands(canvas, cast[0].boxes[index], garbage)
             return True
-        if abs(index - cast[1].best) <= 2:
+        if abs(index - cast[1].best) <= _CORRUPT_HALF:
             if (index - cast[1].best) % 2 == 0:
                 _blocks(canvas, cast[1].boxes[index], garbage)
             else:
@@ -580,12 +595,12 @@ def _bands(canvas: np.ndarray, box: Box, rng: np.random.Generator) -> None:
 
 
 def _blocks(canvas: np.ndarray, box: Box, rng: np.random.Generator) -> None:
-    """Grid-aligned 16×16 blocks of garbage over about 20 % of the face box."""
+    """Grid-aligned 16×16 blocks of garbage over about 12 % of the face box."""
     x0, y0, x1, y1 = _int_box(canvas, box)
     height, width = canvas.shape[:2]
     for by in range(y0 // 16 * 16, y1, 16):
         for bx in range(x0 // 16 * 16, x1, 16):
-            if rng.random() >= 0.2:
+            if rng.random() >= 0.12:
                 continue
             block = canvas[by : by + 16, bx : bx + 16]
             kind = rng.integers(0, 3)
@@ -716,8 +731,8 @@ class ScenarioScore:
         faces_expected: Faces that should yield a best shot.
         faces_found: Of those, faces shown by at least one final's best shot.
         faces_in_window: Of those, faces whose first final (in event order) has its best
-            shot inside their clean best window (no tolerance beyond the window's own
-            3 frames, see :class:`ScenarioFace`).
+            shot inside their clean best window (no tolerance beyond the window's own, see
+            :class:`ScenarioFace`).
         recall: ``faces_found / faces_expected``.
         first_final_in_window: ``faces_in_window / faces_expected``.
         finals_per_face: ``finals / faces_expected``.

@@ -177,10 +177,11 @@ def test_occlusion_truth_hides_the_face_completely_for_one_to_two_seconds(clips:
 def test_corrupted_truth_puts_the_garbage_on_each_faces_best_moment(clips: dict[str, ScenarioTruth]) -> None:
     truth = clips["corrupted"]
     for face in truth.faces:
-        assert all(i in truth.corrupted_frames for i in range(face.best_frame - 2, face.best_frame + 3))
+        assert all(i in truth.corrupted_frames for i in range(face.best_frame - 3, face.best_frame + 4))
         first, last = face.best_window
         clean = [i for i in range(first, last + 1) if i not in truth.corrupted_frames]
-        assert clean and min(abs(i - face.best_frame) for i in clean) == 3
+        assert clean and min(abs(i - face.best_frame) for i in clean) == 4
+        assert first < face.best_frame - 3 and last > face.best_frame + 3
 
 
 @pytest.mark.slow
