@@ -21,6 +21,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -28,6 +29,7 @@ from fiqa_stream.config import parse_config
 from fiqa_stream.stream.pipeline import Pipeline, RunSummary, SourceStats
 from fiqa_stream.stream.scenarios import (
     MEGAMIND_BUGY_CORRUPTED,
+    MEGAMIND_BUGY_FAINT,
     MEGAMIND_CUTS,
     SCENARIOS,
     ScenarioFace,
@@ -204,6 +206,27 @@ def test_the_same_seed_composes_the_same_clip_and_truth(tmp_path: Path) -> None:
 def frames_of(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as container:
         return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+
+
+@pytest.mark.slow
+def test_the_megamind_truth_is_what_the_files_hold() -> None:
+    """Cuts: a 32×24 thumbnail changes by far more than anywhere else. Corruption: a 16×16
+    block of Megamind_bugy.avi differs from Megamind.avi by a mean of more than 20 (clean
+    frames: at most 9)."""
+    if not (MEGAMIND.is_file() and MEGAMIND_BUGY.is_file()):
+        pytest.skip(f"{MEGAMIND} or {MEGAMIND_BUGY.name} is missing (Debian package opencv-doc)")
+    clean, bugy = frames_of(MEGAMIND), frames_of(MEGAMIND_BUGY)
+    assert len(clean) == len(bugy) == megamind_truth(MEGAMIND).frame_count
+    thumbs = [cv2.resize(f, (32, 24), interpolation=cv2.INTER_AREA).astype(np.float32) / 255 for f in clean]
+    change = [float(np.abs(thumbs[i] - thumbs[i - 1]).mean()) for i in range(2, len(thumbs))]
+    assert tuple(i + 2 for i, c in enumerate(change) if c > 0.05) == MEGAMIND_CUTS  # frame 1 fades in from black
+    worst_block = []
+    for a, b in zip(clean, bugy, strict=True):
+        diff = np.abs(a.astype(np.int16) - b).mean(axis=2)
+        h, w = diff.shape[0] // 16 * 16, diff.shape[1] // 16 * 16
+        worst_block.append(float(diff[:h, :w].reshape(h // 16, 16, w // 16, 16).mean(axis=(1, 3)).max()))
+    assert tuple(i for i, d in enumerate(worst_block) if d > 20) == MEGAMIND_BUGY_CORRUPTED
+    assert max(d for i, d in enumerate(worst_block) if i not in MEGAMIND_BUGY_CORRUPTED + MEGAMIND_BUGY_FAINT) < 10
 
 
 # ----------------------------------------------------------------------------- end to end
