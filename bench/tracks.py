@@ -50,6 +50,21 @@ def run(truths: dict) -> tuple[dict[str, list[dict]], object, float]:
     return events, summary, seconds
 
 
+def code_state() -> str:
+    """The commit measured, and whether the working tree differed from it (shared trees do)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "code version unknown"
+    return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
+
+
 def ratio(part: int, whole: int) -> str:
     return f"{part}/{whole}" if whole else "–"
 
@@ -82,7 +97,7 @@ def main() -> None:
         f"`python bench/tracks.py{'' if args.seconds is None else f' --seconds {args.seconds:g}'}"
         f"{'' if not args.seed else f' --seed {args.seed}'}` (the situations of `stream/scenarios.py`, "
         "960×540 25 fps clips of real faces, and Debian opencv-doc's Megamind clips, as the sources of one "
-        f"pipeline run with default settings: {frames} frames in {seconds:.0f} s; targets: {TARGETS})",
+        f"pipeline run with default settings, {code_state()}: {frames} frames in {seconds:.0f} s; targets: {TARGETS})",
         "",
         "| situation | faces | finals | identity switches | best shots on corrupted frames | across cuts "
         "| recall | first final in window | finals per face | dropped below min size |",
