@@ -156,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         with ProgressDisplay(config.pipeline.progress) as display:
             summary = Pipeline(config, on_progress=display.update).run(stop)
-    print_summary(summary, [str(getattr(s, "path", s.type)) for s in config.sinks])
+    print_summary(summary, [str(getattr(s, "path", s.type)) for s in config.sinks], config)
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if summary.ok else EXIT_FAILURES

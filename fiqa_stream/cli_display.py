@@ -14,7 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from fiqa_stream.config import Config
 from fiqa_stream.logs import escape_controls
+from fiqa_stream.stream.drops import explain
 from fiqa_stream.stream.pipeline import RunSummary, SourceStats
 
 
@@ -58,9 +60,10 @@ class ProgressDisplay:
             )
 
 
-def print_summary(summary: RunSummary, destinations: list[str]) -> None:
-    """The table of sources and the totals. A failed source's row says "failed"; its error
-    is not repeated here: the run logged it, once, when it happened."""
+def print_summary(summary: RunSummary, destinations: list[str], config: Config) -> None:
+    """The table of sources and the totals, then, per source, the faces that yielded no best
+    shot and why. A failed source's row says "failed"; its error is not repeated here: the
+    run logged it, once, when it happened."""
     console = table_console()
     title = "fiqa-stream run: interrupted" if summary.interrupted else "fiqa-stream run"
     table = Table(title=title, title_justify="left")
@@ -78,6 +81,12 @@ def print_summary(summary: RunSummary, destinations: list[str]) -> None:
              f"{summary.best_shots} best shots → ") + plain(", ".join(destinations)) + Text(interrupted),
         highlight=False, soft_wrap=True,
     )
+    for s in summary.sources:
+        why = explain(s.drops, config, s.widest_small_face)
+        if why:
+            cuts = f" ({s.scene_cuts} scene cuts)" if s.scene_cuts else ""
+            console.print(plain(s.id) + Text(f": {s.best_shots} best shots{cuts}; faces without one: {why}"),
+                          highlight=False, soft_wrap=True)
     failed = [f"{n} {what}" for n, what in ((len(summary.failures), "source(s)"),
                                             (len(summary.sink_failures), "sink error(s)")) if n]
     if failed:

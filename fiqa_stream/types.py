@@ -25,6 +25,8 @@ class Frame:
         pts: presentation time in media seconds, or None when the stream has none.
         captured_at: wall-clock capture time (UTC) for live sources, else None.
         image: H×W×3 uint8 BGR image.
+        corrupt: the decoder flagged the frame as corrupt, or it depends on a packet
+            that failed to decode (until the next key frame): never a best shot.
     """
 
     source: str
@@ -32,6 +34,7 @@ class Frame:
     pts: float | None
     captured_at: datetime | None
     image: np.ndarray
+    corrupt: bool = False
 
     def __post_init__(self) -> None:
         image = self.image

@@ -104,6 +104,26 @@ class TrackerConfig(StrictModel):
     lost_frames: int = Field(
         30, ge=0, description="Analysed frames a lost track is kept for re-association before it ends.",
     )
+    appearance_min_similarity: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="Lowest appearance similarity (16×16 grey patch correlation) of a track and the "
+        "detection it is matched to; a worse match is refused and the face starts a new track. 0 turns "
+        "appearance off (motion alone, and no re-identification).",
+    )
+    reid_min_similarity: float = Field(
+        0.75, ge=0.0, le=1.0,
+        description="A lost track resumes on a detection its motion no longer predicts when their "
+        "appearance is at least this similar (and the detection lies within reid_max_distance).",
+    )
+    reid_max_distance: float = Field(
+        2.0, ge=0.0, le=100.0,
+        description="How far from a lost track's predicted box a re-identified face may be, in box widths.",
+    )
+    scene_cut_threshold: float = Field(
+        0.1, ge=0.0, le=1.0,
+        description="Scene-cut sensitivity: the change (median over an 8×6 grid of a 64×48 grey thumbnail, "
+        "0-1) from the previous analysed frame that ends every open track of the source. 0 turns it off.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> TrackerConfig:

@@ -30,7 +30,14 @@ from fiqa_stream.errors import SourceError
 from fiqa_stream.redact import redact_text, redact_url
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
-from fiqa_stream.stream.sources import DEVICE_PREFIX, FrameSampler, SourceEnd, frame_too_large, hardware_decoder
+from fiqa_stream.stream.sources import (
+    DEVICE_PREFIX,
+    DecodeDamage,
+    FrameSampler,
+    SourceEnd,
+    frame_too_large,
+    hardware_decoder,
+)
 from fiqa_stream.types import Frame
 
 log = logging.getLogger(__name__)
@@ -199,12 +206,15 @@ class LiveSource:
                 raise self._error(too_large)
             stream.thread_type = "AUTO"
             sampler = FrameSampler(self.config.every, self.config.fps)
+            damage = DecodeDamage()
             for packet in container.demux(stream):
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError:
+                    damage.packet_failed()
                     continue
                 for video_frame in decoded:
+                    corrupt = damage.taints(video_frame)
                     too_large = frame_too_large(video_frame.width, video_frame.height, limit)
                     if too_large is not None:
                         raise self._error(too_large)
@@ -220,7 +230,7 @@ class LiveSource:
                         continue
                     pts = float(video_frame.time) if video_frame.time is not None else None
                     yield Frame(self.source_id, index, pts, datetime.now(UTC),
-                                video_frame.to_ndarray(format="bgr24"))
+                                video_frame.to_ndarray(format="bgr24"), corrupt)
                 if self._stop.is_set():
                     return
         finally:

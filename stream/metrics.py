@@ -156,6 +156,14 @@ class PipelineMetrics:
         )
         self.best_shots = Counter("fiqa_best_shots", "Best-shot events emitted.", ["source", "kind"],
                                   registry=self.registry)
+        self.scene_cuts = Counter(
+            "fiqa_scene_cuts", "Scene cuts that ended every open track of a source.", ["source"],
+            registry=self.registry,
+        )
+        self.faces_dropped = Counter(
+            "fiqa_faces_dropped", "Detected faces that could not yield a best shot, by reason (docs/EVENTS.md).",
+            ["source", "reason"], registry=self.registry,
+        )
         self._snapshot: Snapshot = lambda: ([], {})
         self._sinks: list[ReplayingSink] = []
         self.registry.register(_SourceCollector(lambda: self._snapshot()))

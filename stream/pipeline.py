@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,10 +27,12 @@ from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.dispatch import SinkDispatcher
 from fiqa_stream.stream.live import LiveSource, SourceOutage
 from fiqa_stream.stream.metrics import MetricsServer, PipelineMetrics, SourceSnapshot
+from fiqa_stream.stream.plausibility import not_nested, plausible, subset
 from fiqa_stream.stream.selection import BestShotSelector, new_run_id
+from fiqa_stream.stream.shot_boundary import ShotBoundaryDetector
 from fiqa_stream.stream.sources import FileSource, SourceEnd, SourceSpec, expand_sources
 from fiqa_stream.stream.tracker import ByteTracker
-from fiqa_stream.types import BestShot, Face, Frame
+from fiqa_stream.types import BestShot, Detections, Face, Frame
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,12 @@ class SourceStats:
     error: str | None = None
     latency_p50: float | None = None
     latency_p99: float | None = None
+    scene_cuts: int = 0
+    #: Detected faces that yielded no best shot, by reason (stream/drops.py).
+    drops: Counter[str] = field(default_factory=Counter)
+    #: Width in pixels of the widest face dropped as too small.
+    widest_small_face: float = 0.0
+
 
 
 @dataclass(slots=True)
@@ -103,6 +111,7 @@ class _SourceRun:
             else FileSource(spec, self.buffer, stop)
         )
         self.tracker = ByteTracker(config.tracker)
+        self.shots = ShotBoundaryDetector(config.tracker.scene_cut_threshold)
         keep_frames = any(getattr(sink, "full_frames", False) for sink in config.sinks)
         self.selector = BestShotSelector(
             spec.id, config.selection, config.crop, model, run_id=new_run_id(), keep_frames=keep_frames
@@ -301,11 +310,20 @@ class Pipeline:
         for (run, frame), found in zip(frames, detections, strict=True):
             run.stats.analysed += 1
             run.stats.faces += len(found)
-            step = run.tracker.update(found)
+            found = self._plausible(run, found)
+            if not frame.corrupt and run.shots.is_cut(frame.image):
+                # Another shot: whoever is at a track's place now is not whom it followed.
+                run.stats.scene_cuts += 1
+                self.metrics.scene_cuts.labels(run.stats.id).inc()
+                ended.append((run, run.tracker.finish()))
+            step = run.tracker.update(found, frame.image)
             ended.append((run, step.ended))
+            self._drop(run, "low_confidence", len(found) - len(step.assigned))
             for assignment in step.assigned:
                 box = found.boxes[assignment.detection]
                 if box[2] - box[0] < min_size:
+                    self._drop(run, "below_min_face_size")
+                    run.stats.widest_small_face = max(run.stats.widest_small_face, float(box[2] - box[0]))
                     continue
                 landmarks = None if found.landmarks is None else found.landmarks[assignment.detection]
                 pending.append((run, frame, assignment.track_id, assignment.detection))
@@ -325,6 +343,18 @@ class Pipeline:
         self._lap("select", clock)
         self._observe_latency(frames)
 
+    def _plausible(self, run: _SourceRun, found: Detections) -> Detections:
+        keep = plausible(found) & not_nested(found)
+        if keep.all():
+            return found
+        self._drop(run, "implausible_box", int((~keep).sum()))
+        return subset(found, keep)
+
+    def _drop(self, run: _SourceRun, reason: str, count: int = 1) -> None:
+        if count > 0:
+            run.stats.drops[reason] += count
+            self.metrics.faces_dropped.labels(run.stats.id, reason).inc(count)
+
     def _observe_latency(self, frames: list[tuple[_SourceRun, Frame]]) -> None:
         """Capture-to-analysed time of live frames: how far analysis lags the cameras."""
         now = datetime.now(UTC)
@@ -335,6 +365,8 @@ class Pipeline:
                 self.metrics.frame_latency.labels(run.stats.id).observe(latency)
 
     def _emit(self, events: list[BestShot], run: _SourceRun, dispatchers: list[SinkDispatcher]) -> None:
+        for reason, count in run.selector.dropped.items():
+            self._drop(run, reason, count - run.stats.drops[reason])
         if not events:
             return
         run.stats.best_shots += sum(1 for e in events if e.kind.value == "final")

@@ -21,19 +21,32 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import IntEnum
 
 import cv2
 import numpy as np
 
 from fiqa_stream.scorers.align import align_face, loose_crop
+from fiqa_stream.stream import integrity
 from fiqa_stream.stream.config import CropConfig, SelectionConfig
 from fiqa_stream.types import BestShot, EventKind, Frame, Quality
 
 
+class Standing(IntEnum):
+    """How a sighting ranks before its quality counts: a whole face on a clean frame beats
+    any face cut by the frame's edge, which beats any face under decode garbage."""
+
+    GARBLED = 0
+    CUT_OFF = 1
+    WHOLE = 2
+
+
 @dataclass(slots=True)
 class _Sighting:
+    standing: Standing
     quality: Quality
     frame_index: int
     pts: float | None
@@ -90,6 +103,8 @@ class BestShotSelector:
         self._model = model
         self._tracks: dict[int, _TrackRecord] = {}
         self.tracks_seen = 0
+        #: Sightings of ended tracks that yielded no final event, by reason (see ``DROP_REASONS``).
+        self.dropped: Counter[str] = Counter()
 
     @property
     def open_tracks(self) -> int:
@@ -110,9 +125,10 @@ class BestShotSelector:
             record.first_frame_index = frame.index
             record.first_box = _box_tuple(box)
         record.last_seen = frame.pts
-        if record.best is None or quality.score > record.best.quality.score:
+        standing = self._standing(frame, box, record.best, quality.score)
+        if standing is not None:
             record.best = _Sighting(
-                quality, frame.index, frame.pts, frame.captured_at, box.copy(),
+                standing, quality, frame.index, frame.pts, frame.captured_at, box.copy(),
                 None if landmarks is None else landmarks.copy(), self._cut(frame.image, box, landmarks),
                 frame.image if self._keep_frames else None,
             )
@@ -122,11 +138,34 @@ class BestShotSelector:
         return [self._event(track_id, record, EventKind.UPDATE)]
 
     def end(self, track_id: int) -> list[BestShot]:
-        """The track ended: its final event, if it was long enough to count."""
+        """The track ended: its final event, if it was long enough to count and had a
+        sighting on an intact frame."""
         record = self._tracks.pop(track_id, None)
-        if record is None or record.best is None or record.sightings < self._config.min_track_length:
+        if record is None:
+            return []
+        if record.sightings < self._config.min_track_length:
+            self.dropped["short_track"] += record.sightings
+            return []
+        if record.best is None:
+            self.dropped["corrupt_frames_only"] += record.sightings
             return []
         return [self._event(track_id, record, EventKind.FINAL)]
+
+    @staticmethod
+    def _standing(frame: Frame, box: np.ndarray, best: _Sighting | None, score: float) -> Standing | None:
+        """The new sighting's standing if it replaces ``best``, else None. A frame the decoder
+        marked corrupt never does; garbage is looked for only when it could matter."""
+        if frame.corrupt:
+            return None
+        height, width = frame.image.shape[:2]
+        standing = Standing.CUT_OFF if integrity.is_cut_off(box, width, height) else Standing.WHOLE
+        if best is not None and (standing, score) <= (best.standing, best.quality.score):
+            return None
+        if integrity.is_garbled(frame.image, box):
+            standing = Standing.GARBLED
+            if best is not None and (standing, score) <= (best.standing, best.quality.score):
+                return None
+        return standing
 
     def finish(self) -> list[BestShot]:
         """End every open track (end of input or shutdown)."""

@@ -198,6 +198,23 @@ def expand_sources(configs: list[SourceConfig]) -> tuple[list[SourceSpec], list[
     return specs, errors
 
 
+class DecodeDamage:
+    """Which decoded frames may show garbage: those FFmpeg flags as corrupt, and every
+    frame after a packet that failed to decode until the next key frame (later frames
+    predict from the lost one, so its damage spreads until a key frame resets it)."""
+
+    def __init__(self) -> None:
+        self._tainted = False
+
+    def packet_failed(self) -> None:
+        self._tainted = True
+
+    def taints(self, frame: av.VideoFrame) -> bool:
+        if frame.key_frame:
+            self._tainted = False
+        return self._tainted or frame.is_corrupt
+
+
 class FrameSampler:
     """Decides which decoded frames are analysed: every Nth, or at most ``fps`` per media second."""
 
@@ -281,13 +298,16 @@ class FileSource:
             if self.expected_frames is None and stream.duration and stream.average_rate:
                 self.expected_frames = int(stream.duration * stream.time_base * stream.average_rate)
             sampler = FrameSampler(self.spec.every, self.spec.fps)
+            damage = DecodeDamage()
             for packet in self._packets(container, stream):
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError:
                     self.bad_packets += 1
+                    damage.packet_failed()
                     continue
                 for video_frame in decoded:
+                    corrupt = damage.taints(video_frame)
                     # The size can change mid-stream; check before the frame is converted (×3 bytes).
                     too_large = frame_too_large(video_frame.width, video_frame.height, limit)
                     if too_large is not None:
@@ -297,7 +317,7 @@ class FileSource:
                     pts = float(video_frame.time) if video_frame.time is not None else None
                     if not sampler.keep(index, pts):
                         continue
-                    yield Frame(self.spec.id, index, pts, None, video_frame.to_ndarray(format="bgr24"))
+                    yield Frame(self.spec.id, index, pts, None, video_frame.to_ndarray(format="bgr24"), corrupt)
                 if self._stop.is_set():
                     return
         if self.decoded == 0:

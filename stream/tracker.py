@@ -13,6 +13,15 @@ Per analysed frame, the boxes of all open tracks are predicted by a Kalman filte
 4. high detections still unmatched with ``>= new_track_confidence`` start tentative
    tracks, confirmed after ``min_hits`` consecutive sightings (at once when it is 1).
 
+Appearance (stream/appearance.py) guards every stage when the tracker is given the
+frame: a pair whose descriptors correlate below ``appearance_min_similarity`` is never
+matched (a face that takes another's place is a new track, not the old one's
+continuation), and among allowed pairs the assignment prefers the similar ones, so
+faces that cross keep their ids. A lost track that the first stage could not match
+resumes on an unmatched high detection that looks like it (``reid_min_similarity``)
+within ``reid_max_distance`` box widths of its predicted box: a face back from behind
+an occluder keeps its id even when its motion was not predicted.
+
 Detections below ``low_confidence`` are ignored. A lost track ends once it has gone
 more than ``lost_frames`` analysed frames without a match; until then a match confirms
 it again under the same id. Track ids count from 1 per tracker instance.
@@ -25,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from fiqa_stream.stream import appearance
 from fiqa_stream.stream.config import TrackerConfig
 from fiqa_stream.stream.kalman import BoxKalman
 from fiqa_stream.types import Detections, TrackState
@@ -34,6 +44,8 @@ _TENTATIVE_STAGE_IOU = 0.3
 # Cost of a pair below its IoU gate: it never beats a valid pair, so gating before the
 # assignment (as ByteTrack's lapjv threshold does) cannot trade a valid match away.
 _FORBIDDEN = 1e6
+# Share of a track's appearance kept at each sighting: about the last 3-4 sightings count.
+_LOOK_KEEP = 0.7
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +82,7 @@ class _Track:
     id: int
     kalman: BoxKalman
     state: TrackState
+    look: np.ndarray | None = None
     hits: int = 1
     misses: int = 0
 
@@ -99,15 +112,63 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Looks:
+    """Appearance of this frame's detections, and the similarity a pair needs."""
+
+    descriptors: np.ndarray
+    min_similarity: float
+
+    def similarity(self, tracks: list[_Track], candidates: list[int]) -> np.ndarray:
+        """(tracks, candidates) correlation; 1 where either side cannot be measured, so an
+        unmeasurable face is judged by motion alone."""
+        ours = np.stack([t.look if t.look is not None else np.zeros_like(self.descriptors[0]) for t in tracks])
+        theirs = self.descriptors[candidates]
+        known = np.any(ours, axis=1)[:, None] & np.any(theirs, axis=1)[None, :]
+        return np.where(known, ours @ theirs.T, 1.0)
+
+
 def _associate(
-    tracks: list[_Track], boxes: np.ndarray, candidates: list[int], min_iou: float
+    tracks: list[_Track], boxes: np.ndarray, candidates: list[int], min_iou: float, looks: _Looks | None
 ) -> tuple[list[tuple[_Track, int]], list[_Track], list[int]]:
     """Match tracks to candidate detections; returns matches, unmatched tracks and detections."""
     if not tracks or not candidates:
         return [], list(tracks), list(candidates)
     iou = iou_matrix(np.stack([t.kalman.box for t in tracks]), boxes[candidates])
     allowed = iou >= min_iou
-    rows, cols = linear_sum_assignment(np.where(allowed, 1.0 - iou, _FORBIDDEN))
+    cost = 1.0 - iou
+    if looks is not None:
+        similarity = looks.similarity(tracks, candidates)
+        allowed &= similarity >= looks.min_similarity
+        cost = cost + (1.0 - similarity)
+    return _assign(tracks, candidates, allowed, cost)
+
+
+def _reidentify(
+    tracks: list[_Track], boxes: np.ndarray, candidates: list[int], looks: _Looks, config: TrackerConfig
+) -> tuple[list[tuple[_Track, int]], list[int]]:
+    """Match lost tracks to detections by appearance near where they were predicted."""
+    lost = [t for t in tracks if t.state is TrackState.LOST and t.look is not None]
+    if not lost or not candidates:
+        return [], list(candidates)
+    predicted = np.stack([t.kalman.box for t in lost])
+    found = boxes[candidates]
+    distance = np.linalg.norm(_centres(predicted)[:, None, :] - _centres(found)[None, :, :], axis=2)
+    reach = config.reid_max_distance * np.maximum(predicted[:, 2] - predicted[:, 0], 1.0)
+    similarity = looks.similarity(lost, candidates)
+    allowed = (distance <= reach[:, None]) & (similarity >= config.reid_min_similarity)
+    matched, _, unmatched = _assign(lost, candidates, allowed, 1.0 - similarity)
+    return matched, unmatched
+
+
+def _centres(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, :2] + boxes[:, 2:]) / 2
+
+
+def _assign(
+    tracks: list[_Track], candidates: list[int], allowed: np.ndarray, cost: np.ndarray
+) -> tuple[list[tuple[_Track, int]], list[_Track], list[int]]:
+    rows, cols = linear_sum_assignment(np.where(allowed, cost, _FORBIDDEN))
     pairs = [(r, c) for r, c in zip(rows.tolist(), cols.tolist(), strict=True) if allowed[r, c]]
     matched_rows = {r for r, _ in pairs}
     matched_cols = {c for _, c in pairs}
@@ -135,11 +196,13 @@ class ByteTracker:
         """Number of tracks not yet ended (tentative, confirmed and lost)."""
         return len(self._tracks)
 
-    def update(self, detections: Detections) -> TrackerStep:
+    def update(self, detections: Detections, image: np.ndarray | None = None) -> TrackerStep:
         """Advance one analysed frame.
 
         Args:
             detections: the frame's detections (may be empty).
+            image: the frame they were found in; without it, or with appearance turned
+                off, association is by motion alone.
 
         Returns:
             The detections assigned to tracks and the ids of the tracks that ended.
@@ -153,13 +216,21 @@ class ByteTracker:
         for track in self._tracks:
             track.kalman.predict(hold_size=track.state is TrackState.LOST)
 
+        looks = None
+        if image is not None and config.appearance_min_similarity > 0 and len(boxes):
+            looks = _Looks(appearance.describe(image, boxes), config.appearance_min_similarity)
+
         step = TrackerStep()
         pool = [t for t in self._tracks if t.state in (TrackState.CONFIRMED, TrackState.LOST)]
-        first, unmatched_pool, unmatched_high = _associate(pool, boxes, high, config.match_iou)
+        first, unmatched_pool, unmatched_high = _associate(pool, boxes, high, config.match_iou, looks)
+        if looks is not None:
+            resumed, unmatched_high = _reidentify(unmatched_pool, boxes, unmatched_high, looks, config)
+            first += resumed
+            unmatched_pool = [t for t in unmatched_pool if all(t is not r for r, _ in resumed)]
         still_confirmed = [t for t in unmatched_pool if t.state is TrackState.CONFIRMED]
-        second, unmatched_confirmed, _ = _associate(still_confirmed, boxes, low, _LOW_STAGE_IOU)
+        second, unmatched_confirmed, _ = _associate(still_confirmed, boxes, low, _LOW_STAGE_IOU, looks)
         for track, detection in first + second:
-            self._hit(track, boxes[detection])
+            self._hit(track, boxes[detection], looks, detection)
             track.state = TrackState.CONFIRMED
             step.assigned.append(TrackAssignment(track.id, detection, TrackState.CONFIRMED))
         for track in unmatched_confirmed:
@@ -172,9 +243,9 @@ class ByteTracker:
 
         tentative = [t for t in self._tracks if t.state is TrackState.TENTATIVE]
         tentative_iou = max(config.match_iou, _TENTATIVE_STAGE_IOU)
-        third, missed, fresh = _associate(tentative, boxes, unmatched_high, tentative_iou)
+        third, missed, fresh = _associate(tentative, boxes, unmatched_high, tentative_iou, looks)
         for track, detection in third:
-            self._hit(track, boxes[detection])
+            self._hit(track, boxes[detection], looks, detection)
             if track.hits >= config.min_hits:
                 track.state = TrackState.CONFIRMED
             step.assigned.append(TrackAssignment(track.id, detection, track.state))
@@ -187,7 +258,8 @@ class ByteTracker:
         for detection in fresh:
             if scores[detection] >= config.new_track_confidence:
                 state = TrackState.CONFIRMED if config.min_hits <= 1 else TrackState.TENTATIVE
-                track = _Track(self._next_id, BoxKalman(boxes[detection]), state)
+                look = None if looks is None else looks.descriptors[detection].copy()
+                track = _Track(self._next_id, BoxKalman(boxes[detection]), state, look)
                 self._next_id += 1
                 self._tracks.append(track)
                 step.assigned.append(TrackAssignment(track.id, detection, state))
@@ -212,7 +284,10 @@ class ByteTracker:
         self._next_id = 1
 
     @staticmethod
-    def _hit(track: _Track, box: np.ndarray) -> None:
+    def _hit(track: _Track, box: np.ndarray, looks: _Looks | None, detection: int) -> None:
         track.kalman.update(box)
         track.hits += 1
         track.misses = 0
+        if looks is not None:
+            seen = looks.descriptors[detection]
+            track.look = seen.copy() if track.look is None else appearance.blend(track.look, seen, _LOOK_KEEP)
