@@ -126,3 +126,26 @@ def run(data: Path, model: str | None, as_json: bool) -> int:
     print()
     print(per_degradation_table(reports))
     return 0
+
+
+def fit(data: Path, model: str, out: Path) -> int:
+    """Fit the fusion weights of ``model`` against utility on a utility folder and write them to ``out``."""
+    from fiqa_stream.scorers.config import FiqaWeights
+    from fiqa_stream.scorers.fiqa import FUSED
+    from fiqa_stream.scorers.training.fusion import fit_weights, write_fusion
+
+    held = load_held_out(data)
+    # Score with a fixed, known fusion: only the components are used here.
+    scores = score_held_out(held, model, models=(model,), weights=FiqaWeights().model_dump())
+    components = {"model": scores[f"model:{model}"], **{name: scores[name] for name in FUSED[1:]}}
+    groups = held.identity * 10_000 + held.photo * 100 + held.view
+    defaults = FiqaWeights()
+    # Pose is constant over a face's sightings in the utility data: keep its default share (fusion.py).
+    pose_share = defaults.pose / sum(getattr(defaults, n) for n in FUSED)
+    weights = fit_weights(components, held.utility, FUSED, groups, fixed={"pose": pose_share})
+    fused = sum(weights[n] * components[n] for n in FUSED)
+    spearman = report(fused, held).spearman
+    identities = len(set(held.identity.tolist()))
+    write_fusion(out, weights, f"{len(held)} sightings of {identities} training identities ({data})", spearman)
+    print(json.dumps({"weights": weights, "spearman_on_fit": spearman}, indent=2))
+    return 0

@@ -72,6 +72,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
                           help="student, ensemble, mspt, or a .safetensors file (optional on a utility folder)")
     evaluate.add_argument("--data", type=Path, required=True, metavar="PATH",
                           help="labelled images: a CSV or a folder with labels.csv (e.g. DATA/test)")
+    evaluate.add_argument("--fit-fusion", type=Path, metavar="FILE.json",
+                          help="utility folder only (DATA/fusion: training identities): fit the fusion weights of "
+                          "MODEL against utility and write them to FILE.json (ship as <version>.fusion.json)")
     evaluate.add_argument("--device", default="cpu", help="device for the predictions (default: %(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -149,6 +152,8 @@ def _eval(args: argparse.Namespace) -> int:
     if is_utility_folder(args.data):
         from fiqa_stream import cli_eval
 
+        if args.fit_fusion is not None:
+            return cli_eval.fit(args.data, args.model or "student", args.fit_fusion)
         return cli_eval.run(args.data, args.model, args.json)
     if args.model is None:
         raise ConfigError(f"{args.data} is not a held-out utility folder: name the MODEL to evaluate on it")
