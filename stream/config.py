@@ -102,7 +102,7 @@ class TrackerConfig(StrictModel):
     )
     min_hits: int = Field(3, ge=1, description="Consecutive sightings before a tentative track is confirmed.")
     lost_frames: int = Field(
-        30, ge=0, description="Analysed frames a lost track is kept for re-association before it ends.",
+        50, ge=0, description="Analysed frames a lost track is kept for re-association before it ends.",
     )
     appearance_min_similarity: float = Field(
         0.5, ge=0.0, le=1.0,

@@ -8,7 +8,9 @@ the share of columns whose luma jumps by more than 25 is measured, and per row t
 share of pixels within 3 of the row's median colour; the crop is garbled when the
 largest jump share reaches 0.55 or the largest constant share 0.75. Measured on Debian
 opencv-doc's Megamind.avi (clean): at most 0.50 and 0.62; on Megamind_bugy.avi's damaged
-faces: 0.58-1.00 for the bars and shifted rows across a face.
+faces: 0.58-1.00 for the bars and shifted rows across a face. Lost macroblocks are the
+third sign: two or more 16×16 blocks of the frame's grid that break from all four
+neighbours (Megamind.avi's clean faces: at most one).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import numpy as np
 
 MAX_EDGE_SHARE = 0.55
 MAX_CONSTANT_SHARE = 0.75
+MIN_GARBAGE_BLOCKS = 2
+_BLOCK = 16
+_BLOCK_STEP = 25
 _JUMP = 25
 _CONSTANT = 3
 _MIN_SIDE = 8
@@ -35,10 +40,39 @@ def is_garbled(image: np.ndarray, box: np.ndarray) -> bool:
     edge_share = (np.abs(np.diff(luma, axis=0)) > _JUMP).mean(axis=1).max()
     if edge_share >= MAX_EDGE_SHARE:
         return True
+    if _garbage_blocks(image, box) >= MIN_GARBAGE_BLOCKS:
+        return True
     colours = patch.astype(np.int16)
     median = np.median(colours, axis=1, keepdims=True)
     constant_share = (np.abs(colours - median).max(axis=2) <= _CONSTANT).mean(axis=1).max()
     return bool(constant_share >= MAX_CONSTANT_SHARE)
+
+
+def _garbage_blocks(image: np.ndarray, box: np.ndarray) -> int:
+    """How many 16×16 blocks of the frame's macroblock grid inside ``box`` break from all
+    four neighbours: the minimum over their four edges of the mean luma step across the
+    edge exceeds 25. A decoder that lost a block fills it with noise, one colour or a
+    block from elsewhere; natural content crosses a block edge smoothly on at least one side."""
+    height, width = image.shape[:2]
+    x1 = max(_BLOCK, int(box[0]) // _BLOCK * _BLOCK)
+    y1 = max(_BLOCK, int(box[1]) // _BLOCK * _BLOCK)
+    x2 = min(width - _BLOCK, int(np.ceil(box[2])))
+    y2 = min(height - _BLOCK, int(np.ceil(box[3])))
+    if x2 - x1 < _BLOCK or y2 - y1 < _BLOCK:
+        return 0
+    luma = cv2.cvtColor(image[y1 - 1 : y2 + 1, x1 - 1 : x2 + 1], cv2.COLOR_BGR2GRAY).astype(np.int16)
+    rows, columns = (y2 - y1) // _BLOCK, (x2 - x1) // _BLOCK
+    span_y, span_x, b = rows * _BLOCK, columns * _BLOCK, _BLOCK
+    inner = luma[1 : 1 + span_y, 1 : 1 + span_x]
+    above = np.abs(inner[0::b] - luma[0:span_y:b, 1 : 1 + span_x])
+    below = np.abs(inner[b - 1 :: b] - luma[1 + b : 2 + span_y : b, 1 : 1 + span_x])
+    left = np.abs(inner[:, 0::b] - luma[1 : 1 + span_y, 0:span_x:b])
+    right = np.abs(inner[:, b - 1 :: b] - luma[1 : 1 + span_y, 1 + b : 2 + span_x : b])
+    per_block = np.stack([
+        above.reshape(rows, columns, _BLOCK).mean(axis=2), below.reshape(rows, columns, _BLOCK).mean(axis=2),
+        left.reshape(rows, _BLOCK, columns).mean(axis=1), right.reshape(rows, _BLOCK, columns).mean(axis=1),
+    ])
+    return int((per_block.min(axis=0) > _BLOCK_STEP).sum())
 
 
 def is_cut_off(box: np.ndarray, width: int, height: int) -> bool:

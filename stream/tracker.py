@@ -18,7 +18,8 @@ frame: a pair whose descriptors correlate below ``appearance_min_similarity`` is
 matched (a face that takes another's place is a new track, not the old one's
 continuation), and among allowed pairs the assignment prefers the similar ones, so
 faces that cross keep their ids. A lost track that the first stage could not match
-resumes on an unmatched high detection that looks like it (``reid_min_similarity``)
+resumes on an unmatched high detection that looks like it (``reid_min_similarity``,
+against its running look or one of the last 8 looks it kept, one every 5 sightings)
 within ``reid_max_distance`` box widths of its predicted box: a face back from behind
 an occluder keeps its id even when its motion was not predicted.
 
@@ -29,6 +30,7 @@ it again under the same id. Track ids count from 1 per tracker instance.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +48,10 @@ _TENTATIVE_STAGE_IOU = 0.3
 _FORBIDDEN = 1e6
 # Share of a track's appearance kept at each sighting: about the last 3-4 sightings count.
 _LOOK_KEEP = 0.7
+# Looks remembered beside the running one (one every few sightings), so a face that comes
+# back from behind an occluder is compared with how it looked before it went in, too.
+_GALLERY_SIZE = 8
+_GALLERY_EVERY = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,7 @@ class _Track:
     kalman: BoxKalman
     state: TrackState
     look: np.ndarray | None = None
+    gallery: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=_GALLERY_SIZE))
     hits: int = 1
     misses: int = 0
 
@@ -120,12 +127,20 @@ class _Looks:
     min_similarity: float
 
     def similarity(self, tracks: list[_Track], candidates: list[int]) -> np.ndarray:
-        """(tracks, candidates) correlation; 1 where either side cannot be measured, so an
-        unmeasurable face is judged by motion alone."""
-        ours = np.stack([t.look if t.look is not None else np.zeros_like(self.descriptors[0]) for t in tracks])
+        """(tracks, candidates) correlation with the track's running look or, if higher, one
+        of its remembered looks; 1 where either side cannot be measured, so an unmeasurable
+        face is judged by motion alone."""
         theirs = self.descriptors[candidates]
-        known = np.any(ours, axis=1)[:, None] & np.any(theirs, axis=1)[None, :]
-        return np.where(known, ours @ theirs.T, 1.0)
+        known_theirs = np.any(theirs, axis=1)
+        rows = []
+        for track in tracks:
+            looks = [look for look in (track.look, *track.gallery) if look is not None]
+            if not looks:
+                rows.append(np.ones(len(candidates)))
+                continue
+            best = (np.stack(looks) @ theirs.T).max(axis=0)
+            rows.append(np.where(known_theirs, best, 1.0))
+        return np.stack(rows)
 
 
 def _associate(
@@ -291,3 +306,5 @@ class ByteTracker:
         if looks is not None:
             seen = looks.descriptors[detection]
             track.look = seen.copy() if track.look is None else appearance.blend(track.look, seen, _LOOK_KEEP)
+            if track.hits % _GALLERY_EVERY == 0 and appearance.is_known(seen):
+                track.gallery.append(seen.copy())
