@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 import pytest
 
 from fiqa_stream.stream.config import TrackerConfig
+from fiqa_stream.stream.synthetic import face_photos
 from fiqa_stream.stream.tracker import ByteTracker, TrackerStep, iou_matrix
 from fiqa_stream.types import Detections, TrackState
 
@@ -223,3 +225,120 @@ def test_iou_matrix() -> None:
     b = np.array([box_at(0, 0, 10), box_at(5, 0, 10), box_at(20, 20, 10)], np.float32)
     np.testing.assert_allclose(iou_matrix(a, b), [[1.0, 50 / 150, 0.0]])
     assert iou_matrix(a, np.zeros((0, 4), np.float32)).shape == (1, 0)
+
+
+# Appearance: the tracker is given the frame, and real faces are in it.
+
+A, B = 0, 6  # two of face_photos() whose face boxes correlate 0.15
+
+
+@pytest.fixture(scope="module")
+def faces() -> list[np.ndarray]:
+    """The face boxes (each photo's middle half) of the real face photos, SIZE × SIZE."""
+    side = int(SIZE)
+    return [
+        cv2.resize(p[p.shape[0] // 4 : 3 * p.shape[0] // 4, p.shape[1] // 4 : 3 * p.shape[1] // 4], (side, side),
+                   interpolation=cv2.INTER_AREA)
+        for p in face_photos()
+    ]
+
+
+def scene(faces: list[np.ndarray], placed: Sequence[tuple[int, int, int]]) -> tuple[Detections, np.ndarray]:
+    """Faces pasted on a plain 640×360 frame, at (face, x, y), and their boxes as detections."""
+    image = np.full((360, 640, 3), 110, np.uint8)
+    side = int(SIZE)
+    for face, x, y in placed:
+        image[y : y + side, x : x + side] = faces[face]
+    return dets([box_at(x, y) for _, x, y in placed]), image
+
+
+def track_scenes(
+    tracker: ByteTracker, faces: list[np.ndarray], frames: Sequence[Sequence[tuple[int, int, int]]]
+) -> list[dict[int, int]]:
+    """Per frame, face number -> track id."""
+    out = []
+    for placed in frames:
+        step = tracker.update(*scene(faces, placed))
+        out.append({placed[a.detection][0]: a.track_id for a in step.assigned})
+    return out
+
+
+@pytest.mark.parametrize("config", [TrackerConfig(), TrackerConfig(appearance_min_similarity=0.0)],
+                         ids=["appearance", "motion-only"])
+def test_a_different_face_that_takes_the_tracked_ones_place_gets_a_new_id(
+    faces: list[np.ndarray], config: TrackerConfig
+) -> None:
+    tracker = ByteTracker(config)
+    ids = track_scenes(tracker, faces, [[(A, 200, 100)]] * 5 + [[(B, 202, 100)]] * 3)
+    assert ids[:5] == [{A: 1}] * 5
+    if config.appearance_min_similarity > 0:
+        assert ids[5] == {B: 2}  # refused: IoU 0.94, but it looks like someone else
+    else:
+        assert ids[5:] == [{B: 1}] * 3  # by motion alone it continues the old track
+
+
+@pytest.mark.parametrize("similarity", [0.5, 0.0], ids=["appearance", "motion-only"])
+def test_two_faces_that_swap_places_within_the_iou_gate_keep_their_ids(
+    faces: list[np.ndarray], similarity: float
+) -> None:
+    # 54 px apart the boxes overlap by IoU 0.05 (match_iou here) and the faces barely
+    # hide each other: each track is allowed either face, and only appearance can choose.
+    config = TrackerConfig(match_iou=0.05, appearance_min_similarity=similarity)
+    before = [(A, 200, 100), (B, 254, 100)]
+    after = [(A, 254, 100), (B, 200, 100)]
+    ids = track_scenes(ByteTracker(config), faces, [before] * 5 + [after] * 3)
+    assert ids[4] == {A: 1, B: 2}
+    if similarity > 0:
+        assert ids[5:] == [{A: 1, B: 2}] * 3
+    else:
+        assert ids[5:] == [{A: 2, B: 1}] * 3  # motion alone swaps them: the boxes stayed put
+
+
+def test_two_faces_that_swap_places_far_apart_are_reidentified_the_frame_after(faces: list[np.ndarray]) -> None:
+    # 100 px apart (IoU 0): in the swap frame no track may take either face, so each starts a
+    # tentative track; in the next frame the lost tracks find their faces by appearance within
+    # reid_max_distance and the tentative ones end.
+    tracker = ByteTracker(TrackerConfig())
+    before = [(A, 200, 100), (B, 300, 100)]
+    after = [(A, 300, 100), (B, 200, 100)]
+    steps = []
+    for placed in [before] * 5 + [after] * 3:
+        steps.append(tracker.update(*scene(faces, placed)))
+    assert {a.track_id for a in steps[4].assigned} == {1, 2}
+    assert not ({a.track_id for a in steps[5].assigned} & {1, 2})  # never the other's id
+    assert all(a.state is TrackState.TENTATIVE for a in steps[5].assigned)
+    assert ids_of(steps[6]) == {0: 1, 1: 2} and sorted(steps[6].ended) == [3, 4]
+
+
+@pytest.mark.parametrize(("shift", "resumes"), [(90, True), (110, True), (130, False)])
+def test_a_lost_face_that_reappears_away_from_its_gate_resumes_within_reid_max_distance(
+    faces: list[np.ndarray], shift: int, resumes: bool
+) -> None:
+    # Box width 60, reid_max_distance 2: a centre up to 120 px from the predicted one resumes.
+    tracker = ByteTracker(TrackerConfig())
+    frames = [[(A, 200, 100)]] * 5 + [[]] * 3 + [[(A, 200 + shift, 100)]]
+    ids = track_scenes(tracker, faces, frames)
+    assert iou_matrix(np.array([box_at(200, 100)]), np.array([box_at(200 + shift, 100)]))[0, 0] == 0
+    assert ids[-1] == ({A: 1} if resumes else {A: 2})
+
+
+def test_a_different_face_where_a_lost_one_was_does_not_resume_it(faces: list[np.ndarray]) -> None:
+    tracker = ByteTracker(TrackerConfig())
+    ids = track_scenes(tracker, faces, [[(A, 200, 100)]] * 5 + [[]] * 3 + [[(B, 290, 100)]])
+    assert ids[-1] == {B: 2}
+
+
+def test_with_appearance_off_a_lost_face_away_from_its_gate_starts_a_new_track(faces: list[np.ndarray]) -> None:
+    tracker = ByteTracker(TrackerConfig(appearance_min_similarity=0.0))
+    ids = track_scenes(tracker, faces, [[(A, 200, 100)]] * 5 + [[]] * 3 + [[(A, 290, 100)]])
+    assert ids[-1] == {A: 2}
+
+
+def test_with_appearance_off_the_frame_changes_nothing(faces: list[np.ndarray]) -> None:
+    # The same detections with and without the image: identical steps, crossing faces included.
+    with_image, without = ByteTracker(TrackerConfig(appearance_min_similarity=0.0)), ByteTracker(TrackerConfig(
+        appearance_min_similarity=0.0))
+    for i in range(40):
+        placed = [(A, 100 + 6 * i, 100), (B, 340 - 6 * i, 104)]
+        found, image = scene(faces, placed)
+        assert with_image.update(found, image) == without.update(found)
