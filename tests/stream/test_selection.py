@@ -8,8 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
+from fiqa_stream.stream import integrity
 from fiqa_stream.stream.config import CropConfig, SelectionConfig
 from fiqa_stream.stream.selection import BestShotSelector, new_run_id
+from fiqa_stream.stream.synthetic import face_photos
 from fiqa_stream.types import EventKind, Frame, Quality
 
 BOX = np.array([40, 30, 80, 80], np.float32)
@@ -124,3 +126,104 @@ def test_every_run_has_its_own_id_that_sorts_by_start_time() -> None:
     assert len(set(run_ids)) == 1000
     assert all(re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", run_id) for run_id in run_ids)
     assert run_ids[0][:16] <= run_ids[-1][:16]
+
+
+# Standing: whole faces on intact frames first, whatever the scores say.
+
+CUT_BOX = np.array([-12, 30, 28, 80], np.float32)  # reaches past the frame's left edge
+
+
+@pytest.fixture(scope="module")
+def portrait() -> np.ndarray:
+    """A 160×120 frame whose BOX holds a real face (the photo's middle half)."""
+    image = np.full((120, 160, 3), 120, np.uint8)
+    image[5:105, 20:100] = cv2.resize(face_photos()[0], (80, 100), interpolation=cv2.INTER_AREA)
+    image[5:105, 0:20] = cv2.resize(face_photos()[1], (20, 100), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def shot(image: np.ndarray, index: int, *, corrupt: bool = False, garbled: bool = False) -> Frame:
+    if garbled:
+        image = image.copy()
+        image[50:58] = (0, 135, 0)  # a bar of FFmpeg's green across the face
+    return Frame("cam", index, index / 25, None, image, corrupt)
+
+
+def observe(chosen: BestShotSelector, sightings: list[tuple[Frame, np.ndarray, float]], track_id: int = 1) -> list:
+    events = []
+    for seen, box, score in sightings:
+        events += chosen.observe(track_id, seen, box, None, Quality(score, {}))
+    return events
+
+
+def test_the_face_frames_are_whole_and_clean_and_the_barred_one_garbled(portrait: np.ndarray) -> None:
+    assert not integrity.is_garbled(portrait, BOX) and not integrity.is_cut_off(BOX, 160, 120)
+    assert integrity.is_garbled(shot(portrait, 0, garbled=True).image, BOX)
+    assert integrity.is_cut_off(CUT_BOX, 160, 120) and not integrity.is_garbled(portrait, CUT_BOX)
+
+
+def test_a_corrupt_frame_is_never_the_best_even_with_the_highest_score(portrait: np.ndarray) -> None:
+    chosen = selector()
+    observe(chosen, [(shot(portrait, 0), BOX, 0.3), (shot(portrait, 1, corrupt=True), BOX, 0.95),
+                     (shot(portrait, 2), BOX, 0.5), (shot(portrait, 3, corrupt=True), BOX, 0.9)])
+    [event] = chosen.end(1)
+    assert event.frame_index == 2 and event.quality == pytest.approx(0.5)
+    assert event.sightings == 4  # corrupt sightings still count as sightings of the track
+    assert not chosen.dropped
+
+
+def test_a_track_seen_only_on_corrupt_frames_emits_nothing_and_counts_why(portrait: np.ndarray) -> None:
+    chosen = selector(policy="early", threshold=0.1, min_track_length=1)
+    updates = observe(chosen, [(shot(portrait, i, corrupt=True), BOX, 0.9) for i in range(4)])
+    assert updates == []
+    assert chosen.end(1) == []
+    assert chosen.dropped == {"corrupt_frames_only": 4}
+
+
+def test_a_short_track_counts_its_sightings_as_short_track(portrait: np.ndarray) -> None:
+    chosen = selector(min_track_length=3)
+    observe(chosen, [(shot(portrait, 0), BOX, 0.9), (shot(portrait, 1, corrupt=True), BOX, 0.9)])
+    observe(chosen, [(shot(portrait, i), BOX, 0.5) for i in range(3)], track_id=2)
+    assert chosen.end(1) == [] and len(chosen.end(2)) == 1
+    assert chosen.dropped == {"short_track": 2}  # short first, whatever its frames were
+
+
+@pytest.mark.parametrize("cut_first", [True, False])
+def test_a_cut_off_face_loses_to_a_whole_one_with_a_lower_score(portrait: np.ndarray, cut_first: bool) -> None:
+    chosen = selector()
+    sightings = [(shot(portrait, 0), CUT_BOX, 0.9), (shot(portrait, 1), BOX, 0.4)]
+    observe(chosen, sightings if cut_first else sightings[::-1])
+    observe(chosen, [(shot(portrait, 2), CUT_BOX, 0.95)])
+    [event] = chosen.end(1)
+    assert event.box == tuple(float(v) for v in BOX) and event.quality == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("garbled_first", [True, False])
+def test_a_garbled_face_loses_to_a_clean_one_with_a_lower_score(portrait: np.ndarray, garbled_first: bool) -> None:
+    chosen = selector()
+    sightings = [(shot(portrait, 0, garbled=True), BOX, 0.9), (shot(portrait, 1), BOX, 0.4)]
+    observe(chosen, sightings if garbled_first else sightings[::-1])
+    observe(chosen, [(shot(portrait, 2, garbled=True), BOX, 0.95)])
+    [event] = chosen.end(1)
+    assert event.frame_index == 1 and event.quality == pytest.approx(0.4)
+
+
+def test_a_garbled_face_loses_even_to_a_cut_off_one(portrait: np.ndarray) -> None:
+    chosen = selector()
+    observe(chosen, [(shot(portrait, 0, garbled=True), BOX, 0.9), (shot(portrait, 1), CUT_BOX, 0.2),
+                     (shot(portrait, 2, garbled=True), BOX, 0.99)])
+    assert chosen.end(1)[0].frame_index == 1
+
+
+def test_a_track_seen_only_garbled_still_ends_with_its_best_garbled_sighting(portrait: np.ndarray) -> None:
+    chosen = selector()
+    observe(chosen, [(shot(portrait, i, garbled=True), BOX, score) for i, score in enumerate([0.2, 0.7, 0.4])])
+    [event] = chosen.end(1)
+    assert event.frame_index == 1 and not chosen.dropped
+
+
+def test_the_early_policy_never_sends_an_update_for_a_corrupt_frame(portrait: np.ndarray) -> None:
+    chosen = selector(policy="early", threshold=0.6, margin=0.05, min_track_length=1)
+    updates = observe(chosen, [(shot(portrait, 0), BOX, 0.5), (shot(portrait, 1, corrupt=True), BOX, 0.99),
+                               (shot(portrait, 2), BOX, 0.7)])
+    assert [(e.frame_index, round(e.quality, 2)) for e in updates] == [(2, 0.7)]
