@@ -1,0 +1,92 @@
+"""Why faces yielded no best shot: one line a user can act on, naming the setting to change."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from fiqa_stream.config import Config, parse_config
+from fiqa_stream.stream.drops import DROP_REASONS, _setting, explain
+from fiqa_stream.stream.synthetic import compose_face_clip
+
+FIQA_STREAM = str(Path(sys.executable).with_name("fiqa-stream"))
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return parse_config({
+        "sources": [{"url": "a.mp4"}], "sinks": [{"type": "directory", "path": "out"}],
+        "selection": {"min_face_size": 24, "min_track_length": 4}, "tracker": {"new_track_confidence": 0.7},
+    })
+
+
+def test_nothing_dropped_says_nothing(config: Config) -> None:
+    assert explain({}, config) == ""
+    assert explain({"short_track": 0, "low_confidence": 0}, config) == ""
+
+
+def test_each_reason_with_a_setting_names_it_and_its_value(config: Config) -> None:
+    assert explain({"below_min_face_size": 1175}, config, widest_small_face=15.4) == (
+        "1175 narrower than selection.min_face_size = 24.0 px (widest 15 px)"  # after "faces without one: "
+    )
+    assert explain({"low_confidence": 3}, config) == (
+        "3 not tracked (confidence below tracker.new_track_confidence = 0.7)"
+    )
+    assert explain({"short_track": 5}, config) == "5 in tracks shorter than selection.min_track_length = 4 sightings"
+
+
+def test_reasons_no_setting_decides_say_what_happened(config: Config) -> None:
+    assert explain({"corrupt_frames_only": 7}, config) == "7 only on frames the decoder marked corrupt"
+    assert explain({"implausible_box": 2}, config) == (
+        "2 not a face (landmarks out of place, or a box inside a surer one)"
+    )
+
+
+def test_reasons_are_listed_most_frequent_first(config: Config) -> None:
+    line = explain(Counter(short_track=2, below_min_face_size=40, corrupt_frames_only=9), config, 20.0)
+    assert [part.split(" ")[0] for part in line.split("; ")] == ["40", "9", "2"]
+
+
+def test_every_setting_a_reason_names_exists_in_the_config(config: Config) -> None:
+    named = {key for _, key in DROP_REASONS.values() if key is not None}
+    assert named == {"selection.min_face_size", "tracker.new_track_confidence", "selection.min_track_length"}
+    for key in named:
+        assert _setting(config, key) is not None
+
+
+def test_an_unknown_reason_is_an_error_not_a_silent_omission(config: Config) -> None:
+    with pytest.raises(KeyError):
+        explain({"cosmic_rays": 1}, config)
+
+
+def test_a_run_whose_faces_are_all_too_small_says_so_and_names_min_face_size(tmp_path: Path) -> None:
+    # One real face, 31 px wide at most, in a 320×240 clip; min_face_size 64 is wider than it ever gets.
+    clip = compose_face_clip(tmp_path / "small.mp4", width=320, height=240, fps=15.0, seconds=2.0, faces=1, seed=1)
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"sources: [{{url: '{clip.path}', id: lobby}}]\n"
+        f"sinks: [{{type: directory, path: '{tmp_path / 'out'}'}}]\n"
+        "scorer: {type: heuristic}\n"
+        "selection: {min_face_size: 64}\n"
+    )
+    result = subprocess.run([FIQA_STREAM, "run", str(config)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    [line] = [row for row in result.stdout.splitlines() if row.startswith("lobby:")]
+    match = re.fullmatch(
+        r"lobby: 0 best shots; faces without one: (\d+) narrower than selection\.min_face_size = 64\.0 px "
+        r"\(widest (\d+) px\)(; .*)?", line)
+    assert match, line
+    small, widest = int(match[1]), int(match[2])
+    assert small > 0 and 16 <= widest < 64
+    # With no best shot at all, every detected face is accounted for by one reason or another.
+    [row] = [r for r in result.stdout.splitlines() if r.startswith("│ lobby")]
+    faces = int(row.split("│")[3])
+    counts = [int(part.split(" ")[0]) for part in line.split("faces without one: ")[1].split("; ")]
+    assert sum(counts) == faces and small >= faces / 2
+    events = tmp_path / "out" / "events.jsonl"
+    assert not events.exists() or events.read_text() == ""
