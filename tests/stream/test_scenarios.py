@@ -181,11 +181,11 @@ def test_occlusion_truth_hides_the_face_completely_for_one_to_two_seconds(clips:
 def test_corrupted_truth_puts_the_garbage_on_each_faces_best_moment(clips: dict[str, ScenarioTruth]) -> None:
     truth = clips["corrupted"]
     for face in truth.faces:
-        assert all(i in truth.corrupted_frames for i in range(face.best_frame - 3, face.best_frame + 4))
+        assert all(i in truth.corrupted_frames for i in range(face.best_frame - 2, face.best_frame + 3))
         first, last = face.best_window
         clean = [i for i in range(first, last + 1) if i not in truth.corrupted_frames]
-        assert clean and min(abs(i - face.best_frame) for i in clean) == 4
-        assert first < face.best_frame - 3 and last > face.best_frame + 3
+        assert clean and min(abs(i - face.best_frame) for i in clean) == 3
+        assert first < face.best_frame - 2 and last > face.best_frame + 2
 
 
 @pytest.mark.slow
@@ -268,8 +268,8 @@ def describe(score: ScenarioScore) -> str:
 @pytest.mark.parametrize("name", [
     pytest.param(name, marks=pytest.mark.xfail(
         strict=True,
-        reason="issue 13 open: garbage over the face that survives H.264 encoding (blocks, smeared rows) "
-        "is not always recognised, and the bands break the track by appearance",
+        reason="issue 13 open: a slice of rows shifted sideways with its last row smeared below it is not "
+        "recognised as garbage (bars and lost blocks are), so the smeared frame next to the best moment wins",
     )) if name == "corrupted" else name
     for name in SITUATIONS
 ])
