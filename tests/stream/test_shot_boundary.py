@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from fiqa_stream.config import parse_config
 from fiqa_stream.stream.config import TrackerConfig
+from fiqa_stream.stream.pipeline import Pipeline, RunSummary
 from fiqa_stream.stream.shot_boundary import ShotBoundaryDetector, cell_change
 
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -86,3 +89,52 @@ def test_cell_change_is_zero_for_equal_thumbnails_and_one_for_black_to_white() -
     third = black.copy()
     third[:16] = 1.0  # two of six cell rows change: the median cell does not
     assert cell_change(black, third) == 0.0
+
+
+@pytest.fixture(scope="module")
+def around_the_cut(megamind: list[np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Megamind.avi's frames 190-209 as H.264: the cut at 200 is its frame 10."""
+    path = tmp_path_factory.mktemp("cut") / "megamind-190.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 720, 528, "yuv420p"
+        for image in megamind[190:210]:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def run_pipeline(clip: Path, out: Path, threshold: float) -> tuple[RunSummary, Pipeline, list[tuple[int, float]]]:
+    """A run with appearance off (the cut detector alone ends tracks), and per final event the
+    frame its track began at and the media time it was last seen."""
+    config = parse_config({
+        "sources": [{"url": str(clip), "id": "mm"}], "sinks": [{"type": "directory", "path": str(out)}],
+        "scorer": {"type": "heuristic"},
+        "tracker": {"scene_cut_threshold": threshold, "appearance_min_similarity": 0.0},
+    })
+    pipeline = Pipeline(config)
+    summary = pipeline.run()
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    spans = [(e["first_frame_index"], e["last_seen"]) for e in events if e["kind"] == "final"]
+    return summary, pipeline, spans
+
+
+def test_the_pipeline_counts_the_cut_and_no_track_spans_it(around_the_cut: Path, tmp_path: Path) -> None:
+    summary, pipeline, spans = run_pipeline(around_the_cut, tmp_path / "out", THRESHOLD)
+    assert summary.ok and summary.sources[0].analysed == 20
+    assert summary.sources[0].scene_cuts == 1
+    assert pipeline.metrics.registry.get_sample_value("fiqa_scene_cuts_total", {"source": "mm"}) == 1
+    before = [span for span in spans if span[0] < 10]
+    after = [span for span in spans if span[0] >= 10]
+    assert before and after  # a face before the cut and one after it
+    assert all(last_seen < 10 / 25 for _, last_seen in before), spans
+
+
+def test_without_cut_detection_a_track_runs_on_across_the_cut(around_the_cut: Path, tmp_path: Path) -> None:
+    # The specification above can fail: by motion alone the face after the cut continues the track.
+    summary, pipeline, spans = run_pipeline(around_the_cut, tmp_path / "out", 0.0)
+    assert summary.sources[0].scene_cuts == 0
+    assert not pipeline.metrics.registry.get_sample_value("fiqa_scene_cuts_total", {"source": "mm"})
+    assert any(first < 10 and last_seen >= 10 / 25 for first, last_seen in spans), spans
