@@ -33,28 +33,31 @@ _MARGIN = 0.3
 _CHUNK = 256
 
 
-def held_out_faces(held: HeldOut, start: int = 0, stop: int | None = None) -> list[Face]:
-    """The ``Face`` of every held-out sighting in ``[start, stop)`` (see the module docstring)."""
+def sighting_face(image: np.ndarray, scale: float = 1.0) -> Face:
+    """The ``Face`` the pipeline would hand the scorer for a 224-px sighting captured at ``scale``."""
     import yuface
 
     from fiqa_stream.scorers.training.utility import SIGHTING_BOX, SIGHTING_LANDMARKS
 
+    if scale < 1.0:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    pad = max(8, round(_MARGIN * image.shape[0]))
+    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Image size", category=UserWarning)
+        confidences, _, _ = yuface.detect(np.ascontiguousarray(padded), conf=0.3)
+    confidence = float(np.max(np.asarray(confidences, np.float32))) / 100.0 if len(confidences) else 0.0
+    return Face(image, np.array(SIGHTING_BOX, np.float32) * scale, min(confidence, 1.0), SIGHTING_LANDMARKS * scale)
+
+
+def held_out_faces(held: HeldOut, start: int = 0, stop: int | None = None) -> list[Face]:
+    """The ``Face`` of every held-out sighting in ``[start, stop)`` (see ``sighting_face``)."""
     faces = []
     for i in range(start, len(held) if stop is None else stop):
         image = cv2.imread(str(held.root / held.names[i]), cv2.IMREAD_COLOR)
         if image is None:
             raise OSError(f"cannot read {held.root / held.names[i]}")
-        scale = float(held.scale[i])
-        if scale < 1.0:
-            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        pad = max(8, round(_MARGIN * image.shape[0]))
-        padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Image size", category=UserWarning)
-            confidences, _, _ = yuface.detect(np.ascontiguousarray(padded), conf=0.3)
-        confidence = float(np.max(np.asarray(confidences, np.float32))) / 100.0 if len(confidences) else 0.0
-        faces.append(Face(image, (np.array(SIGHTING_BOX, np.float32) * scale), min(confidence, 1.0),
-                          SIGHTING_LANDMARKS * scale))
+        faces.append(sighting_face(image, float(held.scale[i])))
     return faces
 
 
