@@ -342,3 +342,17 @@ def test_with_appearance_off_the_frame_changes_nothing(faces: list[np.ndarray]) 
         placed = [(A, 100 + 6 * i, 100), (B, 340 - 6 * i, 104)]
         found, image = scene(faces, placed)
         assert with_image.update(found, image) == without.update(found)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "_Looks.similarity returns 1.0 for a detection whose descriptor is unknown (a flat patch or under "
+    "4 px), meant for 'judge it by motion alone'; _reidentify uses the same similarity, so a lost track "
+    "resumes on such a detection by distance alone, though nothing says it looks like the lost face"))
+def test_a_detection_that_cannot_be_measured_does_not_resume_a_lost_track(faces: list[np.ndarray]) -> None:
+    tracker = ByteTracker(TrackerConfig())
+    ids = track_scenes(tracker, faces, [[(A, 200, 100)]] * 5 + [[]] * 3)
+    # A confident box over plain background 90 px from where the face was lost: IoU 0, no look.
+    _, image = scene(faces, [])
+    step = tracker.update(dets([box_at(290, 100)]), image)
+    assert ids[4] == {A: 1}
+    assert ids_of(step) != {0: 1}
