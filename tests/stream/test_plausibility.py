@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from fiqa_stream.config import parse_config
 from fiqa_stream.detectors.config import YuNetConfig
 from fiqa_stream.detectors.yunet import YuNetDetector
+from fiqa_stream.stream.pipeline import Pipeline
 from fiqa_stream.stream.plausibility import not_nested, plausible, subset
 from fiqa_stream.types import Detections
 
@@ -125,3 +128,32 @@ def test_subset_keeps_the_chosen_detections_in_order_with_their_landmarks() -> N
     np.testing.assert_array_equal(kept.landmarks, found.landmarks[[0, 2]])
     bare = Detections(found.boxes, found.scores, None)
     assert subset(bare, np.array([False, True, False])).landmarks is None
+
+
+def test_the_pipeline_drops_the_hair_box_counts_it_and_makes_no_best_shot_of_it(tmp_path: Path) -> None:
+    if not MEGAMIND.exists():
+        pytest.skip(f"{MEGAMIND} is missing (Debian package opencv-doc)")
+    clip = tmp_path / "megamind-180.mp4"  # frames 180-199: the hair box's shot, Roxanne's face beside it
+    with av.open(str(MEGAMIND)) as source, av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 720, 528, "yuv420p"
+        for index, frame in enumerate(source.decode(video=0)):
+            if 180 <= index < 200:
+                image = frame.to_ndarray(format="bgr24")
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                    container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    out = tmp_path / "out"
+    pipeline = Pipeline(parse_config({
+        "sources": [{"url": str(clip), "id": "mm"}], "sinks": [{"type": "directory", "path": str(out)}],
+        "scorer": {"type": "heuristic"},
+    }))
+    summary = pipeline.run()
+    dropped = summary.sources[0].drops["implausible_box"]
+    assert dropped >= 20  # the hair box on each of the 20 frames, and the boxes nested in it
+    assert pipeline.metrics.registry.get_sample_value(
+        "fiqa_faces_dropped_total", {"source": "mm", "reason": "implausible_box"}) == dropped
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert [e["kind"] for e in events] == ["final"]  # Roxanne's face, and nothing else
+    assert events[0]["box"][1] > 0  # not the hair box, which reaches above the frame
