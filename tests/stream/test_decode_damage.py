@@ -134,3 +134,16 @@ def test_damage_the_decoder_conceals_spreads_to_the_next_key_frame(clip: Path, t
                if np.abs(a.image.astype(np.int16) - b.image).mean() > 2]
     assert differs == list(range(DAMAGED, 2 * GOP))
     assert [frame.index for frame in frames if frame.corrupt] == list(range(DAMAGED, 2 * GOP))
+
+
+def test_a_lost_key_frame_taints_its_whole_group_and_the_next_key_frame_clears_it(clip: Path, tmp_path: Path) -> None:
+    bad = damaged_copy(clip, tmp_path / "key.mp4", GOP, start=8)
+    frames, end, source = decode(bad)
+    assert source.bad_packets == 1
+    seen = [number(frame) for frame in frames]
+    assert seen[:GOP] == list(range(GOP)) and GOP not in seen
+    assert all(frame.corrupt == (GOP < number(frame) < 2 * GOP) for frame in frames), [
+        (number(frame), frame.corrupt) for frame in frames]
+    assert seen[-(FRAMES - 2 * GOP) :] == list(range(2 * GOP, FRAMES))
+    # The decoder gives up on frames with nothing to predict from: the file counts as damaged.
+    assert end.error is not None and "truncated or damaged" in str(end.error)
