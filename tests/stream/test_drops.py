@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from fiqa_stream.cli_display import print_summary
 from fiqa_stream.config import Config, parse_config
 from fiqa_stream.stream.drops import DROP_REASONS, _setting, explain
+from fiqa_stream.stream.pipeline import RunSummary, SourceStats
 from fiqa_stream.stream.synthetic import compose_face_clip
 
 FIQA_STREAM = str(Path(sys.executable).with_name("fiqa-stream"))
@@ -90,3 +92,24 @@ def test_a_run_whose_faces_are_all_too_small_says_so_and_names_min_face_size(tmp
     assert sum(counts) == faces and small >= faces / 2
     events = tmp_path / "out" / "events.jsonl"
     assert not events.exists() or events.read_text() == ""
+
+
+def test_the_summary_gives_each_source_with_drops_its_own_line_with_its_scene_cuts(
+    config: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lobby = SourceStats("lobby", "lobby.mp4", best_shots=2, scene_cuts=3, finished=True,
+                        drops=Counter(below_min_face_size=12, short_track=4), widest_small_face=19.6)
+    door = SourceStats("door", "door.mp4", best_shots=5, scene_cuts=1, finished=True)
+    print_summary(RunSummary([lobby, door], [], 1.0), ["out"], config)
+    lines = capsys.readouterr().out.splitlines()
+    assert ("lobby: 2 best shots (3 scene cuts); faces without one: 12 narrower than selection.min_face_size = "
+            "24.0 px (widest 20 px); 4 in tracks shorter than selection.min_track_length = 4 sightings") in lines
+    assert not any(line.startswith("door:") for line in lines)  # nothing dropped, nothing to say
+
+
+def test_the_drop_line_shows_a_source_id_verbatim(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    odd = SourceStats("cam[/red]\x1b[2J", "x.mp4", finished=True, drops=Counter(corrupt_frames_only=3))
+    print_summary(RunSummary([odd], [], 1.0), ["out"], config)
+    out = capsys.readouterr().out
+    assert "cam[/red]\\x1b[2J: 0 best shots; faces without one: 3 only on frames the decoder marked corrupt" in out
+    assert "\x1b[2J" not in out
