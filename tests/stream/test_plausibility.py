@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -14,6 +15,7 @@ from fiqa_stream.detectors.config import YuNetConfig
 from fiqa_stream.detectors.yunet import YuNetDetector
 from fiqa_stream.stream.pipeline import Pipeline
 from fiqa_stream.stream.plausibility import not_nested, plausible, subset
+from fiqa_stream.stream.synthetic import face_photos
 from fiqa_stream.types import Detections
 
 MEGAMIND = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
@@ -157,3 +159,17 @@ def test_the_pipeline_drops_the_hair_box_counts_it_and_makes_no_best_shot_of_it(
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert [e["kind"] for e in events] == ["final"]  # Roxanne's face, and nothing else
     assert events[0]["box"][1] > 0  # not the hair box, which reaches above the frame
+
+
+def test_every_real_face_yunet_finds_tilted_by_up_to_60_degrees_is_plausible() -> None:
+    frames = []
+    for photo in face_photos():
+        frame = np.full((400, 400, 3), 120, np.uint8)
+        frame[72:328, 72:328] = cv2.resize(photo, (256, 256), interpolation=cv2.INTER_AREA)
+        for angle in (30, -60):
+            turn = cv2.getRotationMatrix2D((200, 200), angle, 1.0)
+            frames.append(cv2.warpAffine(frame, turn, (400, 400), borderValue=(120, 120, 120)))
+    with YuNetDetector(YuNetConfig()) as detector:
+        found = [d.take(d.scores >= 0.6) for d in detector.detect(frames)]
+    assert sum(len(d) for d in found) >= 0.8 * len(frames)
+    assert all(plausible(d).all() for d in found)
