@@ -356,3 +356,21 @@ def test_a_detection_that_cannot_be_measured_does_not_resume_a_lost_track(faces:
     step = tracker.update(dets([box_at(290, 100)]), image)
     assert ids[4] == {A: 1}
     assert ids_of(step) != {0: 1}
+
+
+@pytest.mark.parametrize("min_hits", [
+    3,
+    pytest.param(1, marks=pytest.mark.xfail(strict=True, reason=(
+        "re-identification only considers tracks already lost before the frame: in the frame of the jump "
+        "the confirmed track fails the IoU gate and the face starts a new track, which with min_hits=1 is "
+        "confirmed at once and takes the face by IoU from the next frame on, so the old track never "
+        "resumes (with min_hits >= 2 the new track is tentative and loses the face to re-identification)"))),
+])
+def test_a_face_that_jumps_past_its_iou_gate_keeps_its_id_from_the_next_frame(
+    faces: list[np.ndarray], min_hits: int
+) -> None:
+    # 90 px in one frame (a dropped stretch of frames, a camera jolt): IoU 0, 1.5 box widths.
+    tracker = ByteTracker(TrackerConfig(min_hits=min_hits))
+    ids = track_scenes(tracker, faces, [[(A, 200, 100)]] * 5 + [[(A, 290, 100)]] * 4)
+    assert ids[4] == {A: 1}
+    assert ids[6:] == [{A: 1}] * 3
