@@ -199,9 +199,10 @@ def expand_sources(configs: list[SourceConfig]) -> tuple[list[SourceSpec], list[
 
 
 class DecodeDamage:
-    """Which decoded frames may show garbage: those FFmpeg flags as corrupt, and every
-    frame after a packet that failed to decode until the next key frame (later frames
-    predict from the lost one, so its damage spreads until a key frame resets it)."""
+    """Which decoded frames may show garbage: every frame from one FFmpeg flags as corrupt
+    (it concealed damage) or from a packet that failed to decode, until the next key frame
+    that is not itself corrupt (later frames predict from the damaged one, so its damage
+    spreads until a key frame resets it)."""
 
     def __init__(self) -> None:
         self._tainted = False
@@ -212,7 +213,9 @@ class DecodeDamage:
     def taints(self, frame: av.VideoFrame) -> bool:
         if frame.key_frame:
             self._tainted = False
-        return self._tainted or frame.is_corrupt
+        if frame.is_corrupt:
+            self._tainted = True
+        return self._tainted
 
 
 class FrameSampler:

@@ -17,8 +17,8 @@ Appearance (stream/appearance.py) guards every stage when the tracker is given t
 frame: a pair whose descriptors correlate below ``appearance_min_similarity`` is never
 matched (a face that takes another's place is a new track, not the old one's
 continuation), and among allowed pairs the assignment prefers the similar ones, so
-faces that cross keep their ids. A lost track that the first stage could not match
-resumes on an unmatched high detection that looks like it (``reid_min_similarity``,
+faces that cross keep their ids. A lost or confirmed track that the first stage could
+not match resumes on an unmatched high detection that looks like it (``reid_min_similarity``,
 against its running look or one of the last 8 looks it kept, one every 5 sightings)
 within ``reid_max_distance`` box widths of its predicted box: a face back from behind
 an occluder keeps its id even when its motion was not predicted.
@@ -126,20 +126,20 @@ class _Looks:
     descriptors: np.ndarray
     min_similarity: float
 
-    def similarity(self, tracks: list[_Track], candidates: list[int]) -> np.ndarray:
+    def similarity(self, tracks: list[_Track], candidates: list[int], *, unknown: float = 1.0) -> np.ndarray:
         """(tracks, candidates) correlation with the track's running look or, if higher, one
-        of its remembered looks; 1 where either side cannot be measured, so an unmeasurable
-        face is judged by motion alone."""
+        of its remembered looks; ``unknown`` where either side cannot be measured (1 by
+        default: an unmeasurable face is judged by motion alone)."""
         theirs = self.descriptors[candidates]
         known_theirs = np.any(theirs, axis=1)
         rows = []
         for track in tracks:
-            looks = [look for look in (track.look, *track.gallery) if look is not None]
+            looks = [look for look in (track.look, *track.gallery) if look is not None and appearance.is_known(look)]
             if not looks:
-                rows.append(np.ones(len(candidates)))
+                rows.append(np.full(len(candidates), unknown))
                 continue
             best = (np.stack(looks) @ theirs.T).max(axis=0)
-            rows.append(np.where(known_theirs, best, 1.0))
+            rows.append(np.where(known_theirs, best, unknown))
         return np.stack(rows)
 
 
@@ -162,15 +162,17 @@ def _associate(
 def _reidentify(
     tracks: list[_Track], boxes: np.ndarray, candidates: list[int], looks: _Looks, config: TrackerConfig
 ) -> tuple[list[tuple[_Track, int]], list[int]]:
-    """Match lost tracks to detections by appearance near where they were predicted."""
-    lost = [t for t in tracks if t.state is TrackState.LOST and t.look is not None]
+    """Match tracks that motion could not match (lost ones, and confirmed ones that just
+    missed) to detections by appearance near where they were predicted."""
+    lost = [t for t in tracks if t.state in (TrackState.LOST, TrackState.CONFIRMED) and t.look is not None]
     if not lost or not candidates:
         return [], list(candidates)
     predicted = np.stack([t.kalman.box for t in lost])
     found = boxes[candidates]
     distance = np.linalg.norm(_centres(predicted)[:, None, :] - _centres(found)[None, :, :], axis=2)
     reach = config.reid_max_distance * np.maximum(predicted[:, 2] - predicted[:, 0], 1.0)
-    similarity = looks.similarity(lost, candidates)
+    # Resuming rests on appearance alone: a face whose look cannot be measured never resumes a track.
+    similarity = looks.similarity(lost, candidates, unknown=0.0)
     allowed = (distance <= reach[:, None]) & (similarity >= config.reid_min_similarity)
     matched, _, unmatched = _assign(lost, candidates, allowed, 1.0 - similarity)
     return matched, unmatched

@@ -67,11 +67,6 @@ def test_a_face_a_garbage_bar_runs_through_is_garbled(megamind: tuple, index: in
     assert is_garbled(damaged[index], box)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Megamind_bugy frame 20, left face (YuNet box ~[264, 203, 392, 342]): a bright green bar across the "
-    "box's full width over ~17 % of its rows is not seen: the bar's pixels vary by up to 17 levels "
-    "(B 57-74), beyond the constant-row rule's 3, so the largest constant share is ~0.55 < 0.75, and the "
-    "bar's luma is close to the skin's, so the edge share stays < 0.55"))
 def test_a_face_under_a_full_width_green_bar_is_garbled(megamind: tuple) -> None:
     _, damaged, faces = megamind
     assert is_garbled(damaged[20], box_of(faces[20], "left"))
@@ -168,11 +163,6 @@ def test_no_clean_real_face_of_64_px_or_more_is_garbled(width: int) -> None:
     assert flagged == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the edge-share rule is not scale-free: on a small face the brow and eye line is one row boundary "
-    "where most columns jump by more than 25, so clean real faces of face_photos() are called garbled: "
-    "6 of 8 at 16-20 px, 5 at 24, 2 at 32, 1 at 48 (largest edge share 0.69-0.81 at 16 px); in "
-    "selection such a sighting ranks below any cut-off one and its quality no longer counts"))
 @pytest.mark.parametrize("width", [20, 32, 48])
 def test_no_clean_real_face_of_the_sizes_tracked_is_garbled(width: int) -> None:
     flagged = [n for n, photo in enumerate(face_photos()) if is_garbled(*framed(photo, width))]

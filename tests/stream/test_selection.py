@@ -229,9 +229,6 @@ def test_the_early_policy_never_sends_an_update_for_a_corrupt_frame(portrait: np
     assert [(e.frame_index, round(e.quality, 2)) for e in updates] == [(2, 0.7)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "integrity.is_garbled calls this clean 20 px real face garbled (its eye line trips the edge-share "
-    "rule, see test_integrity), so Standing ranks it below a cut-off sighting with a lower score"))
 def test_a_small_whole_clean_face_beats_a_cut_off_one_with_a_lower_score(portrait: np.ndarray) -> None:
     image = portrait.copy()
     image[40:80, 100:140] = cv2.resize(face_photos()[0], (40, 40), interpolation=cv2.INTER_AREA)
