@@ -48,3 +48,38 @@ def write_section(name: str, body: str) -> None:
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text.rstrip()}\n\n{block}\n"
     BENCHMARKS.parent.mkdir(parents=True, exist_ok=True)
     BENCHMARKS.write_text(text)
+
+
+def revision_python(revision: str) -> Path:
+    """A Python that imports fiqa_stream as it was at ``revision``, for side-by-side runs.
+
+    The revision is checked out (``git worktree``) under ``~/.cache/fiqa-stream-bench`` and
+    installed editable, without dependencies, into a virtual environment that sees this
+    environment's packages; both are kept for the next run.
+    """
+    import subprocess
+    import sys
+    import sysconfig
+
+    root = Path(__file__).resolve().parents[1]
+    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", f"{revision}^{{commit}}"],
+                            check=True, capture_output=True, text=True).stdout.strip()
+    home = Path.home() / ".cache" / "fiqa-stream-bench" / commit[:12]
+    tree, env = home / "tree", home / "venv"
+    python = env / "bin" / "python"
+    if python.exists():
+        return python
+    home.mkdir(parents=True, exist_ok=True)
+    if not tree.exists():
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tree), commit],
+                       check=True, capture_output=True)
+    # No pip or setuptools of its own: those of this environment (newer) build the install.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    ours = sysconfig.get_paths()["purelib"]
+    theirs = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                            check=True, capture_output=True, text=True).stdout.strip()
+    # A plain path line: this environment's packages, but not its .pth files (its own editable install).
+    (Path(theirs) / "base-packages.pth").write_text(ours + "\n")
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "-e", str(tree)], check=True)
+    return python

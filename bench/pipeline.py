@@ -1,10 +1,14 @@
 """Whole-pipeline benchmark on a composed 1280×720 25 fps clip with real faces.
 
     python bench/pipeline.py [--seconds 20] [--faces 4] [--no-write]
+    python bench/pipeline.py --against REV [--rounds 3]
 
 Prints frames/s, per-stage time and peak memory, and records them in
 docs/BENCHMARKS.md with the machine. The clip is composed first; the measurement runs
-in a fresh child process so that its peak RSS is the pipeline's alone.
+in a fresh child process so that its peak RSS is the pipeline's alone. With
+``--against``, the working tree and the git revision REV run the same clip in turns
+(REV, this, REV, this, ...), each in a fresh process, and the ratio of their median
+frames/s is reported: a busy machine weighs on both alike.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,6 +59,48 @@ def measure(clip: Path, out: Path, max_width: int) -> dict:
     }
 
 
+def run_child(python: Path, clip: Path, max_width: int) -> dict:
+    child = subprocess.run(
+        [str(python), __file__, "--measure", str(clip), "--max-width", str(max_width)],
+        check=True, capture_output=True, text=True,
+    )
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def per_run(results: list[dict]) -> str:
+    return ", ".join(f"{result['fps']:.1f}" for result in results)
+
+
+def compare(args: argparse.Namespace, clip: Path) -> None:
+    from common import revision_python, write_section
+
+    base = revision_python(args.against)
+    runs: dict[str, list[dict]] = {"base": [], "this": []}
+    for _ in range(args.rounds):
+        runs["base"].append(run_child(base, clip, args.max_width))
+        runs["this"].append(run_child(Path(sys.executable), clip, args.max_width))
+    fps = {name: statistics.median(r["fps"] for r in results) for name, results in runs.items()}
+    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=True, capture_output=True,
+                              text=True).stdout.strip()
+    lines = [
+        "### Whole pipeline against an earlier revision, side by side",
+        "",
+        f"`python bench/pipeline.py --against {args.against} --rounds {args.rounds} --seconds {args.seconds:g}"
+        f" --faces {args.faces}` (same clip and settings; runs in turns, each in a fresh process)",
+        "",
+        "| code | frames/s per run | median | best shots |",
+        "|---|---|---|---|",
+        *(f"| {label} | {per_run(runs[name])} | {fps[name]:.1f} | {runs[name][0]['best_shots']} |"
+          for name, label in (("base", args.against), ("this", f"{revision} + working tree"))),
+        "",
+        f"**ratio: {fps['this'] / fps['base']:.2f}×** the throughput of {args.against}.",
+    ]
+    report = "\n".join(lines)
+    print(report)
+    if not args.no_write:
+        write_section("pipeline-against", report)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -61,6 +108,8 @@ def main() -> None:
     parser.add_argument("--max-width", type=int, default=640)
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--against", metavar="REV", help="git revision to compare with, side by side")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against: runs of each, in turns")
     args = parser.parse_args()
 
     if args.measure:
@@ -73,11 +122,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         clip = compose_face_clip(Path(work) / "bench.mp4", width=1280, height=720, fps=25.0,
                                  seconds=args.seconds, faces=args.faces, seed=1)
-        child = subprocess.run(
-            [sys.executable, __file__, "--measure", str(clip.path), "--max-width", str(args.max_width)],
-            check=True, capture_output=True, text=True,
-        )
-    result = json.loads(child.stdout.strip().splitlines()[-1])
+        if args.against:
+            compare(args, clip.path)
+            return
+        result = run_child(Path(sys.executable), clip.path, args.max_width)
     per_frame = {stage: 1000 * s / result["frames"] for stage, s in result["stages"].items()}
     lines = [
         "### Whole pipeline, one 1280×720 25 fps stream, CPU defaults",
