@@ -98,12 +98,21 @@ class IndexProgress:
         self._progress.update(self._overall, completed=self._finished + sum(self._fractions.values()), rate=rate)
 
 
+_WITHOUT_SHOTS_SHOWN = 10
+
+
 def print_index_summary(summary: IndexSummary, quiet: bool) -> None:
     if quiet:
         return
     console = Console()
     for _, error in summary.failures:
         console.print(Text("failed: ", style="red") + plain(error), highlight=False, soft_wrap=True)
+    for path, why in summary.without_shots[:_WITHOUT_SHOTS_SHOWN]:
+        console.print(plain(path) + Text(": 0 best shots; faces without one: ") + plain(why),
+                      highlight=False, soft_wrap=True)
+    if len(summary.without_shots) > _WITHOUT_SHOTS_SHOWN:
+        console.print(Text(f"... and {len(summary.without_shots) - _WITHOUT_SHOTS_SHOWN} more videos with faces "
+                           "but no best shot (the report says why for each)"), highlight=False, soft_wrap=True)
     interrupted = " (interrupted: rerun to finish)" if summary.interrupted else ""
     links = (f"; {summary.links_skipped} link(s) out of the given folders skipped (--follow-links to index them)"
              if summary.links_skipped else "")

@@ -31,6 +31,7 @@ h1 { font-size: 1.3rem; margin: .3rem 0; }
 h2 { font-size: 1.05rem; margin: 1.2rem 0 .2rem; word-break: break-all; }
 .meta { color: #555; margin: 0 0 .5rem; }
 .error { color: #a00; margin: 0 0 .5rem; }
+.drops { color: #555; margin: 0 0 .5rem; }
 button { font: inherit; padding: .2rem .7rem; margin-right: .3rem; cursor: pointer; }
 button[aria-pressed="true"] { background: #234; color: #fff; }
 .shots { display: flex; flex-wrap: wrap; gap: .6rem; }
@@ -116,6 +117,8 @@ def _video_html(index: ArchiveIndex, video: VideoRow, shots: list[ShotRow], max_
     if video.width and video.height:
         facts.insert(1, f"{video.width}×{video.height}")
     error = f'<p class="error">{html.escape(video.error)}</p>' if video.error else ""
+    if video.dropped_faces:
+        error += f'<p class="drops">Faces without a best shot: {html.escape(video.dropped_faces)}</p>'
     cards = "".join(_shot_html(index, shot, max_side) for shot in shots)
     return (
         f'<section class="video" data-status="{video.status.value}"><h2>{html.escape(Path(video.path).name)}</h2>'

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.sqlite3"
 CROPS_DIR = "crops"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS videos (
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     seconds REAL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    dropped_faces TEXT
 );
 CREATE INDEX IF NOT EXISTS videos_path ON videos (path);
 CREATE TABLE IF NOT EXISTS tracks (
@@ -132,6 +133,7 @@ class VideoOutcome:
     frames_analysed: int = 0
     seconds: float = 0.0
     shots: tuple[ShotRecord, ...] = ()
+    dropped_faces: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +154,8 @@ class VideoRow:
     attempts: int
     seconds: float | None
     updated_at: str
+    #: How many detected faces yielded no best shot and why (stream/drops.py), or None.
+    dropped_faces: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +217,10 @@ class ArchiveIndex:
                 raise ArchiveIndexError(
                     f"{self.path}: index schema version {version} is newer than this fiqa-stream's ({SCHEMA_VERSION})"
                 )
+            if 0 < version < 2:
+                # Schema 2 says why a video's faces yielded no best shot.
+                self._db.execute("ALTER TABLE videos ADD COLUMN dropped_faces TEXT")
+                self._db.execute("PRAGMA user_version = 2")
             if create:
                 # WAL: readers never block the writer, and a kill never leaves a half transaction.
                 self._db.execute("PRAGMA journal_mode = WAL")
@@ -307,9 +315,10 @@ class ArchiveIndex:
             )
             self._db.execute(
                 "UPDATE videos SET status = ?, error = ?, duration = ?, width = ?, height = ?, fps = ?, "
-                "frames_decoded = ?, frames_analysed = ?, seconds = ?, updated_at = ? WHERE id = ?",
+                "frames_decoded = ?, frames_analysed = ?, seconds = ?, updated_at = ?, dropped_faces = ? WHERE id = ?",
                 (outcome.status.value, outcome.error, outcome.duration, outcome.width, outcome.height, outcome.fps,
-                 outcome.frames_decoded, outcome.frames_analysed, outcome.seconds, _now(), video_id),
+                 outcome.frames_decoded, outcome.frames_analysed, outcome.seconds, _now(), outcome.dropped_faces,
+                 video_id),
             )
             self._db.execute("COMMIT")
         except BaseException:

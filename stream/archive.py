@@ -27,6 +27,7 @@ from fiqa_stream.detectors import build_detector
 from fiqa_stream.device import resolve_device
 from fiqa_stream.scorers import build_scorer
 from fiqa_stream.sinks.index_db import ShotRecord, VideoOutcome, VideoStatus, video_key
+from fiqa_stream.stream.drops import explain
 from fiqa_stream.stream.pipeline import Pipeline, SourceStats
 from fiqa_stream.stream.sources import FILE_OPEN_OPTIONS, VIDEO_SUFFIXES, frame_too_large, missing_frames
 from fiqa_stream.types import BestShot, EventKind
@@ -281,8 +282,9 @@ def analyse_video(
         if on_progress is not None and sources:
             on_progress(job.fingerprint, sources[0].decoded, sources[0].expected)
 
+    config = video_config(base_config, job)
     pipeline = Pipeline(
-        video_config(base_config, job), detector=models.detector, scorer=models.scorer,
+        config, detector=models.detector, scorer=models.scorer,
         sinks=[collector], on_progress=progress, progress_interval=0.5,
     )
     summary = pipeline.run(stop)
@@ -296,7 +298,8 @@ def analyse_video(
     status, error = _judge(stats, summary.failures + summary.sink_failures)
     shots = tuple(_shot(e) for e in sorted(collector.events, key=lambda e: (e.track_id, e.event_id)))
     return result(status, error, frames_decoded=stats.decoded, frames_analysed=stats.analysed,
-                  shots=shots if status is not VideoStatus.FAILED else (), **fields)
+                  shots=shots if status is not VideoStatus.FAILED else (),
+                  dropped_faces=explain(stats.drops, config, stats.widest_small_face) or None, **fields)
 
 
 @dataclass(frozen=True, slots=True)

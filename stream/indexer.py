@@ -70,6 +70,8 @@ class IndexSummary:
     seconds: float = 0.0
     analysis_seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    #: Videos whose faces all went without a best shot, and why.
+    without_shots: list[tuple[str, str]] = field(default_factory=list)
     links_skipped: int = 0
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
@@ -210,6 +212,8 @@ class Indexer:
             log.error("%s", outcome.error)
         summary.frames_analysed += outcome.frames_analysed
         summary.best_shots += len(outcome.shots)
+        if not outcome.shots and outcome.dropped_faces:
+            summary.without_shots.append((result.path, outcome.dropped_faces))
         summary.analysis_seconds += outcome.seconds
         if result.peak_rss_mb:
             summary.peak_rss_mb[result.worker] = max(summary.peak_rss_mb.get(result.worker, 0.0), result.peak_rss_mb)

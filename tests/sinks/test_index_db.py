@@ -50,3 +50,19 @@ def test_an_index_from_a_newer_version_is_refused(tmp_path: Path) -> None:
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(ArchiveIndexError, match="schema version 99 is newer"):
         ArchiveIndex(tmp_path)
+
+
+def test_an_index_of_schema_1_gains_the_dropped_faces_column_and_keeps_its_rows(tmp_path: Path) -> None:
+    with ArchiveIndex(tmp_path) as index:
+        index.upsert_pending(FP, "/videos/a.mp4", 10, 1)
+        index.record(VideoOutcome(FP, VideoStatus.DONE, None, shots=(shot(1, 0.5, 1.0),)))
+    with sqlite3.connect(tmp_path / "index.sqlite3") as db:  # back to what fiqa-stream wrote before schema 2
+        db.execute("ALTER TABLE videos DROP COLUMN dropped_faces")
+        db.execute("PRAGMA user_version = 1")
+    with ArchiveIndex(tmp_path, create=False) as index:
+        [video] = index.videos()
+        assert video.dropped_faces is None and index.counts()["best_shots"] == 1
+        index.record(VideoOutcome(FP, VideoStatus.DONE, None, dropped_faces="3 narrower than x"))
+        assert index.videos()[0].dropped_faces == "3 narrower than x"
+    with sqlite3.connect(tmp_path / "index.sqlite3") as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -113,3 +114,31 @@ def test_the_drop_line_shows_a_source_id_verbatim(config: Config, capsys: pytest
     out = capsys.readouterr().out
     assert "cam[/red]\\x1b[2J: 0 best shots; faces without one: 3 only on frames the decoder marked corrupt" in out
     assert "\x1b[2J" not in out
+
+
+def test_an_index_whose_faces_are_all_too_small_says_why_per_video_in_its_summary_report_and_database(
+    tmp_path: Path,
+) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    compose_face_clip(archive / "lobby.mp4", width=320, height=240, fps=15.0, seconds=2.0, faces=1, seed=1)
+    config = tmp_path / "index.yaml"
+    config.write_text(
+        f"sources: [{{url: '{archive}'}}]\n"
+        f"sinks: [{{type: directory, path: '{tmp_path / 'unused'}'}}]\n"
+        "scorer: {type: heuristic}\n"
+        "selection: {min_face_size: 64}\n"
+    )
+    out = tmp_path / "index"
+    result = subprocess.run([FIQA_STREAM, "index", str(archive), "--out", str(out), "--config", str(config)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    [line] = [row for row in result.stdout.splitlines() if "faces without one" in row]
+    assert re.fullmatch(r".*lobby\.mp4: 0 best shots; faces without one: \d+ narrower than "
+                        r"selection\.min_face_size = 64\.0 px \(widest \d+ px\)(; .*)?", line), line
+    with sqlite3.connect(out / "index.sqlite3") as db:
+        [(stored,)] = db.execute("SELECT dropped_faces FROM videos").fetchall()
+    assert stored == line.split("faces without one: ", 1)[1]
+    report = subprocess.run([FIQA_STREAM, "report", str(out)], capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert f"Faces without a best shot: {stored}" in (out / "report.html").read_text()
