@@ -83,3 +83,10 @@ def test_a_fixed_share_is_kept_and_the_rest_fitted_around_it() -> None:
     assert sum(held.values()) == pytest.approx(1.0, abs=1e-3)
     with pytest.raises(ValueError, match="fixed"):
         fit_weights(components, utility, FUSED, fixed={"pose": 1.2})
+
+
+def test_the_default_scorer_uses_the_fusion_shipped_with_its_model() -> None:
+    spec = weights_module.shipped("student")
+    fitted = json.loads((weights_module.FOLDER / f"{spec.version}.fusion.json").read_text())
+    assert FiqaScorer(FiqaScorerConfig()).fusion == FiqaWeights(**fitted["weights"])
+    assert "training identities" in fitted["fitted_on"]
