@@ -17,7 +17,8 @@ from fiqa_stream.types import BestShot, EventKind
 
 DOCUMENTED_FIELDS = {
     "event_id", "run_id", "schema", "kind", "source", "track_id", "frame_index", "pts", "captured_at",
-    "first_seen", "last_seen", "box", "first_frame_index", "first_box", "landmarks", "quality", "components", "model", "crop", "sightings",
+    "first_seen", "last_seen", "box",
+    "first_frame_index", "first_box", "landmarks", "quality", "components", "model", "crop", "sightings",
     "decided_at",
 }
 

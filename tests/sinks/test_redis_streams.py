@@ -31,7 +31,8 @@ from fiqa_stream.types import BestShot, EventKind
 
 ENTRY_FIELDS = {
     "event_id", "run_id", "schema", "kind", "source", "track_id", "frame_index", "pts", "captured_at", "captured_at_ms",
-    "first_seen", "last_seen", "box", "first_frame_index", "first_box", "landmarks", "quality", "components", "model", "sightings",
+    "first_seen", "last_seen", "box",
+    "first_frame_index", "first_box", "landmarks", "quality", "components", "model", "sightings",
     "decided_at", "decided_at_ms", "crop_format", "crop", "frame_key",
 }
 
