@@ -265,14 +265,7 @@ def describe(score: ScenarioScore) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(
-        strict=True,
-        reason="issue 13 open: a slice of rows shifted sideways with its last row smeared below it is not "
-        "recognised as garbage (bars and lost blocks are), so the smeared frame next to the best moment wins",
-    )) if name == "corrupted" else name
-    for name in SITUATIONS
-])
+@pytest.mark.parametrize("name", SITUATIONS)
 def test_each_situation_meets_the_issue_13_targets(suite: SuiteRun, name: str) -> None:
     assert suite.summary.ok and suite.stats[name].analysed == suite.truths[name].frame_count
     score = suite.score(name)
