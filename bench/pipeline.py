@@ -71,6 +71,17 @@ def per_run(results: list[dict]) -> str:
     return ", ".join(f"{result['fps']:.1f}" for result in results)
 
 
+STAGES = ("detect", "track", "score", "select")
+
+
+def stage_ms(results: list[dict]) -> str:
+    """Median per-frame milliseconds of each stage over the runs."""
+    return " | ".join(
+        f"{statistics.median(1000 * r['stages'].get(stage, 0.0) / r['frames'] for r in results):.2f}"
+        for stage in STAGES
+    )
+
+
 def compare(args: argparse.Namespace, clip: Path) -> None:
     from common import revision_python, write_section
 
@@ -88,9 +99,11 @@ def compare(args: argparse.Namespace, clip: Path) -> None:
         f"`python bench/pipeline.py --against {args.against} --rounds {args.rounds} --seconds {args.seconds:g}"
         f" --faces {args.faces}` (same clip and settings; runs in turns, each in a fresh process)",
         "",
-        "| code | frames/s per run | median | best shots |",
-        "|---|---|---|---|",
-        *(f"| {label} | {per_run(runs[name])} | {fps[name]:.1f} | {runs[name][0]['best_shots']} |"
+        "| code | frames/s per run | median | " + " | ".join(f"{stage} ms/frame" for stage in STAGES)
+        + " | best shots |",
+        "|---|---|---|" + "---|" * len(STAGES) + "---|",
+        *(f"| {label} | {per_run(runs[name])} | {fps[name]:.1f} | {stage_ms(runs[name])} | "
+          f"{runs[name][0]['best_shots']} |"
           for name, label in (("base", args.against), ("this", f"{revision} + working tree"))),
         "",
         f"**ratio: {fps['this'] / fps['base']:.2f}×** the throughput of {args.against}.",
