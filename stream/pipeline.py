@@ -32,7 +32,7 @@ from fiqa_stream.stream.selection import BestShotSelector, new_run_id
 from fiqa_stream.stream.shot_boundary import ShotBoundaryDetector
 from fiqa_stream.stream.sources import FileSource, SourceEnd, SourceSpec, expand_sources
 from fiqa_stream.stream.tracker import ByteTracker
-from fiqa_stream.types import BestShot, Detections, Face, Frame
+from fiqa_stream.types import BestShot, Detections, EventKind, Face, Frame
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +369,7 @@ class Pipeline:
             self._drop(run, reason, count - run.stats.drops[reason])
         if not events:
             return
-        run.stats.best_shots += sum(1 for e in events if e.kind.value == "final")
+        run.stats.best_shots += sum(1 for e in events if e.kind is EventKind.FINAL)
         run.stats.tracks = run.selector.tracks_seen
         for event in events:
             self.metrics.best_shots.labels(event.source, event.kind.value).inc()
