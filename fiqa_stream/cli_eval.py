@@ -72,29 +72,38 @@ def laplacian_variance(faces: Sequence[Face]) -> np.ndarray:
     return np.array(out)
 
 
-def score_held_out(held: HeldOut, default: str = "student", models: Sequence[str] = ("student", "ensemble", "mspt"),
+MODELS = ("student", "student-utility", "ensemble", "mspt")
+
+
+def score_held_out(held: HeldOut, default: str = "student", models: Sequence[str] = MODELS,
                    weights: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Every score of every held-out sighting, by name (``fused``, ``model:<name>``, components, ...).
 
     Args:
         held: the held-out sightings.
         default: the fused scorer's model.
-        models: shipped models scored alone as well.
+        models: shipped models scored alone as well; those shipped with fitted fusion
+            weights are also scored fused (``fused:<name>``).
         weights: fusion weights overriding the fused scorer's defaults.
     """
     from fiqa_stream.scorers.config import FiqaScorerConfig, FiqaWeights
     from fiqa_stream.scorers.fiqa import FUSED, FiqaScorer
+    from fiqa_stream.scorers.weights import shipped
 
     config = FiqaScorerConfig(model=default) if weights is None else FiqaScorerConfig(
         model=default, weights=FiqaWeights(**weights))
     fused = FiqaScorer(config)
     alone = {m: fused if m == default else FiqaScorer(FiqaScorerConfig(model=m)) for m in models}
-    columns: dict[str, list[float]] = {name: [] for name in ("fused", *[f"model:{m}" for m in models], *FUSED[1:],
+    others = [m for m in models if m != default and weights is None and shipped(m).fusion_weights() is not None]
+    columns: dict[str, list[float]] = {name: [] for name in ("fused", *[f"fused:{m}" for m in others],
+                                                              *[f"model:{m}" for m in models], *FUSED[1:],
                                                               "laplacian_variance")}
     for start in range(0, len(held), _CHUNK):
         faces = held_out_faces(held, start, min(start + _CHUNK, len(held)))
         qualities = fused.score(faces)
         columns["fused"].extend(q.score for q in qualities)
+        for m in others:
+            columns[f"fused:{m}"].extend(q.score for q in alone[m].score(faces))
         for name in FUSED[1:]:
             columns[name].extend(q.components[name] for q in qualities)
         for m, scorer in alone.items():

@@ -58,10 +58,11 @@ class FiqaScorerConfig(StrictModel):
     """
 
     type: Literal["fiqa"] = "fiqa"
-    model: Literal["student", "ensemble", "mspt"] = Field(
+    model: Literal["student", "student-utility", "ensemble", "mspt"] = Field(
         "student",
         description="Shipped model: student (seed 002, default: ranks the sightings of one held-out face best), "
-        "mspt (seed 000, the fastest), ensemble (seed 001). See the model card.",
+        "student-utility (the seed-002 student trained on recognition-utility labels: the lowest ERC on held-out "
+        "identities), mspt (seed 000, the fastest), ensemble (seed 001). See the model card.",
     )
     weights: FiqaWeights | None = Field(
         None,
