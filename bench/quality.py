@@ -61,8 +61,8 @@ def main() -> int:
         "identity's clean photos and the nearest impostor (`scorers/training/utility.py`). ERC: FNMR at "
         f"FMR 1e-3 (dlib distance threshold {held.threshold:.3f} over every impostor comparison) after "
         "rejecting the lowest-quality sightings; ERC area = mean FNMR over rejection 0-50 %. Fused scorer "
-        f"(`{args.model}`, default weights) throughput: {speed:.0f} faces/s at batch 32 (alignment, model "
-        "and every weight-free component).",
+        f"(`{args.model}` with the fusion weights shipped with it) throughput: {speed:.0f} faces/s at batch 32 "
+        "(alignment, model and every weight-free component).",
         "",
         markdown_table(reports),
         "",
