@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 from fiqa_stream.stream.synthetic import (
@@ -360,3 +362,21 @@ def video_archive(tmp_path_factory: pytest.TempPathFactory) -> VideoArchive:
     # The weight-free scorer keeps these tests independent of the shipped model files.
     config.write_text("scorer: {type: heuristic}\n")
     return VideoArchive(folder, config, good, ("cut.mp4", "zero.mp4", "noise.mp4"))
+
+
+OPENCV_DOC_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+
+
+@pytest.fixture(scope="session")
+def opencv_doc_frames() -> Callable[[str], list[np.ndarray]]:
+    """Decodes a clip of Debian opencv-doc's examples/data (real footage no one here made) into BGR
+    frames; the test is skipped, saying so, where the package is not installed."""
+
+    def frames(name: str) -> list[np.ndarray]:
+        path = OPENCV_DOC_DATA / name
+        if not path.exists():
+            pytest.skip(f"{path} is missing (Debian package opencv-doc)")
+        with av.open(str(path)) as container:
+            return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+
+    return frames

@@ -3,10 +3,8 @@ leaves the frame; real clean faces are neither."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -18,7 +16,6 @@ from fiqa_stream.stream.plausibility import plausible
 from fiqa_stream.stream.synthetic import face_photos
 from fiqa_stream.types import Detections
 
-DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 # Megamind_bugy.avi is Megamind.avi with decode garbage on some frames: at 5 and 25 grey
 # and white bars run through both faces, at 20 a bar runs through the right face and a
 # green bar across the top of the left one, at 75 the left face is half displaced sideways.
@@ -26,19 +23,13 @@ CLEAN_SAMPLE = sorted({*range(0, 270, 10), 5, 25, 75})
 FFMPEG_GREEN = (0, 135, 0)
 
 
-def decode(name: str) -> list[np.ndarray]:
-    path = DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} is missing (Debian package opencv-doc)")
-    with av.open(str(path)) as container:
-        return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
-
-
 @pytest.fixture(scope="module")
-def megamind() -> Iterator[tuple[list[np.ndarray], list[np.ndarray], dict[int, Detections]]]:
+def megamind(
+    opencv_doc_frames: Callable[[str], list[np.ndarray]],
+) -> Iterator[tuple[list[np.ndarray], list[np.ndarray], dict[int, Detections]]]:
     """Clean frames, damaged frames, and YuNet's confident, plausible faces on the clean frames sampled
     (not the box it draws around Roxanne's hair in frames 154-199)."""
-    clean, damaged = decode("Megamind.avi"), decode("Megamind_bugy.avi")
+    clean, damaged = opencv_doc_frames("Megamind.avi"), opencv_doc_frames("Megamind_bugy.avi")
     with YuNetDetector(YuNetConfig()) as detector:
         found = detector.detect([clean[index] for index in CLEAN_SAMPLE])
     faces = {index: d.take((d.scores >= 0.6) & plausible(d)) for index, d in zip(CLEAN_SAMPLE, found, strict=True)}

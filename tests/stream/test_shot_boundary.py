@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -14,23 +15,14 @@ from fiqa_stream.stream.config import TrackerConfig
 from fiqa_stream.stream.pipeline import Pipeline, RunSummary
 from fiqa_stream.stream.shot_boundary import ShotBoundaryDetector, cell_change
 
-DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 # The frames of Debian opencv-doc's Megamind.avi (270 frames, 720×528) that open a new shot.
 MEGAMIND_CUTS = [98, 154, 200]
 THRESHOLD = TrackerConfig().scene_cut_threshold
 
 
-def decode(name: str) -> list[np.ndarray]:
-    path = DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} is missing (Debian package opencv-doc)")
-    with av.open(str(path)) as container:
-        return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
-
-
 @pytest.fixture(scope="module")
-def megamind() -> list[np.ndarray]:
-    return decode("Megamind.avi")
+def megamind(opencv_doc_frames: Callable[[str], list[np.ndarray]]) -> list[np.ndarray]:
+    return opencv_doc_frames("Megamind.avi")
 
 
 def cuts(frames: list[np.ndarray], threshold: float = THRESHOLD, every: int = 1) -> list[int]:
@@ -43,9 +35,11 @@ def test_the_three_cuts_of_megamind_are_cuts_and_no_other_frame_is(megamind: lis
     assert cuts(megamind) == MEGAMIND_CUTS
 
 
-def test_decode_garbage_across_part_of_the_picture_is_not_a_cut() -> None:
+def test_decode_garbage_across_part_of_the_picture_is_not_a_cut(
+    opencv_doc_frames: Callable[[str], list[np.ndarray]],
+) -> None:
     # Megamind_bugy.avi is the same clip with bars of decode garbage on 15 frames.
-    assert cuts(decode("Megamind_bugy.avi")) == MEGAMIND_CUTS
+    assert cuts(opencv_doc_frames("Megamind_bugy.avi")) == MEGAMIND_CUTS
 
 
 def test_a_cut_is_found_when_only_every_fifth_frame_is_analysed(megamind: list[np.ndarray]) -> None:
