@@ -66,7 +66,6 @@ class SourceStats:
     widest_small_face: float = 0.0
 
 
-
 @dataclass(slots=True)
 class RunSummary:
     """The outcome of a run, for the closing summary and the exit code."""

@@ -103,7 +103,7 @@ class BestShotSelector:
         self._model = model
         self._tracks: dict[int, _TrackRecord] = {}
         self.tracks_seen = 0
-        #: Sightings of ended tracks that yielded no final event, by reason (see ``DROP_REASONS``).
+        #: Sightings of ended tracks that yielded no final event, by reason (stream/drops.py names them).
         self.dropped: Counter[str] = Counter()
 
     @property
