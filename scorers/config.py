@@ -30,7 +30,7 @@ class HeuristicScorerConfig(StrictModel):
     )
 
 
-class FiqaWeights(StrictModel):
+class FiqaWeights(HeuristicWeights):
     """Relative weights of the learned score and the weight-free components in the fused score.
 
     The defaults are the heuristic scorer's weights plus the model at 0.3 (23 % of the
@@ -41,11 +41,6 @@ class FiqaWeights(StrictModel):
     """
 
     model: float = Field(0.3, ge=0.0, description="Weight of the learned FIQA model's score.")
-    sharpness: float = Field(0.35, ge=0.0, description="Weight of focus/blur (aligned face).")
-    exposure: float = Field(0.2, ge=0.0, description="Weight of exposure and contrast.")
-    pose: float = Field(0.2, ge=0.0, description="Weight of frontality from the 5 landmarks.")
-    size: float = Field(0.15, ge=0.0, description="Weight of face size (inter-eye distance).")
-    confidence: float = Field(0.1, ge=0.0, description="Weight of the detector's confidence.")
 
 
 class FiqaScorerConfig(StrictModel):
