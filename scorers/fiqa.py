@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.errors import DependencyError, ModelError
 from fiqa_stream.providers import Provider, log_active_providers
 from fiqa_stream.scorers.align import TEMPLATE_SIZE, align_face
@@ -31,7 +32,7 @@ from fiqa_stream.types import Face, Quality
 FUSED = ("model", *COMPONENTS)
 
 
-class FiqaScorer:
+class FiqaScorer(ClosedOnExit):
     """Quality from a shipped learned model and the weight-free components.
 
     Args:
@@ -118,9 +119,3 @@ class FiqaScorer:
 
     def close(self) -> None:
         """Nothing to release beyond what garbage collection frees; present for the ``Scorer`` protocol."""
-
-    def __enter__(self) -> FiqaScorer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

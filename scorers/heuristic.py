@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.scorers.align import ARCFACE_TEMPLATE, align_face
 from fiqa_stream.scorers.config import HeuristicScorerConfig
 from fiqa_stream.types import Face, Quality
@@ -93,7 +94,7 @@ _POSE_UNKNOWN = 0.5
 _EYES_PER_BOX = 0.4
 
 
-class HeuristicScorer:
+class HeuristicScorer(ClosedOnExit):
     """Quality from sharpness, exposure, pose, size and detector confidence.
 
     Args:
@@ -142,12 +143,6 @@ class HeuristicScorer:
 
     def close(self) -> None:
         """Nothing to release; present for the ``Scorer`` protocol."""
-
-    def __enter__(self) -> HeuristicScorer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _aligned_grey(face: Face) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.errors import DependencyError
 from fiqa_stream.scorers.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from fiqa_stream.scorers.prep import (
@@ -219,7 +220,7 @@ def _require(module: str) -> Any:
         raise DependencyError.missing(module, "gpu", "GPU preprocessing") from error
 
 
-class CudaPreprocessor:
+class CudaPreprocessor(ClosedOnExit):
     """``prep_cpu.prepare_faces`` on one GPU, in float16, with reused upload buffers.
 
     Args:
@@ -333,9 +334,3 @@ class CudaPreprocessor:
         self._pinned = np.empty(0, np.uint8)
         self._frames = None
         self._uploaded = None
-
-    def __enter__(self) -> CudaPreprocessor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

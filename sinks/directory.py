@@ -16,6 +16,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.errors import SinkError
 from fiqa_stream.sinks.config import DirectorySinkConfig
 from fiqa_stream.sinks.events import crop_name, event_fields
@@ -57,7 +58,7 @@ def remove_temporary_crops(crops: Path) -> int:
     return removed
 
 
-class DirectorySink:
+class DirectorySink(ClosedOnExit):
     """Writes best shots into one output folder."""
 
     name = "directory"
@@ -98,9 +99,3 @@ class DirectorySink:
         if self._events >= 0:
             os.close(self._events)
             self._events = -1
-
-    def __enter__(self) -> DirectorySink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.errors import ArchiveIndexError
 from fiqa_stream.sinks.directory import write_atomically
 
@@ -192,7 +193,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class ArchiveIndex:
+class ArchiveIndex(ClosedOnExit):
     """The index database and crop folder of one output directory.
 
     Only one process writes an index at a time (the ``index`` command's parent);
@@ -232,12 +233,6 @@ class ArchiveIndex:
 
     def close(self) -> None:
         self._db.close()
-
-    def __enter__(self) -> ArchiveIndex:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- writing ---------------------------------------------------------------------------
 

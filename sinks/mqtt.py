@@ -48,6 +48,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.errors import DependencyError, SinkError
 from fiqa_stream.redact import redact_text, redact_url
 from fiqa_stream.sinks.config import MqttSinkConfig, MqttTlsConfig
@@ -171,7 +172,7 @@ class PublishRefused(SinkError):
     """The broker answered a publication with a failure reason (not authorized, quota, size)."""
 
 
-class MqttSink(SpooledSink):
+class MqttSink(SpooledSink, ClosedOnExit):
     """Publishes best shots to an MQTT broker (QoS 1), with a journal for outages (``Spool``)."""
 
     name = "mqtt"
@@ -234,12 +235,6 @@ class MqttSink(SpooledSink):
                 offline.wait_for_publish(_OFFLINE_WAIT)
         self._client.disconnect()
         self._client.loop_stop()
-
-    def __enter__(self) -> MqttSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # Connection: paho's network thread runs the callbacks.
 

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.errors import DependencyError, SinkError
 from fiqa_stream.redact import redact_text, redact_url
 from fiqa_stream.sinks.config import RedisSinkConfig
@@ -125,7 +126,7 @@ def _unpack(packed: bytes) -> dict[bytes, bytes]:
     return entry
 
 
-class RedisSink(SpooledSink):
+class RedisSink(SpooledSink, ClosedOnExit):
     """Publishes best shots to Redis Streams, with a journal for outages (``Spool``)."""
 
     name = "redis"
@@ -159,12 +160,6 @@ class RedisSink(SpooledSink):
         """Give the replay thread a last chance to deliver the journal, then stop."""
         self._spool.close(drain_seconds)
         self._client.close()
-
-    def __enter__(self) -> RedisSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _check_server(self) -> None:
         """Fatal problems are reported at start; an unreachable server only spills."""

@@ -44,6 +44,7 @@ from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import unquote, urlsplit
 
+from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.errors import SinkError
 from fiqa_stream.redact import redact_text, redact_url
 from fiqa_stream.sinks.config import WebhookSinkConfig
@@ -217,7 +218,7 @@ def _describe(error: BaseException) -> str:
     return _one_line(str(text))
 
 
-class WebhookSink(SpooledSink):
+class WebhookSink(SpooledSink, ClosedOnExit):
     """POSTs best shots to an HTTP endpoint, with retries, backoff and a journal for outages (``Spool``)."""
 
     name = "webhook"
@@ -249,12 +250,6 @@ class WebhookSink(SpooledSink):
         self._spool.close(drain_seconds, lambda: self._spool.reachable, join_seconds=self._config.timeout + 5.0)
         self._direct.close()
         self._replay_client.close()
-
-    def __enter__(self) -> WebhookSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _entry(self, event: BestShot) -> JournalEntry:
         # Stored as the journal's stream entry: the event id, the exact body, its Content-Type
