@@ -27,13 +27,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
+
+from fiqa_stream.scorers.training.metrics import spearman
 
 MIN_WEIGHT = 0.01
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    return 0.0 if np.ptp(x) == 0 else float(stats.spearmanr(x, y)[0])
 
 
 def fit_weights(components: Mapping[str, np.ndarray], utility: np.ndarray, names: Sequence[str],
@@ -67,10 +65,10 @@ def fit_weights(components: Mapping[str, np.ndarray], utility: np.ndarray, names
     members = [m for m in members if len(m) > 2]
 
     def objective(fused: np.ndarray) -> float:
-        pooled = _spearman(fused, target)
+        pooled = spearman(fused, target)
         if not members:
             return pooled
-        return 0.5 * pooled + 0.5 * float(np.mean([_spearman(fused[m], target[m]) for m in members]))
+        return 0.5 * pooled + 0.5 * float(np.mean([spearman(fused[m], target[m]) for m in members]))
 
     def loss(logits: np.ndarray) -> float:
         w = np.exp(logits - logits.max())
@@ -87,7 +85,7 @@ def fit_weights(components: Mapping[str, np.ndarray], utility: np.ndarray, names
     return {n: round(float(out[n]), 4) for n in names}
 
 
-def write_fusion(path: Path, weights: Mapping[str, float], fitted_on: str, spearman: float) -> None:
+def write_fusion(path: Path, weights: Mapping[str, float], fitted_on: str, spearman_on_fit: float) -> None:
     """Store fitted weights beside a shipped model (``<version>.fusion.json``)."""
     path.write_text(json.dumps({"weights": dict(weights), "fitted_on": fitted_on,
-                                "spearman_on_fit": round(spearman, 4)}, indent=2) + "\n", encoding="utf-8")
+                                "spearman_on_fit": round(spearman_on_fit, 4)}, indent=2) + "\n", encoding="utf-8")

@@ -27,6 +27,13 @@ logger = logging.getLogger(__name__)
 _MIN_FIT_POINTS = 5
 
 
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two series; 0, not NaN, when either is constant."""
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    return float(stats.spearmanr(a, b)[0])
+
+
 def logistic4(x: np.ndarray, beta1: float, beta2: float, beta3: float, beta4: float) -> np.ndarray:
     """The 4-parameter logistic ``β2 + (β1 − β2) / (1 + exp(−(x − β3)/|β4|))``."""
     z = np.clip(-(x - beta3) / max(abs(beta4), 1e-12), -500.0, 500.0)
@@ -108,7 +115,7 @@ def evaluate(predictions: np.ndarray | list[float], labels: np.ndarray | list[fl
     if mapped is None:
         mapped = fit_linear(pred, true)
     constant = np.ptp(pred) == 0 or np.ptp(true) == 0
-    srcc = 0.0 if constant else float(stats.spearmanr(pred, true)[0])
+    srcc = spearman(pred, true)
     krcc = 0.0 if constant else float(stats.kendalltau(pred, true)[0])
     plcc = _correlation(mapped, true)
     rmse = math.sqrt(float(np.mean((mapped - true) ** 2)))

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from fiqa_stream.errors import ConfigError
+from fiqa_stream.scorers.training.metrics import spearman
 from fiqa_stream.scorers.training.recognition import distances
 from fiqa_stream.scorers.training.utility import DESCRIPTORS, SIGHTINGS_CSV
 
@@ -104,12 +104,6 @@ class Report:
         return min(self.per_degradation.values())
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return 0.0
-    return float(stats.spearmanr(a, b)[0])
-
-
 def erc(scores: np.ndarray, genuine: np.ndarray, threshold: float, reject: np.ndarray) -> np.ndarray:
     """FNMR of the genuine comparisons kept after rejecting each fraction in ``reject`` of the lowest scores."""
     order = np.argsort(scores, kind="stable")
@@ -144,10 +138,10 @@ def report(scores: np.ndarray, held: HeldOut) -> Report:
         raise ValueError(f"need {len(held)} finite scores, got shape {scores.shape}")
     kinds = sorted({d for d in held.degradation if d != "clean"})
     degradation = np.array(held.degradation)
-    per = {k: _spearman(scores[degradation == k], held.utility[degradation == k]) for k in kinds}
+    per = {k: spearman(scores[degradation == k], held.utility[degradation == k]) for k in kinds}
     fine = erc(scores, held.genuine, held.threshold, np.linspace(0.0, 0.5, 51))
     points = erc(scores, held.genuine, held.threshold, np.array(REJECT_POINTS))
-    return Report(_spearman(scores, held.utility), per, dict(zip(REJECT_POINTS, map(float, points), strict=True)),
+    return Report(spearman(scores, held.utility), per, dict(zip(REJECT_POINTS, map(float, points), strict=True)),
                   float(fine.mean()), hit_at_2(scores, held))
 
 
