@@ -86,7 +86,7 @@ def detector_growth(detector: dict, calls: int) -> dict:
 
 def score(events: list[dict], truth: object) -> dict:
     """Recall, best shots in the ground-truth window and finals per face."""
-    from fiqa_stream.stream.synthetic import ClipTruth
+    from fiqa_stream.media.clips import ClipTruth
 
     assert isinstance(truth, ClipTruth)
     finals = [e for e in events if e["kind"] == "final"]
@@ -138,7 +138,7 @@ def main() -> None:
         child(args)
         return
 
-    from fiqa_stream.stream.synthetic import compose_face_clip
+    from fiqa_stream.media.clips import compose_face_clip
 
     fps: dict[str, list[float]] = {name: [] for name in VARIANTS}
     detect_ms: dict[str, list[float]] = {name: [] for name in VARIANTS}

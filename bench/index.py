@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args()
 
-    from fiqa_stream.stream.synthetic import compose_face_clip
+    from fiqa_stream.media.clips import compose_face_clip
 
     with tempfile.TemporaryDirectory() as work:
         folder = Path(work) / "archive"

@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
-    from fiqa_stream.stream.synthetic import compose_face_clip
+    from fiqa_stream.media.clips import compose_face_clip
 
     rows = []
     with tempfile.TemporaryDirectory() as work:

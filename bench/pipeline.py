@@ -130,7 +130,7 @@ def main() -> None:
             print(json.dumps(measure(args.measure, Path(out), args.max_width)))
         return
 
-    from fiqa_stream.stream.synthetic import compose_face_clip
+    from fiqa_stream.media.clips import compose_face_clip
 
     with tempfile.TemporaryDirectory() as work:
         clip = compose_face_clip(Path(work) / "bench.mp4", width=1280, height=720, fps=25.0,

@@ -186,7 +186,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
-    from fiqa_stream.stream.synthetic import compose_face_clip
+    from fiqa_stream.media.clips import compose_face_clip
 
     with tempfile.TemporaryDirectory() as work_dir:
         work = Path(work_dir)

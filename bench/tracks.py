@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
-    from fiqa_stream.stream.scenarios import SCENARIOS, megamind_truth, score_events
+    from fiqa_stream.media.scenarios import SCENARIOS, megamind_truth, score_events
 
     seeds = {"scene_cut": 1, "same_place_swap": 2, "crossing": 3, "occlusion": 4, "corrupted": 5, "small_faces": 6}
     with tempfile.TemporaryDirectory() as work:

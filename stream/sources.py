@@ -96,7 +96,7 @@ def _is_glob(url: str) -> bool:
 def _paths_of(config: SourceConfig) -> list[Path]:
     url = config.url
     if url == DEMO_URL:
-        from fiqa_stream.stream.synthetic import demo_clip
+        from fiqa_stream.media.clips import demo_clip
 
         return [demo_clip()]
     if _is_glob(url):

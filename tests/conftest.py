@@ -16,7 +16,7 @@ import av
 import numpy as np
 import pytest
 
-from fiqa_stream.stream.synthetic import (
+from fiqa_stream.media.clips import (
     ClipTruth,
     compose_face_clip,
     compose_nonface_clip,

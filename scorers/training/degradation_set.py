@@ -1,6 +1,6 @@
 """A labelled training set built from real faces: aligned crops through random degradation chains.
 
-Sources are the real head photos of ``fiqa_stream.stream.synthetic.face_photos`` (or
+Sources are the real head photos of ``fiqa_stream.media.faces.face_photos`` (or
 any BGR photos passed in). In each, yuface finds the largest face's five landmarks
 and ``align_face`` warps it to the ArcFace framing at ``size`` px, exactly as the
 pipeline aligns faces. Each face gives several *views*: the aligned crop, its mirror
@@ -170,7 +170,7 @@ def build_degradation_set(
         Samples ordered by face, view and index; ``face_id`` is the photo's position.
     """
     if photos is None:
-        from fiqa_stream.stream.synthetic import face_photos
+        from fiqa_stream.media.faces import face_photos
 
         photos = face_photos()
     samples: list[DegradedSample] = []
@@ -263,7 +263,7 @@ def write_training_folders(
     net from memorising the handful of pristine crops: every framing is new.
     """
     if photos is None:
-        from fiqa_stream.stream.synthetic import face_photos
+        from fiqa_stream.media.faces import face_photos
 
         photos = face_photos()
     samples = build_degradation_set(photos, size, jitters, samples_per_view, pristine_per_view, seed)

@@ -2,7 +2,7 @@
 
 Three sources, all real photos reachable offline through package clients:
 
-* **bundled**: the 8 faces of ``fiqa_stream.stream.synthetic.face_photos()`` (the six
+* **bundled**: the 8 faces of ``fiqa_stream.media.faces.face_photos()`` (the six
   of insightface's ``t1.jpg``, ``Tom_Hanks_54745.png`` from the insightface wheel,
   scikit-image's astronaut), one photo per identity.
 * **face-api**: ``package/demo/sample1.jpg`` … ``sample6.jpg`` of the npm package
@@ -197,7 +197,7 @@ def raw_identities(sources: Sequence[str] = ("bundled", "face-api", "face_recogn
     """Every face of the chosen sources as an identity, before merging look-alikes (see ``identities``)."""
     out: list[Identity] = []
     if "bundled" in sources:
-        from fiqa_stream.stream.synthetic import face_photos
+        from fiqa_stream.media.faces import face_photos
 
         for k, photo in enumerate(face_photos()):
             out.extend(Identity(p.name, (p,)) for p in _faces(f"bundled/{k}", photo, largest_only=True))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from fiqa_stream.stream.synthetic import ClipTruth
+from fiqa_stream.media.clips import ClipTruth
 
 if TYPE_CHECKING:
     from conftest import VideoArchive

@@ -11,8 +11,8 @@ import pytest
 from fiqa_stream.config import load_config, parse_config
 from fiqa_stream.device import cuda_device_count, resolve_device
 from fiqa_stream.errors import ConfigError
+from fiqa_stream.media.clips import ClipTruth
 from fiqa_stream.stream.pipeline import Pipeline
-from fiqa_stream.stream.synthetic import ClipTruth
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 needs_no_gpu = pytest.mark.skipif(cuda_device_count() > 0, reason="this machine has a CUDA GPU")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fiqa_stream.stream.synthetic import ClipTruth
+from fiqa_stream.media.clips import ClipTruth
 
 FIQA_STREAM = str(Path(sys.executable).with_name("fiqa-stream"))
 

@@ -11,12 +11,12 @@ import pytest
 
 from fiqa_stream.config import parse_config
 from fiqa_stream.errors import ConfigError
+from fiqa_stream.media.clips import compose_face_clip
 from fiqa_stream.scorers import build_scorer
 from fiqa_stream.scorers.config import FiqaScorerConfig, FiqaWeights, HeuristicScorerConfig
 from fiqa_stream.scorers.fiqa import FUSED, FiqaScorer
 from fiqa_stream.scorers.heuristic import HeuristicScorer
 from fiqa_stream.stream.pipeline import Pipeline
-from fiqa_stream.stream.synthetic import compose_face_clip
 
 from .conftest import Scene
 

@@ -30,7 +30,7 @@ def default_scorer() -> FiqaScorer:
 
 @pytest.fixture(scope="module", params=HELD_OUT)
 def clean(request: pytest.FixtureRequest) -> np.ndarray:
-    from fiqa_stream.stream.synthetic import face_photos
+    from fiqa_stream.media.faces import face_photos
 
     photo = face_photos()[request.param]
     (landmarks, confidence), *_ = detect_faces(photo)

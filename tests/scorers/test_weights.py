@@ -12,6 +12,7 @@ import torch
 from scipy import stats
 
 from fiqa_stream.errors import ConfigError, ModelError
+from fiqa_stream.media.faces import face_photos
 from fiqa_stream.scorers import weights
 from fiqa_stream.scorers.align import align_face
 from fiqa_stream.scorers.config import FiqaScorerConfig
@@ -21,7 +22,6 @@ from fiqa_stream.scorers.models.complexity import count
 from fiqa_stream.scorers.models.preprocess import crops_to_tensor
 from fiqa_stream.scorers.training.degradation_set import SPLIT_FRACTIONS, detect_landmarks, split_by_face
 from fiqa_stream.scorers.training.degradations import defocus_blur, gaussian_noise, underexposure
-from fiqa_stream.stream.synthetic import face_photos
 
 SHIPPED = sorted(weights.SHIPPED)
 MAX_FILE_BYTES = 10 * 2**20

@@ -25,12 +25,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from fiqa_stream.config import parse_config
 from fiqa_stream.errors import ConfigError, SinkError
+from fiqa_stream.media.clips import ClipTruth
 from fiqa_stream.sinks import build_sink
 from fiqa_stream.sinks.config import MqttSinkConfig
 from fiqa_stream.sinks.events import event_fields
 from fiqa_stream.sinks.mqtt import MqttSink
 from fiqa_stream.stream.metrics import ReplayingSink
-from fiqa_stream.stream.synthetic import ClipTruth
 from fiqa_stream.types import BestShot, EventKind
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -33,12 +33,12 @@ import pytest
 
 from fiqa_stream.config import parse_config
 from fiqa_stream.errors import ConfigError, SinkError
+from fiqa_stream.media.clips import ClipTruth
 from fiqa_stream.sinks import build_sink
 from fiqa_stream.sinks.config import WebhookSinkConfig
 from fiqa_stream.sinks.events import event_fields
 from fiqa_stream.sinks.webhook import WebhookSink
 from fiqa_stream.stream.metrics import MetricsServer, PipelineMetrics
-from fiqa_stream.stream.synthetic import ClipTruth
 from fiqa_stream.stream.workers import shard_configs
 from fiqa_stream.types import BestShot, EventKind
 

@@ -12,10 +12,10 @@ import pytest
 
 from fiqa_stream.detectors.config import YuNetConfig
 from fiqa_stream.detectors.yunet import YuNetDetector
+from fiqa_stream.media.faces import face_photos
 from fiqa_stream.stream.appearance import SIZE, blend, describe, is_known
 from fiqa_stream.stream.config import TrackerConfig
 from fiqa_stream.stream.plausibility import plausible
-from fiqa_stream.stream.synthetic import face_photos
 
 MEGAMIND = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 GATE = TrackerConfig().appearance_min_similarity

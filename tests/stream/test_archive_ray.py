@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fiqa_stream.stream.synthetic import compose_face_clip
+from fiqa_stream.media.clips import compose_face_clip
 
 if TYPE_CHECKING:
     from conftest import VideoArchive

@@ -10,9 +10,9 @@ import av
 import numpy as np
 import pytest
 
+from fiqa_stream.media.faces import face_photos
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.sources import FileSource, SourceEnd, SourceSpec
-from fiqa_stream.stream.synthetic import face_photos
 from fiqa_stream.types import Frame
 
 FPS = 25

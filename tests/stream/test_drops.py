@@ -13,9 +13,9 @@ import pytest
 
 from fiqa_stream.cli_display import print_summary
 from fiqa_stream.config import Config, parse_config
+from fiqa_stream.media.clips import compose_face_clip
 from fiqa_stream.stream.drops import DROP_REASONS, _setting, explain
 from fiqa_stream.stream.pipeline import RunSummary, SourceStats
-from fiqa_stream.stream.synthetic import compose_face_clip
 
 FIQA_STREAM = str(Path(sys.executable).with_name("fiqa-stream"))
 

@@ -11,9 +11,9 @@ import pytest
 
 from fiqa_stream.detectors.config import YuNetConfig
 from fiqa_stream.detectors.yunet import YuNetDetector
+from fiqa_stream.media.faces import face_photos
 from fiqa_stream.stream.integrity import _garbage_blocks, is_cut_off, is_garbled
 from fiqa_stream.stream.plausibility import plausible
-from fiqa_stream.stream.synthetic import face_photos
 from fiqa_stream.types import Detections
 
 # Megamind_bugy.avi is Megamind.avi with decode garbage on some frames: at 5 and 25 grey

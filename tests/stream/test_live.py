@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from fiqa_stream.config import Config, parse_config
+from fiqa_stream.media.clips import ClipTruth
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
 from fiqa_stream.stream.live import LiveSource, SourceOutage
 from fiqa_stream.stream.pipeline import Pipeline, RunSummary, SourceStats
 from fiqa_stream.stream.sources import SourceEnd
-from fiqa_stream.stream.synthetic import ClipTruth
 
 pytestmark = pytest.mark.slow
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -12,8 +12,8 @@ import pytest
 
 from fiqa_stream.config import Config, parse_config
 from fiqa_stream.errors import ConfigError
+from fiqa_stream.media.clips import ClipTruth, FaceTruth, corrupt_copy, garbage_file
 from fiqa_stream.stream.pipeline import Pipeline
-from fiqa_stream.stream.synthetic import ClipTruth, FaceTruth, corrupt_copy, garbage_file
 
 
 def config_for(sources: list[dict], out: Path, **sections: dict) -> Config:

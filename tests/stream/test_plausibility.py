@@ -13,9 +13,9 @@ import pytest
 from fiqa_stream.config import parse_config
 from fiqa_stream.detectors.config import YuNetConfig
 from fiqa_stream.detectors.yunet import YuNetDetector
+from fiqa_stream.media.faces import face_photos
 from fiqa_stream.stream.pipeline import Pipeline
 from fiqa_stream.stream.plausibility import not_nested, plausible, subset
-from fiqa_stream.stream.synthetic import face_photos
 from fiqa_stream.types import Detections
 
 MEGAMIND = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")

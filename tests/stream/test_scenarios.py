@@ -26,9 +26,7 @@ import numpy as np
 import pytest
 
 from fiqa_stream.config import Config, parse_config
-from fiqa_stream.stream.drops import explain
-from fiqa_stream.stream.pipeline import Pipeline, RunSummary, SourceStats
-from fiqa_stream.stream.scenarios import (
+from fiqa_stream.media.scenarios import (
     MEGAMIND_BUGY_CORRUPTED,
     MEGAMIND_BUGY_FAINT,
     MEGAMIND_CUTS,
@@ -40,6 +38,8 @@ from fiqa_stream.stream.scenarios import (
     score_events,
     small_faces,
 )
+from fiqa_stream.stream.drops import explain
+from fiqa_stream.stream.pipeline import Pipeline, RunSummary, SourceStats
 
 MEGAMIND = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 MEGAMIND_BUGY = MEGAMIND.with_name("Megamind_bugy.avi")

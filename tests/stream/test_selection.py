@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
+from fiqa_stream.media.faces import face_photos
 from fiqa_stream.stream import integrity
 from fiqa_stream.stream.config import CropConfig, SelectionConfig
 from fiqa_stream.stream.selection import BestShotSelector, new_run_id
-from fiqa_stream.stream.synthetic import face_photos
 from fiqa_stream.types import EventKind, Frame, Quality
 
 BOX = np.array([40, 30, 80, 80], np.float32)

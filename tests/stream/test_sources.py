@@ -12,6 +12,7 @@ from av.codec.hwaccel import hwdevices_available
 from fiqa_stream.config import parse_config
 from fiqa_stream.device import cuda_device_count
 from fiqa_stream.errors import ConfigError
+from fiqa_stream.media.clips import ClipTruth, corrupt_copy, flat_clip, garbage_file
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
 from fiqa_stream.stream.sources import (
@@ -22,7 +23,6 @@ from fiqa_stream.stream.sources import (
     expand_sources,
     hardware_decoder,
 )
-from fiqa_stream.stream.synthetic import ClipTruth, corrupt_copy, flat_clip, garbage_file
 from fiqa_stream.types import Frame
 
 

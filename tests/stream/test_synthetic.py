@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import yuface
 
-from fiqa_stream.stream.synthetic import (
+from fiqa_stream.media.clips import (
     ClipTruth,
     FaceTruth,
     compose_face_clip,
     compose_nonface_clip,
     corrupt_copy,
     demo_clip,
-    face_photos,
     garbage_file,
 )
+from fiqa_stream.media.faces import face_photos
 
 
 def decode(path: Path) -> list[av.VideoFrame]:

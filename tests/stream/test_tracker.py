@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
+from fiqa_stream.media.faces import face_photos
 from fiqa_stream.stream.config import TrackerConfig
-from fiqa_stream.stream.synthetic import face_photos
 from fiqa_stream.stream.tracker import ByteTracker, TrackerStep, iou_matrix
 from fiqa_stream.types import Detections, TrackState
 

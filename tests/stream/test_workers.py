@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fiqa_stream.config import parse_config
-from fiqa_stream.stream.synthetic import ClipTruth
+from fiqa_stream.media.clips import ClipTruth
 from fiqa_stream.stream.workers import run_sharded
 
 pytestmark = pytest.mark.slow

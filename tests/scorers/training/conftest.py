@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fiqa_stream.media.faces import face_photos
 from fiqa_stream.scorers.align import align_face
 from fiqa_stream.scorers.training.degradation_set import detect_landmarks
-from fiqa_stream.stream.synthetic import face_photos
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,16 @@
 """H.264 clips composed from real face photos, with a ground truth of each face's best moment.
 
-Tests, benchmarks and the demo need video of faces whose best frame is known. Real face
-photos (the insightface wheel's sample images and scikit-image's astronaut) are cut out
-with the ``yuface`` detector, pasted onto a face-free moving background, moved along their
-own horizontal lane and degraded smoothly in time: far from its best moment a face is
-small, blurred and dark; at its best moment it is full size, sharp and normally lit.
+Tests, benchmarks and the demo need video of faces whose best frame is known. The head
+crops of :mod:`fiqa_stream.media.faces` are pasted onto a face-free moving background,
+moved along their own horizontal lane and degraded smoothly in time: far from its best
+moment a face is small, blurred and dark; at its best moment it is full size, sharp and
+normally lit.
 
 Only the paths the caller names are written; :func:`demo_clip` writes into a cache folder.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 import os
@@ -25,9 +24,8 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-import yuface
 
-from fiqa_stream.errors import DependencyError
+from fiqa_stream.media.faces import FaceCrop, face_crops
 
 __all__ = [
     "ClipTruth",
@@ -36,15 +34,12 @@ __all__ = [
     "compose_nonface_clip",
     "corrupt_copy",
     "demo_clip",
-    "face_photos",
     "flat_clip",
     "garbage_file",
 ]
 
 logger = logging.getLogger(__name__)
 
-_INSIGHTFACE_IMAGES = ("t1.jpg", "Tom_Hanks_54745.png")
-_DETECT_MAX_SIDE = 960  # yuface warns (and degrades) above this size
 _CROP_HEIGHT = 0.30  # head crop height at the best moment, as a fraction of the frame height
 _WOBBLE = 0.01  # vertical sway amplitude, as a fraction of the frame height
 _SPEED = 0.15  # horizontal travel per second, as a fraction of the frame width
@@ -99,18 +94,10 @@ class ClipTruth:
 
 
 @dataclass(frozen=True)
-class _Crop:
-    """A head cut from a photo; ``centre`` is the face box centre as a fraction of its size."""
-
-    image: np.ndarray
-    centre: tuple[float, float]
-
-
-@dataclass(frozen=True)
 class _Plan:
     """How one face moves and degrades; times are in frames."""
 
-    photo: _Crop
+    photo: FaceCrop
     first: int
     last: int
     best: int
@@ -118,78 +105,6 @@ class _Plan:
     x_start: float
     x_step: float
     phase: float
-
-
-def face_photos() -> list[np.ndarray]:
-    """Real face crops, each a whole head with margin, cut from the bundled photos.
-
-    Each crop extends the detected face box by half its size on every side (less where
-    the photo ends), so a detector sees a whole head.
-    The photos are insightface's ``t1.jpg`` (six faces) and ``Tom_Hanks_54745.png``
-    plus scikit-image's astronaut. Without insightface only the astronaut is used.
-
-    Returns:
-        BGR ``uint8`` arrays of shape ``(h, w, 3)``; new copies on every call.
-
-    Raises:
-        DependencyError: Neither insightface nor scikit-image is installed.
-    """
-    return [crop.image.copy() for crop in _face_crops()]
-
-
-@lru_cache(maxsize=1)
-def _face_crops() -> tuple[_Crop, ...]:
-    crops = [crop for image in _source_images() for crop in _cut_faces(image)]
-    if not crops:
-        raise DependencyError.missing("insightface", "demo", "composing the demo clip")
-    return tuple(crops)
-
-
-def _source_images() -> list[np.ndarray]:
-    images: list[np.ndarray] = []
-    # find_spec locates the wheel's data without importing insightface (and onnxruntime).
-    spec = importlib.util.find_spec("insightface")
-    if spec is not None and spec.submodule_search_locations:
-        folder = Path(next(iter(spec.submodule_search_locations))) / "data" / "images"
-        for name in _INSIGHTFACE_IMAGES:
-            image = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
-            if image is not None:
-                images.append(image)
-    else:
-        logger.warning(
-            "insightface is not installed: composing faces from the astronaut photo alone "
-            "(pip install 'fiqa-stream[demo]' for more faces)"
-        )
-    try:
-        from skimage import data
-    except ImportError:
-        logger.warning("scikit-image is not installed: the astronaut photo is not used")
-    else:
-        images.append(np.ascontiguousarray(data.astronaut()[:, :, ::-1]))
-    return images
-
-
-def _cut_faces(image: np.ndarray) -> list[_Crop]:
-    crops = []
-    for x, y, w, h in sorted(_detect(image).tolist()):
-        # The margin is clipped where the photo ends: padding would smear streaks into the head.
-        x0, y0 = max(0, round(x - w / 2)), max(0, round(y - h / 2))
-        x1 = min(image.shape[1], round(x + 1.5 * w))
-        y1 = min(image.shape[0], round(y + 1.5 * h))
-        centre = ((x + w / 2 - x0) / (x1 - x0), (y + h / 2 - y0) / (y1 - y0))
-        crops.append(_Crop(image[y0:y1, x0:x1].copy(), centre))
-    return crops
-
-
-def _detect(image: np.ndarray, conf: float = 0.5) -> np.ndarray:
-    """Face boxes ``(x, y, w, h)`` as float, detected on a copy no larger than yuface likes."""
-    scale = min(1.0, _DETECT_MAX_SIDE / max(image.shape[:2]))
-    small = image
-    if scale < 1.0:
-        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    _, boxes, _ = yuface.detect(np.ascontiguousarray(small), conf=conf)
-    return boxes.astype(np.float64).reshape(-1, 4) / scale
 
 
 def compose_face_clip(
@@ -230,7 +145,7 @@ def compose_face_clip(
         raise ValueError(f"faces must be at least 1, got {faces}")
     rng = np.random.default_rng(seed)
     frame_count = max(1, round(seconds * fps))
-    photos = _face_crops()
+    photos = face_crops()
     order = rng.permutation(len(photos))
     plans = _plan_faces(
         [photos[order[i % len(photos)]] for i in range(faces)], width, height, fps, frame_count, rng
@@ -410,7 +325,7 @@ def _check_size(width: int, height: int) -> None:
 
 
 def _plan_faces(
-    photos: list[_Crop],
+    photos: list[FaceCrop],
     width: int,
     height: int,
     fps: float,

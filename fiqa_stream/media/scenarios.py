@@ -1,7 +1,7 @@
 """Hard tracking situations as H.264 clips of real faces, with exact ground truth, and a judge.
 
 Each situation of issue 13 is one seeded, deterministic function that writes a short
-25 fps clip composed from the real face photos of :mod:`fiqa_stream.stream.synthetic`
+25 fps clip composed from the real face photos of :mod:`fiqa_stream.media.faces`
 and returns a :class:`ScenarioTruth`:
 
 - :func:`scene_cut`: person A at place P; at the cut frame the whole background changes
@@ -16,7 +16,7 @@ and returns a :class:`ScenarioTruth`:
   garbage over the face (constant-colour bands, shifted rows, 16×16 garbage blocks);
 - :func:`small_faces`: faces 12-30 px wide, nothing else.
 
-Faces degrade in time as in ``synthetic``: far from its best moment a face is small,
+Faces degrade in time as in :mod:`fiqa_stream.media.clips`: far from its best moment a face is small,
 blurred and dark. The truth is computed from what was pasted, never re-detected: the
 face box of every frame (the photo's face box, scaled and moved with the pasted crop),
 the share of it that shows (not behind an occluder or a nearer face, inside the frame),
@@ -39,7 +39,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fiqa_stream.stream.synthetic import (
+from fiqa_stream.media.clips import (
     _BEST_HALF_WIDTH_S,
     _MAX_SIGMA_720P,
     _MIN_GAIN,
@@ -47,11 +47,10 @@ from fiqa_stream.stream.synthetic import (
     _TAU_S,
     _Background,
     _check_size,
-    _detect,
     _ellipse_mask,
     _encode,
-    _face_crops,
 )
+from fiqa_stream.media.faces import face_boxes, face_crops
 
 __all__ = [
     "MEGAMIND_BUGY_CORRUPTED",
@@ -78,12 +77,12 @@ Box = tuple[float, float, float, float]
 VISIBLE = 0.5  # a face counts as visible on a frame when at least this share of its box shows
 MATCH_IOU = 0.3  # least IoU of an event box and a truth box to say the event shows that face
 # The clean best window admits frames this much more degraded than the best clean frame:
-# synthetic's degradation 0.12 s from the best moment (0.086), the tolerance of its windows.
+# compose_face_clip's degradation 0.12 s from the best moment (0.086), the tolerance of its windows.
 WINDOW_DEGRADATION = 1.0 - math.exp(-((_BEST_HALF_WIDTH_S / _TAU_S) ** 2))
 _FACE_HEIGHT = 0.15  # face box height at the best moment, as a fraction of the frame height
 _OPAQUE = 0.5  # a nearer face hides what lies under its crop where its alpha is at least this
 _A_FLOOR = 0.25  # scene_cut, same_place_swap: A's least degradation, so that B's best beats A's
-# Far from its best moment a face degrades to this (synthetic: 1). At 1 YuNet loses most of
+# Far from its best moment a face degrades to this (compose_face_clip: 1). At 1 YuNet loses most of
 # the photos' faces at 960×540 (confidence 0 beyond 0.7-0.9 for five of the eight photos);
 # at 0.5 every face used here stays above 0.7, so tracks run through the whole clip.
 _CEILING = 0.5
@@ -116,17 +115,17 @@ class ScenarioFace:
     Attributes:
         face_id: Index of the face in the clip.
         identity: Which photo the face is cut from (``photo-<n>``, ``n`` the index in
-            ``synthetic.face_photos()``); two faces of a clip never share it.
+            ``faces.face_photos()``); two faces of a clip never share it.
         boxes: Frame index → the face box ``(x1, y1, x2, y2)`` in clip pixels, for every
             frame the face is pasted on (even where it is hidden or partly outside).
         visibility: Frame index → share of the box that shows: inside the frame and not
             behind an occluder or a nearer face's head (its crop where alpha >= 0.5).
         best_window: The clean best window, an inclusive frame range. Each frame's face
-            has a degradation ``d`` (smaller, blurred, darker as ``d`` grows; synthetic's
+            has a degradation ``d`` (smaller, blurred, darker as ``d`` grows; compose_face_clip's
             model), which grows with the distance from the best moment. Eligible frames
             show the whole face (visibility >= 0.99) and are not corrupted; ``d*`` is the
             least ``d`` of an eligible frame; the window spans the eligible frames with
-            ``d <= d* + 0.086`` (:data:`WINDOW_DEGRADATION`: synthetic's degradation
+            ``d <= d* + 0.086`` (:data:`WINDOW_DEGRADATION`: compose_face_clip's degradation
             0.12 s from the best moment, the tolerance of its own windows; here that is
             about ±4 frames for a face at the default profile). Corrupted frames may lie
             inside the range; the judge counts them apart.
@@ -199,9 +198,9 @@ class _Photo:
 @lru_cache(maxsize=1)
 def _photos() -> tuple[_Photo, ...]:
     photos = []
-    for index, crop in enumerate(_face_crops()):
+    for index, crop in enumerate(face_crops()):
         image = crop.image
-        found = _detect(image)
+        found = face_boxes(image)
         h, w = image.shape[:2]
         if len(found) == 0:
             # The crop was cut around a detection: it is there, at half the crop's size.
@@ -226,7 +225,7 @@ def _people(rng: np.random.Generator, count: int) -> list[_Photo]:
 
 
 def _degradation(index: int, actor: _Actor, fps: float) -> float:
-    """Synthetic's degradation, from ``actor.floor`` at the best moment up to ``actor.ceiling``."""
+    """compose_face_clip's degradation, from ``actor.floor`` at the best moment up to ``actor.ceiling``."""
     if not actor.degrade:
         return 0.0
     d = 1.0 - math.exp(-(((index - actor.best) / fps / actor.tau) ** 2))
