@@ -20,7 +20,6 @@ from fiqa_stream.media.clips import (
     demo_clip,
     garbage_file,
 )
-from fiqa_stream.media.faces import face_photos
 
 
 def decode(path: Path) -> list[av.VideoFrame]:
@@ -53,14 +52,6 @@ def sharpness(image: np.ndarray, box: tuple[int, int, int, int]) -> float:
 def short_clip(tmp_path_factory: pytest.TempPathFactory) -> ClipTruth:
     path = tmp_path_factory.mktemp("synthetic") / "short.mp4"
     return compose_face_clip(path, width=640, height=360, fps=25.0, seconds=2.0, faces=3, seed=5)
-
-
-def test_face_photos_are_real_heads_a_detector_finds() -> None:
-    photos = face_photos()
-    assert len(photos) == 8
-    for photo in photos:
-        assert photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3
-        assert len(faces_in(photo)) >= 1
 
 
 def test_the_clip_decodes_to_frame_count_frames_of_its_size_at_i_over_fps(
