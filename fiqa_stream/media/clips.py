@@ -307,7 +307,7 @@ def flat_clip(dst: Path, sizes: Iterable[tuple[int, int]], *, grey: int = 128, f
                 stream = container.add_stream("png", rate=fps)
                 stream.width, stream.height, stream.pix_fmt = width, height, "gray"
             frame = av.VideoFrame(width, height, "gray")
-            np.frombuffer(frame.planes[0], np.uint8)[:] = grey
+            np.frombuffer(memoryview(frame.planes[0]), np.uint8)[:] = grey
             frame.pts, frame.time_base = index, Fraction(1, fps)
             for packet in encoder.encode(frame) + encoder.encode(None):
                 packet.stream = stream
@@ -382,7 +382,8 @@ def _paste(canvas: np.ndarray, plan: _Plan, index: int, fps: float) -> tuple[flo
     h = max(8, round(_CROP_HEIGHT * height * scale))
     w = max(8, round(h * src_w / src_h))
     interpolation = cv2.INTER_AREA if h < src_h else cv2.INTER_LINEAR
-    face = cv2.resize(plan.photo.image, (w, h), interpolation=interpolation).astype(np.float32)
+    # np.ndarray: OpenCV's stubs type GaussianBlur's result as integer or float.
+    face: np.ndarray = cv2.resize(plan.photo.image, (w, h), interpolation=interpolation).astype(np.float32)
     if sigma > 0.05:
         face = cv2.GaussianBlur(face, (0, 0), sigma)
     face *= gain
@@ -428,7 +429,7 @@ class _Background:
         # Texture is blurred at 1/8 size and enlarged: a full-size blur this wide takes seconds.
         small = (max(8, big_w // 8), max(8, big_h // 8))
         for sigma, amplitude, channels in ((0.06, 12.0, 1), (0.015, 5.0, 1), (0.08, 4.0, 3)):
-            noise = rng.standard_normal((small[1], small[0], channels)).astype(np.float32)
+            noise: np.ndarray = rng.standard_normal((small[1], small[0], channels)).astype(np.float32)
             noise = cv2.GaussianBlur(noise, (0, 0), sigma * width / 8)
             noise = cv2.resize(noise, (big_w, big_h), interpolation=cv2.INTER_CUBIC)
             noise = noise.reshape(big_h, big_w, channels)

@@ -275,7 +275,7 @@ def _paste(canvas: np.ndarray, actor: _Actor, index: int, fps: float) -> tuple[B
     h = max(8, round(actor.face_height * scale / (fy1 - fy0)))
     w = max(8, round(h * src_w / src_h))
     interpolation = cv2.INTER_AREA if h < src_h else cv2.INTER_LINEAR
-    face = cv2.resize(photo.image, (w, h), interpolation=interpolation).astype(np.float32)
+    face: np.ndarray = cv2.resize(photo.image, (w, h), interpolation=interpolation).astype(np.float32)
     if sigma > 0.05:
         face = cv2.GaussianBlur(face, (0, 0), sigma)
     face *= gain
