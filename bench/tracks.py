@@ -2,11 +2,11 @@
 
     python bench/tracks.py [--seconds 4] [--seed 0] [--no-write]
 
-Composes the situations of ``stream/scenarios.py`` (scene cut, same-place swap, crossing,
-occlusion, corrupted best frames, small faces) as 960×540 25 fps clips of real faces and
-runs them, with Debian opencv-doc's ``Megamind.avi`` and ``Megamind_bugy.avi`` where
-installed, as the sources of one pipeline run with default settings (sources are tracked
-and selected independently). Each source's ``final`` events are judged by
+Composes the situations of ``fiqa_stream/media/scenarios.py`` (scene cut, same-place swap,
+crossing, occlusion, corrupted best frames, small faces) as 960×540 25 fps clips of real
+faces and runs them, with Debian opencv-doc's ``Megamind.avi`` and ``Megamind_bugy.avi``
+where installed, as the sources of one pipeline run with default settings (sources are
+tracked and selected independently). Each source's ``final`` events are judged by
 ``scenarios.score_events``: identity switches, best shots on corrupted frames, best shots
 from another shot than the track's first sighting, recall, first final inside the clean
 best window, finals per face. The Megamind clips have no face truth: only their cuts and
@@ -95,7 +95,7 @@ def main() -> None:
         "### Tracking in hard situations: identity switches, corrupted best shots, recall (issue 13)",
         "",
         f"`python bench/tracks.py{'' if args.seconds is None else f' --seconds {args.seconds:g}'}"
-        f"{'' if not args.seed else f' --seed {args.seed}'}` (the situations of `stream/scenarios.py`, "
+        f"{'' if not args.seed else f' --seed {args.seed}'}` (the situations of `fiqa_stream/media/scenarios.py`, "
         "960×540 25 fps clips of real faces, and Debian opencv-doc's Megamind clips, as the sources of one "
         f"pipeline run with default settings, {code_state()}: {frames} frames in {seconds:.0f} s; targets: {TARGETS})",
         "",
