@@ -32,6 +32,15 @@ from fiqa_stream.types import Face, Quality
 FUSED = ("model", *COMPONENTS)
 
 
+def aligned_crops(faces: Sequence[Face], size: int) -> np.ndarray:
+    """The faces aligned as in training: N×S×S×3 uint8 BGR (N ≥ 1).
+
+    ``crops_to_array`` of these is what the model is fed; the CUDA preprocessor
+    (``prep_cuda``) is held to it by tests/scorers/test_prep.py.
+    """
+    return np.stack([align_face(f.image, f.landmarks, f.box, size) for f in faces])
+
+
 class FiqaScorer(ClosedOnExit):
     """Quality from a shipped learned model and the weight-free components.
 
@@ -87,7 +96,7 @@ class FiqaScorer(ClosedOnExit):
 
     def crops(self, faces: Sequence[Face]) -> np.ndarray:
         """The faces aligned as in training: N×S×S×3 uint8 BGR at the model's input side."""
-        return np.stack([align_face(f.image, f.landmarks, f.box, self.input_size) for f in faces])
+        return aligned_crops(faces, self.input_size)
 
     def model_scores(self, crops: np.ndarray) -> np.ndarray:
         """The model's scores in [0, 1] of aligned BGR crops, run in chunks of ``batch_size``."""
@@ -109,7 +118,7 @@ class FiqaScorer(ClosedOnExit):
         crops = self.crops(faces)
         learned = self.model_scores(crops)
         # The weight-free components read the same ArcFace crop when the model's side is the template's.
-        shared = crops if self.input_size == TEMPLATE_SIZE else None
+        shared = list(crops) if self.input_size == TEMPLATE_SIZE else None
         out = []
         for value, quality in zip(learned, self._heuristic.score(faces, shared), strict=True):
             components = {"model": float(value), **quality.components}

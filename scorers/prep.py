@@ -1,12 +1,14 @@
-"""Batched face preprocessing: what the CPU (numba) and CUDA (CuPy) paths share.
+"""Batched face preprocessing on the GPU: the host side of ``prep_cuda``, and its function.
 
-For N faces of one or several frames, both paths compute the same function:
+The CUDA path computes, for N faces of one or several frames, what the CPU pipeline
+computes one face at a time (``fiqa.aligned_crops`` then ``crops_to_array``, and the
+heuristic scorer's components); tests/scorers/test_prep.py holds it to that:
 
 * the similarity from the 5 landmarks (or the box when there are none) of
   ``fiqa_stream.scorers.align``, as an inverse map from output to frame pixels;
 * bilinear sampling into S×S with the frame's edge pixels repeated outside it
   (``cv2.warpAffine`` with ``INTER_LINEAR`` and ``BORDER_REPLICATE``, in exact
-  floating point where OpenCV uses 1/32-pixel fixed point);
+  floating point where OpenCV uses 1/32-pixel fixed point and rounds to uint8);
 * BGR to RGB, scaling to [0, 1] and normalisation by a per-channel mean and std,
   into NCHW (or channels-last) layout;
 * two quality components per face, read off the 112×112 aligned grey face as in
@@ -18,7 +20,8 @@ For N faces of one or several frames, both paths compute the same function:
   blocking below their floors) the two sharpness values agree.
 
 Distinct frames are packed once into one flat uint8 buffer; faces point into it
-by frame index, so a frame with many faces is read (and uploaded) once.
+by frame index, so a frame with many faces is read (and uploaded) once. This module
+needs no CuPy, so the layout and the kernels' constants are testable without a GPU.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ CENTRE_ROWS = (heuristic.CENTRE[0].start, heuristic.CENTRE[0].stop)
 CENTRE_COLS = (heuristic.CENTRE[1].start, heuristic.CENTRE[1].stop)
 REBLUR = heuristic.REBLUR
 
-#: Raw per-face statistics both backends produce: blur ratio, grey mean, grey std, clipped fraction.
+#: Raw per-face statistics of the components kernel: blur ratio, grey mean, grey std, clipped fraction.
 STATS = 4
 
 
@@ -160,8 +163,8 @@ class Prepared:
     """A preprocessed batch and its components.
 
     Attributes:
-        batch: N×3×S×S model input, RGB, normalised (numpy float32 from the CPU path,
-            a torch float16 CUDA tensor from the GPU path; channels-last memory when asked).
+        batch: N×3×S×S model input, RGB, normalised (a torch float16 CUDA tensor;
+            channels-last memory when asked).
         sharpness: (N,) focus term of the sharpness component, in [0, 1].
         exposure: (N,) exposure component, in [0, 1].
     """

@@ -221,7 +221,7 @@ def _require(module: str) -> Any:
 
 
 class CudaPreprocessor(ClosedOnExit):
-    """``prep_cpu.prepare_faces`` on one GPU, in float16, with reused upload buffers.
+    """The pipeline's face preprocessing (see ``prep``) on one GPU, in float16, with reused upload buffers.
 
     Args:
         size: side S of the model's square input.

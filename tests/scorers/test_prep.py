@@ -1,15 +1,14 @@
-"""Batched preprocessing: the numba path against the per-face reference, and CPU against CUDA.
+"""Batched GPU preprocessing against the pipeline's own CPU path.
 
-The reference is what the rest of the project does one face at a time:
-``crops_to_array(align_face(frame, landmarks, box, S))`` (cv2.warpAffine, bilinear,
-edge pixels repeated) for the model input, and the heuristic scorer's exposure and
-sharpness on the 112×112 aligned grey face for the components.
+The reference is what the CPU pipeline does one face at a time:
+``crops_to_array(aligned_crops(faces, S))`` (cv2.warpAffine, bilinear, edge pixels
+repeated), exactly what ``FiqaScorer`` feeds its model, and the heuristic scorer's
+exposure and sharpness on the 112×112 aligned grey face for the components.
 
 CI has no GPU, so the CUDA kernels' source is also run on the host: compiled with g++
 behind a small shim (one thread per block, blocks looped, C++ ``_Float16`` for the PTX
-float16 store), it must compute what the numba path computes. Launch configuration,
-the warp-shuffle reduction across threads, CuPy, DLPack and the streams are left to
-the GPU parity test.
+float16 store), it must compute that reference. Launch configuration, the warp-shuffle
+reduction across threads, CuPy, DLPack and the streams are left to the GPU parity test.
 """
 
 from __future__ import annotations
@@ -23,18 +22,20 @@ import numpy as np
 import pytest
 
 from fiqa_stream.scorers import heuristic
-from fiqa_stream.scorers.align import ARCFACE_TEMPLATE, align_face
+from fiqa_stream.scorers.align import ARCFACE_TEMPLATE
+from fiqa_stream.scorers.fiqa import aligned_crops
 from fiqa_stream.scorers.models.preprocess import IMAGENET_STD, crops_to_array
 from fiqa_stream.scorers.prep import STATS, channel_affine, finish_components, layout_faces
-from fiqa_stream.scorers.prep_cpu import prepare_faces
 from fiqa_stream.scorers.prep_cuda import kernel_source
 from fiqa_stream.types import Face
 
 # One grey level in normalised units (the smallest channel std divides it).
 LEVEL = 1.0 / (255.0 * min(IMAGENET_STD))
-# cv2 quantises sampling positions to 1/32 px and rounds to uint8; this path samples
+# cv2 quantises sampling positions to 1/32 px and rounds to uint8; the kernels sample
 # exactly in float32. On smooth frames that differs by at most one grey level.
 MAX_DIFF = 1.0 * LEVEL
+# The float16 store: half a unit in the last place below 4 is 2**-10 (plus float32 noise).
+HALF_ULP = 2.0**-10 + 1e-5
 # float16 output of the GPU path: half a unit in the last place at |x| < 4, plus float32 noise.
 GPU_MAX_DIFF = 2.5e-3
 
@@ -70,25 +71,8 @@ def batch() -> list[Face]:
 
 
 def reference(faces: list[Face], size: int) -> np.ndarray:
-    return np.concatenate([crops_to_array(align_face(f.image, f.landmarks, f.box, size)) for f in faces])
-
-
-@pytest.mark.parametrize("size", [112, 224])
-def test_the_batch_equals_align_face_then_crops_to_array(batch: list[Face], size: int) -> None:
-    prepared = prepare_faces(batch, size)
-    assert prepared.batch.shape == (len(batch), 3, size, size)
-    assert prepared.batch.dtype == np.float32
-    difference = np.abs(prepared.batch - reference(batch, size))
-    assert difference.max() <= MAX_DIFF
-    assert difference.mean() < 0.3 * LEVEL
-
-
-def test_channels_last_holds_the_same_values_in_nhwc_memory(batch: list[Face]) -> None:
-    planar = prepare_faces(batch, 112)
-    packed = prepare_faces(batch, 112, channels_last=True)
-    assert packed.batch.shape == planar.batch.shape
-    assert packed.batch.transpose(0, 2, 3, 1).flags.c_contiguous
-    np.testing.assert_array_equal(packed.batch, planar.batch)
+    """What ``FiqaScorer`` feeds its model."""
+    return crops_to_array(aligned_crops(faces, size))
 
 
 def test_frames_shared_by_faces_are_packed_once(batch: list[Face]) -> None:
@@ -98,65 +82,16 @@ def test_frames_shared_by_faces_are_packed_once(batch: list[Face]) -> None:
     assert list(layout.face_frames[:6]) == [0, 1, 2, 0, 1, 2]
 
 
-def test_exposure_is_the_heuristic_scorers(batch: list[Face]) -> None:
-    prepared = prepare_faces(batch, 112)
-    expected = [heuristic._exposure(heuristic._aligned_grey(face)) for face in batch]
-    np.testing.assert_allclose(prepared.exposure, expected, atol=0.01)
-
-
-def test_sharpness_is_the_heuristic_focus_term_on_clean_frames(batch: list[Face]) -> None:
-    # Smooth synthetic frames have neither sensor noise nor JPEG blocks, so the heuristic's
-    # two penalties are 1 and its sharpness is the focus term alone.
-    prepared = prepare_faces(batch, 112)
-    expected = [heuristic._sharpness(heuristic._aligned_grey(face), face) for face in batch]
-    np.testing.assert_allclose(prepared.sharpness, expected, atol=0.02)
-    assert np.ptp(prepared.sharpness) > 0.3
-
-
-def test_a_blurred_face_is_less_sharp(astronaut) -> None:  # type: ignore[no-untyped-def]
-    sharp = astronaut.faces()
-    blurred = astronaut.faces(cv2.GaussianBlur(astronaut.image, (0, 0), 3.0))
-    prepared = prepare_faces(sharp + blurred, 224)
-    assert prepared.sharpness[0] > prepared.sharpness[1] + 0.2
-
-
-def test_an_empty_batch_is_empty() -> None:
-    prepared = prepare_faces([], 224)
-    assert prepared.batch.shape == (0, 3, 224, 224)
-    assert prepared.sharpness.shape == prepared.exposure.shape == (0,)
-
-
 def test_frames_that_are_not_bgr_uint8_are_refused() -> None:
     face = Face(np.zeros((10, 10), np.uint8), np.array([0, 0, 5, 5], np.float32), 1.0, None)
     with pytest.raises(ValueError, match="H×W×3 uint8"):
-        prepare_faces([face], 112)
+        layout_faces([face], 112)
 
 
-@pytest.mark.gpu
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_cuda_equals_the_cpu_path(batch: list[Face], channels_last: bool) -> None:
-    from fiqa_stream.scorers.prep_cuda import CudaPreprocessor
-
-    cpu = prepare_faces(batch, 224)
-    with CudaPreprocessor(224, "cuda:0", channels_last=channels_last) as gpu:
-        first = gpu.prepare(batch[:5])
-        prepared = gpu.prepare(batch)  # reuses (and grows) the upload buffers
-        assert prepared.batch.dtype.is_floating_point and prepared.batch.element_size() == 2
-        assert prepared.batch.is_contiguous(memory_format=_torch().channels_last) == channels_last
-        on_cpu = prepared.batch.float().cpu().numpy()
-        sharpness, exposure = prepared.sharpness.cpu().numpy(), prepared.exposure.cpu().numpy()
-        head = first.batch.float().cpu().numpy()
-    assert np.abs(on_cpu - cpu.batch).max() <= GPU_MAX_DIFF
-    assert np.abs(head - cpu.batch[:5]).max() <= GPU_MAX_DIFF
-    # Rounding to uint8 before the grey conversion can flip a level where float32 sums differ.
-    np.testing.assert_allclose(sharpness, cpu.sharpness, atol=0.01)
-    np.testing.assert_allclose(exposure, cpu.exposure, atol=0.01)
-
-
-def _torch():  # type: ignore[no-untyped-def]
-    import torch
-
-    return torch
+def test_the_source_names_both_kernels() -> None:
+    source = kernel_source()
+    assert 'extern "C" __global__ void warp_normalise(' in source
+    assert 'extern "C" __global__ void components(' in source
 
 
 # The CUDA kernels on the host.
@@ -215,12 +150,12 @@ def pointer(array: np.ndarray) -> ctypes.c_void_p:
     return array.ctypes.data_as(ctypes.c_void_p)
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_the_cuda_kernels_compute_the_numba_function(
-    kernels: ctypes.CDLL, batch: list[Face], channels_last: bool
-) -> None:
-    size, n = 224, len(batch)
-    layout = layout_faces(batch, size)
+def on_host(
+    kernels: ctypes.CDLL, faces: list[Face], size: int, channels_last: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kernels' float32 batch (indexed N×3×S×S), sharpness and exposure, run on the host."""
+    n = len(faces)
+    layout = layout_faces(faces, size)
     pixels = np.empty(layout.nbytes, np.uint8)
     layout.pack_into(pixels)
     scale, bias = channel_affine()
@@ -230,19 +165,78 @@ def test_the_cuda_kernels_compute_the_numba_function(
     kernels.run_warp(*where, pointer(layout.model_maps), pointer(scale), pointer(bias), n, size,
                      int(channels_last), pointer(out))
     kernels.run_components(*where, pointer(layout.grey_maps), pointer(stats), n)
-
-    cpu = prepare_faces(batch, size)
-    emulated = out.astype(np.float32)
-    if channels_last:
-        emulated = emulated.transpose(0, 3, 1, 2)
-    # float16 rounding only: half a unit in the last place below 4 is 2**-10.
-    assert np.abs(emulated - cpu.batch).max() <= 2.0**-10 + 1e-5
+    batch = out.astype(np.float32)
     sharpness, exposure = finish_components(stats)
-    np.testing.assert_allclose(sharpness, cpu.sharpness, atol=1e-9)
-    np.testing.assert_allclose(exposure, cpu.exposure, atol=1e-9)
+    return (batch.transpose(0, 3, 1, 2) if channels_last else batch), sharpness, exposure
 
 
-def test_the_source_names_both_kernels() -> None:
-    source = kernel_source()
-    assert 'extern "C" __global__ void warp_normalise(' in source
-    assert 'extern "C" __global__ void components(' in source
+@pytest.mark.parametrize("size", [112, 224])
+def test_the_kernels_compute_what_the_scorer_feeds_its_model(
+    kernels: ctypes.CDLL, batch: list[Face], size: int
+) -> None:
+    prepared, _, _ = on_host(kernels, batch, size)
+    assert prepared.shape == (len(batch), 3, size, size)
+    difference = np.abs(prepared - reference(batch, size))
+    assert difference.max() <= MAX_DIFF + HALF_ULP
+    assert difference.mean() < 0.3 * LEVEL
+
+
+def test_channels_last_holds_the_same_values(kernels: ctypes.CDLL, batch: list[Face]) -> None:
+    planar, _, _ = on_host(kernels, batch, 112)
+    packed, _, _ = on_host(kernels, batch, 112, channels_last=True)
+    np.testing.assert_array_equal(packed, planar)
+
+
+def test_exposure_is_the_heuristic_scorers(kernels: ctypes.CDLL, batch: list[Face]) -> None:
+    _, _, exposure = on_host(kernels, batch, 112)
+    expected = [heuristic._exposure(heuristic._aligned_grey(face)) for face in batch]
+    np.testing.assert_allclose(exposure, expected, atol=0.01)
+
+
+def test_sharpness_is_the_heuristic_focus_term_on_clean_frames(kernels: ctypes.CDLL, batch: list[Face]) -> None:
+    # Smooth synthetic frames have neither sensor noise nor JPEG blocks, so the heuristic's
+    # two penalties are 1 and its sharpness is the focus term alone.
+    _, sharpness, _ = on_host(kernels, batch, 112)
+    expected = [heuristic._sharpness(heuristic._aligned_grey(face), face) for face in batch]
+    np.testing.assert_allclose(sharpness, expected, atol=0.02)
+    assert np.ptp(sharpness) > 0.3
+
+
+def test_a_blurred_face_is_less_sharp(kernels: ctypes.CDLL, astronaut) -> None:  # type: ignore[no-untyped-def]
+    sharp = astronaut.faces()
+    blurred = astronaut.faces(cv2.GaussianBlur(astronaut.image, (0, 0), 3.0))
+    _, sharpness, _ = on_host(kernels, sharp + blurred, 224)
+    assert sharpness[0] > sharpness[1] + 0.2
+
+
+# The CUDA preprocessor on a GPU.
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cuda_equals_the_cpu_path(batch: list[Face], channels_last: bool) -> None:
+    from fiqa_stream.scorers.prep_cuda import CudaPreprocessor
+
+    cpu = reference(batch, 224)
+    with CudaPreprocessor(224, "cuda:0", channels_last=channels_last) as gpu:
+        first = gpu.prepare(batch[:5])
+        prepared = gpu.prepare(batch)  # reuses (and grows) the upload buffers
+        assert prepared.batch.dtype.is_floating_point and prepared.batch.element_size() == 2
+        assert prepared.batch.is_contiguous(memory_format=_torch().channels_last) == channels_last
+        on_cpu = prepared.batch.float().cpu().numpy()
+        sharpness, exposure = prepared.sharpness.cpu().numpy(), prepared.exposure.cpu().numpy()
+        head = first.batch.float().cpu().numpy()
+    assert np.abs(on_cpu - cpu).max() <= MAX_DIFF + GPU_MAX_DIFF
+    assert np.abs(head - cpu[:5]).max() <= MAX_DIFF + GPU_MAX_DIFF
+    # The host tolerances plus 0.01: rounding to uint8 before the grey conversion can flip
+    # a level where the GPU's float32 sums differ from the host's.
+    expected_sharpness = [heuristic._sharpness(heuristic._aligned_grey(face), face) for face in batch]
+    expected_exposure = [heuristic._exposure(heuristic._aligned_grey(face)) for face in batch]
+    np.testing.assert_allclose(sharpness, expected_sharpness, atol=0.03)
+    np.testing.assert_allclose(exposure, expected_exposure, atol=0.02)
+
+
+def _torch():  # type: ignore[no-untyped-def]
+    import torch
+
+    return torch
