@@ -148,7 +148,9 @@ class CenterFaceDetector(ClosedOnExit):
         boxes = boxes.astype(np.float32)
         scores = heatmap[0, ys, xs].astype(np.float32)
         xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
-        keep = np.asarray(cv2.dnn.NMSBoxes(xywh, scores, self._config.confidence, self._config.nms_iou), int).ravel()
+        # cv2's stubs ask for sequences of boxes and scores; NMSBoxes takes the arrays themselves.
+        kept = cv2.dnn.NMSBoxes(xywh, scores, self._config.confidence, self._config.nms_iou)  # type: ignore[arg-type]
+        keep = np.asarray(kept, np.intp).ravel()
         return Detections(boxes=boxes[keep], scores=scores[keep], landmarks=points[keep].astype(np.float32))
 
     def close(self) -> None:

@@ -117,9 +117,10 @@ class ScrfdDetector(ClosedOnExit):
             return Detections.empty(with_landmarks=self._landmarks)
         all_boxes = np.concatenate(boxes).astype(np.float32)
         xywh = np.column_stack([all_boxes[:, :2], all_boxes[:, 2:] - all_boxes[:, :2]])
-        kept = np.asarray(
-            cv2.dnn.NMSBoxes(xywh, all_scores, self._config.confidence, self._config.nms_iou), int
-        ).ravel()
+        # cv2's stubs ask for sequences of boxes and scores; NMSBoxes takes the arrays themselves.
+        config = self._config
+        chosen = cv2.dnn.NMSBoxes(xywh, all_scores, config.confidence, config.nms_iou)  # type: ignore[arg-type]
+        kept = np.asarray(chosen, np.intp).ravel()
         landmarks = np.concatenate(points).astype(np.float32)[kept] if self._landmarks else None
         return Detections(boxes=all_boxes[kept], scores=all_scores[kept], landmarks=landmarks)
 
@@ -127,7 +128,8 @@ class ScrfdDetector(ClosedOnExit):
         key = (rows, cols, stride)
         centres = self._centres.get(key)
         if centres is None:
-            grid = np.stack(np.mgrid[:rows, :cols][::-1], axis=-1).astype(np.float32).reshape(-1, 2) * stride
+            ys, xs = np.mgrid[:rows, :cols]
+            grid = np.stack([xs, ys], axis=-1).astype(np.float32).reshape(-1, 2) * stride
             centres = self._centres[key] = np.repeat(grid, self._anchors, axis=0)
         return centres
 

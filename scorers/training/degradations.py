@@ -45,8 +45,8 @@ def line_kernel(length: float, angle_deg: float) -> np.ndarray:
     half = (length - 1) / 2
     kernel[centre, :] = np.clip(half + 0.5 - np.abs(np.arange(size) - centre), 0.0, 1.0)
     rotation = cv2.getRotationMatrix2D((float(centre), float(centre)), angle_deg, 1.0)
-    kernel = cv2.warpAffine(kernel, rotation, (size, size), flags=cv2.INTER_LINEAR)
-    return kernel / max(float(kernel.sum()), 1e-12)
+    rotated = cv2.warpAffine(kernel, rotation, (size, size), flags=cv2.INTER_LINEAR)
+    return rotated / max(float(rotated.sum()), 1e-12)
 
 
 def defocus_blur(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
@@ -89,7 +89,10 @@ def encode_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise RuntimeError("OpenCV could not encode a JPEG")
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise RuntimeError("OpenCV could not decode the JPEG it had just encoded")
+    return decoded
 
 
 def video_compression(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
