@@ -18,7 +18,6 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -30,17 +29,14 @@ from fiqa_stream.errors import SourceError
 from fiqa_stream.redact import redact_text, redact_url
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
-from fiqa_stream.stream.sources import (
-    DEVICE_PREFIX,
-    DecodeDamage,
-    FrameSampler,
-    SourceEnd,
-    frame_too_large,
-    hardware_decoder,
-)
+from fiqa_stream.stream.decoding import DecodeDamage, FrameSampler, frame_too_large, hardware_decoder
+from fiqa_stream.stream.source_base import SourceEnd, SourceItem, SourceOutage
 from fiqa_stream.types import Frame
 
 log = logging.getLogger(__name__)
+
+#: Prefix of a local capture device's url (``device:/dev/video0``).
+DEVICE_PREFIX = "device:"
 
 
 class LiveState(StrEnum):
@@ -49,14 +45,6 @@ class LiveState(StrEnum):
     BACKOFF = "backoff"
     STOPPED = "stopped"
     FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class SourceOutage:
-    """A live source lost its stream; the pipeline ends that source's open tracks."""
-
-    source: str
-    error: SourceError
 
 
 def _with_credentials(url: str, username: str | None, password: str | None) -> str:
@@ -94,7 +82,7 @@ class LiveSource:
     """Decodes one live stream in a thread, reconnecting until stopped."""
 
     def __init__(self, source_id: str, config: SourceConfig,
-                 buffer: FrameBuffer[Frame | SourceEnd | SourceOutage], stop: threading.Event) -> None:
+                 buffer: FrameBuffer[SourceItem], stop: threading.Event) -> None:
         self.source_id = source_id
         self.config = config
         self.buffer = buffer

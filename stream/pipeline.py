@@ -20,17 +20,16 @@ from datetime import UTC, datetime
 from fiqa_stream.config import Config
 from fiqa_stream.detectors import Detector, build_detector
 from fiqa_stream.device import resolve_device
-from fiqa_stream.redact import redact_url
 from fiqa_stream.scorers import Scorer, build_scorer
 from fiqa_stream.sinks import Sink, build_sink
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.dispatch import SinkDispatcher
-from fiqa_stream.stream.live import LiveSource, SourceOutage
 from fiqa_stream.stream.metrics import MetricsServer, PipelineMetrics, SourceSnapshot
 from fiqa_stream.stream.plausibility import not_nested, plausible, subset
 from fiqa_stream.stream.selection import BestShotSelector, new_run_id
 from fiqa_stream.stream.shot_boundary import ShotBoundaryDetector
-from fiqa_stream.stream.sources import FileSource, SourceEnd, SourceSpec, expand_sources
+from fiqa_stream.stream.source_base import Marker, SourceEnd, SourceItem, SourceOutage
+from fiqa_stream.stream.sources import SourceSpec, expand_sources, open_source
 from fiqa_stream.stream.tracker import ByteTracker
 from fiqa_stream.types import BestShot, Detections, EventKind, Face, Frame
 
@@ -94,29 +93,22 @@ class RunSummary:
         return not self.failures and not self.sink_failures
 
 
-Marker = SourceEnd | SourceOutage
-
-
 class _SourceRun:
     """Per-source state of the analysis loop."""
 
     def __init__(self, spec: SourceSpec, config: Config, model: str, stop: threading.Event,
                  wakeup: threading.Condition) -> None:
-        self.buffer: FrameBuffer[Frame | Marker] = FrameBuffer(
+        self.buffer: FrameBuffer[SourceItem] = FrameBuffer(
             spec.queue_size, "drop_oldest" if spec.live else "block", wakeup
         )
-        self.decoder: FileSource | LiveSource = (
-            LiveSource(spec.id, spec.config, self.buffer, stop) if spec.live and spec.config
-            else FileSource(spec, self.buffer, stop)
-        )
+        self.decoder = open_source(spec, self.buffer, stop)
         self.tracker = ByteTracker(config.tracker)
         self.shots = ShotBoundaryDetector(config.tracker.scene_cut_threshold)
         keep_frames = any(getattr(sink, "full_frames", False) for sink in config.sinks)
         self.selector = BestShotSelector(
             spec.id, config.selection, config.crop, model, run_id=new_run_id(), keep_frames=keep_frames
         )
-        where = redact_url(spec.config.url) if spec.live and spec.config else str(spec.path)
-        self.stats = SourceStats(spec.id, where)
+        self.stats = SourceStats(spec.id, spec.where)
         # Capture-to-analysed seconds of the most recent live frames (bounded).
         self.latencies: deque[float] = deque(maxlen=4096)
 
@@ -140,12 +132,9 @@ class _SourceRun:
             ordered = sorted(self.latencies)
             self.stats.latency_p50 = ordered[len(ordered) // 2]
             self.stats.latency_p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-        if isinstance(decoder, LiveSource):
-            self.stats.reconnects = decoder.reconnects
-            self.stats.outages = decoder.outages
-            self.stats.state = decoder.state.value
-        else:
-            self.stats.state = "done" if self.stats.finished else "decoding"
+        self.stats.reconnects = decoder.reconnects
+        self.stats.outages = decoder.outages
+        self.stats.state = str(decoder.state)
 
 
 ProgressCallback = Callable[[list[SourceStats]], None]
@@ -391,12 +380,11 @@ class Pipeline:
             # Read live state from the decoder itself: while every camera is down the analysis
             # loop waits for frames and does not refresh the run's statistics.
             stats, decoder = run.stats, run.decoder
-            live = isinstance(decoder, LiveSource)
-            down_since = decoder.down_since if live else None
+            down_since = decoder.down_since
             sources.append(SourceSnapshot(
-                id=stats.id, state=decoder.state.value if live else stats.state, decoded=decoder.decoded,
+                id=stats.id, state=str(decoder.state), decoded=decoder.decoded,
                 analysed=stats.analysed, dropped=run.buffer.dropped,
-                reconnects=decoder.reconnects if live else stats.reconnects, faces=stats.faces,
+                reconnects=decoder.reconnects, faces=stats.faces,
                 queue_depth=len(run.buffer), down_for=None if down_since is None else now - down_since,
             ))
         return sources, {d.sink.name: d.depth for d in dispatchers}

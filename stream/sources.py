@@ -1,66 +1,35 @@
-"""Video file sources: expansion of paths, globs and folders, and threaded decoding.
+"""Which videos and streams a config names, and the source that decodes each one.
 
-Each source decodes in its own thread (FFmpeg releases the GIL while decoding) into a
-bounded ``FrameBuffer``. A source always finishes with one ``SourceEnd`` marker, sent
-in ``finally``, carrying the error that stopped it, if any.
+``expand_sources`` turns the configured sources (files, globs, folders, ``demo:``,
+stream URLs, capture devices) into concrete ``SourceSpec``s with unique ids;
+``open_source`` builds the ``Source`` (``source_base.py``) that decodes one of them:
+a ``FileSource`` or a ``LiveSource``.
 """
 
 from __future__ import annotations
 
 import glob
-import logging
 import re
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import av
-import av.error
-from av.codec.hwaccel import HWAccel, hwdevices_available
+from av.codec.hwaccel import hwdevices_available
 
 from fiqa_stream.errors import SourceError
 from fiqa_stream.redact import redact_url
 from fiqa_stream.stream.buffers import FrameBuffer
-from fiqa_stream.stream.config import DEFAULT_MAX_FRAME_PIXELS, SourceConfig
-from fiqa_stream.types import Frame
-
-log = logging.getLogger(__name__)
-
-# Demuxers a video file may be read with. Playlists and scripts (hls, concat, ...) can
-# make FFmpeg open other files, so a file that probes as anything else is refused.
-ALLOWED_FORMATS = (
-    "mov", "mp4", "m4a", "3gp", "matroska", "webm", "avi", "mpegts", "mpeg", "mpegvideo", "flv", "asf",
-    "h264", "hevc", "m4v", "mjpeg", "ivf", "yuv4mpegpipe",
-)
-FILE_OPEN_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": ",".join(ALLOWED_FORMATS)}
+from fiqa_stream.stream.config import SourceConfig
+from fiqa_stream.stream.file_source import FileSource
+from fiqa_stream.stream.live import DEVICE_PREFIX, LiveSource
+from fiqa_stream.stream.source_base import Source, SourceItem
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".ts", ".mts", ".mpg", ".mpeg", ".flv", ".wmv", ".h264", ".h265"}
 )
 DEMO_URL = "demo:"
 LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp"})
-DEVICE_PREFIX = "device:"
-# Truncation shows as fewer decoded frames than the container announces; a little slack
-# for edit lists and trailing B-frames. ``run`` and ``index`` judge files by this rule.
-MISSING_FRAMES_SLACK = 0.01
-
-
-def missing_frames(decoded: int, expected: int | None) -> str | None:
-    """What is wrong with a file that decoded clearly fewer frames than its container
-    declares, or None when it gave them all (or declares no count)."""
-    if expected and decoded < expected * (1 - MISSING_FRAMES_SLACK) - 1:
-        return f"truncated or damaged: decoded {decoded} of {expected} frames"
-    return None
-
-
-def frame_too_large(width: int, height: int, limit: int) -> str | None:
-    """What is wrong with a frame of more than ``limit`` pixels (``max_frame_pixels``), or
-    None when it fits (or its size is not known yet: 0)."""
-    if width * height > limit:
-        return f"frame {width}×{height} is larger than the limit (max_frame_pixels {limit})"
-    return None
 
 
 def is_live(url: str) -> bool:
@@ -70,23 +39,34 @@ def is_live(url: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class SourceSpec:
-    """One concrete video or stream to decode, after globs and folders are expanded."""
+    """One concrete video or stream to decode, after globs and folders are expanded.
+
+    ``path`` is the video file; None for a live stream or capture device (``config.url``).
+    """
 
     id: str
-    path: Path
-    every: int
-    fps: float | None
-    queue_size: int
-    config: SourceConfig | None = None
-    live: bool = False
+    config: SourceConfig
+    path: Path | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.path is None
+
+    @property
+    def where(self) -> str:
+        """The file, or the stream's URL without its credentials: for messages and summaries."""
+        return redact_url(self.config.url) if self.path is None else str(self.path)
+
+    @property
+    def queue_size(self) -> int:
+        return self.config.live_queue_size if self.path is None else self.config.queue_size
 
 
-@dataclass(frozen=True, slots=True)
-class SourceEnd:
-    """End marker of one source; ``error`` is set when the source failed."""
-
-    source: str
-    error: SourceError | None = None
+def open_source(spec: SourceSpec, buffer: FrameBuffer[SourceItem], stop: threading.Event) -> Source:
+    """The source that decodes ``spec`` into ``buffer`` until the end or ``stop``."""
+    if spec.path is None:
+        return LiveSource(spec.id, spec.config, buffer, stop)
+    return FileSource(spec.id, spec.path, spec.config, buffer, stop)
 
 
 def _is_glob(url: str) -> bool:
@@ -134,13 +114,6 @@ def missing_files(configs: list[SourceConfig]) -> list[str]:
     return lines
 
 
-def hardware_decoder(config: SourceConfig | None) -> HWAccel | None:
-    """PyAV's hardware decoding settings for the source, or None for software decoding."""
-    if config is None or config.hwaccel is None:
-        return None
-    return HWAccel(device_type=config.hwaccel, allow_software_fallback=True)
-
-
 def _hwaccel_error(config: SourceConfig) -> SourceError | None:
     # PyAV silently decodes in software when FFmpeg lacks the device type; say so instead.
     available = hwdevices_available()
@@ -177,8 +150,7 @@ def expand_sources(configs: list[SourceConfig]) -> tuple[list[SourceSpec], list[
                 n += 1
                 source_id = f"{base}-{n}"
             taken.add(source_id)
-            specs.append(SourceSpec(source_id, Path(parts.path or "."), config.every, config.fps,
-                                    config.live_queue_size, config, live=True))
+            specs.append(SourceSpec(source_id, config))
             continue
         try:
             paths = _paths_of(config)
@@ -194,156 +166,7 @@ def expand_sources(configs: list[SourceConfig]) -> tuple[list[SourceSpec], list[
                 n += 1
                 source_id = f"{base}-{n}"
             taken.add(source_id)
-            specs.append(SourceSpec(source_id, path, config.every, config.fps, config.queue_size, config))
+            specs.append(SourceSpec(source_id, config, path))
     return specs, errors
 
 
-class DecodeDamage:
-    """Which decoded frames may show garbage: every frame from one FFmpeg flags as corrupt
-    (it concealed damage) or from a packet that failed to decode, until the next key frame
-    that is not itself corrupt (later frames predict from the damaged one, so its damage
-    spreads until a key frame resets it)."""
-
-    def __init__(self) -> None:
-        self._tainted = False
-
-    def packet_failed(self) -> None:
-        self._tainted = True
-
-    def taints(self, frame: av.VideoFrame) -> bool:
-        if frame.key_frame:
-            self._tainted = False
-        if frame.is_corrupt:
-            self._tainted = True
-        return self._tainted
-
-
-class FrameSampler:
-    """Decides which decoded frames are analysed: every Nth, or at most ``fps`` per media second."""
-
-    def __init__(self, every: int, fps: float | None) -> None:
-        self._every = every
-        self._interval = 1.0 / fps if fps else None
-        self._next_time: float | None = None
-
-    def keep(self, index: int, pts: float | None) -> bool:
-        if self._interval is None or pts is None:
-            return index % self._every == 0
-        if self._next_time is None or pts >= self._next_time - 1e-6:
-            # Keep to the schedule so the average rate holds when frame times jitter;
-            # after a gap of a whole interval or more, restart the schedule here.
-            on_schedule = self._next_time is not None and pts - self._next_time < self._interval
-            self._next_time = (self._next_time if on_schedule else pts) + self._interval
-            return True
-        return False
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, av.error.FFmpegError):
-        return error.strerror or str(error)
-    return str(error)
-
-
-class FileSource:
-    """Decodes one video file in a thread into a bounded buffer, losing no frame."""
-
-    def __init__(self, spec: SourceSpec, buffer: FrameBuffer[Frame | SourceEnd], stop: threading.Event) -> None:
-        self.spec = spec
-        self.buffer = buffer
-        self.decoded = 0
-        self.bad_packets = 0
-        self.expected_frames: int | None = None
-        self._stop = stop
-        self._thread = threading.Thread(target=self._run, name=f"decode-{spec.id}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
-    def _error(self, what: str, error: Exception | None = None) -> SourceError:
-        detail = f": {_describe(error)}" if error else ""
-        return SourceError(f"source '{self.spec.id}' ({self.spec.path}): {what}{detail}")
-
-    def _run(self) -> None:
-        failure: SourceError | None = None
-        try:
-            for frame in self._frames():
-                if not self.buffer.put(frame, self._stop):
-                    break
-        except SourceError as error:
-            failure = error
-        except Exception as error:  # noqa: BLE001 - any decoder failure ends this source only
-            failure = self._error("decoding failed", error)
-        finally:
-            self.buffer.put(SourceEnd(self.spec.id, failure), self._stop, force=True)
-
-    def _frames(self) -> Iterator[Frame]:
-        name = self.spec.config.hwaccel if self.spec.config else None
-        try:
-            container = av.open(str(self.spec.path), options=FILE_OPEN_OPTIONS,
-                                hwaccel=hardware_decoder(self.spec.config))
-        except (av.error.FFmpegError, OSError) as error:
-            what = "cannot open as video" if name is None else f"cannot open with hwaccel '{name}' (no usable device?)"
-            raise self._error(what, error) from error
-        with container:
-            if not container.streams.video:
-                raise self._error("holds no video stream")
-            stream = container.streams.video[0]
-            limit = self.spec.config.max_frame_pixels if self.spec.config else DEFAULT_MAX_FRAME_PIXELS
-            # Before any decoding: frame threads would each allocate a frame of this size.
-            too_large = frame_too_large(stream.codec_context.width, stream.codec_context.height, limit)
-            if too_large is not None:
-                raise SourceError(f"{self.spec.path}: {too_large}")
-            stream.thread_type = "AUTO"
-            self.expected_frames = stream.frames or None
-            if self.expected_frames is None and stream.duration and stream.average_rate:
-                self.expected_frames = int(stream.duration * stream.time_base * stream.average_rate)
-            sampler = FrameSampler(self.spec.every, self.spec.fps)
-            damage = DecodeDamage()
-            for packet in self._packets(container, stream):
-                try:
-                    decoded = packet.decode()
-                except av.error.InvalidDataError:
-                    self.bad_packets += 1
-                    damage.packet_failed()
-                    continue
-                for video_frame in decoded:
-                    corrupt = damage.taints(video_frame)
-                    # The size can change mid-stream; check before the frame is converted (×3 bytes).
-                    too_large = frame_too_large(video_frame.width, video_frame.height, limit)
-                    if too_large is not None:
-                        raise SourceError(f"{self.spec.path}: {too_large}")
-                    index = self.decoded
-                    self.decoded += 1
-                    pts = float(video_frame.time) if video_frame.time is not None else None
-                    if not sampler.keep(index, pts):
-                        continue
-                    yield Frame(self.spec.id, index, pts, None, video_frame.to_ndarray(format="bgr24"), corrupt)
-                if self._stop.is_set():
-                    return
-        if self.decoded == 0:
-            raise self._error("no frame could be decoded (corrupt or truncated file?)")
-        if self.bad_packets:
-            log.warning("source '%s': skipped %d corrupt packets", self.spec.id, self.bad_packets)
-        shortfall = missing_frames(self.decoded, self.expected_frames)
-        if shortfall is not None and not self._stop.is_set():
-            # The frames decoded so far were analysed; the source still fails, as in ``index``.
-            raise SourceError(f"{self.spec.path}: {shortfall}")
-
-    def _packets(self, container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[av.Packet]:
-        # Demux and decode fail separately: a demux error ends the file, a decode error
-        # only skips its packet (one exception would otherwise end PyAV's decode generator).
-        demuxer = container.demux(stream)
-        while True:
-            try:
-                packet = next(demuxer)
-            except StopIteration:
-                return
-            except av.error.FFmpegError as error:
-                if self.decoded == 0:
-                    raise self._error("cannot read video data", error) from error
-                log.warning("source '%s': stopped reading at a damaged spot: %s", self.spec.id, _describe(error))
-                return
-            yield packet

@@ -12,7 +12,9 @@ import pytest
 
 from fiqa_stream.media.faces import face_photos
 from fiqa_stream.stream.buffers import FrameBuffer
-from fiqa_stream.stream.sources import FileSource, SourceEnd, SourceSpec
+from fiqa_stream.stream.config import SourceConfig
+from fiqa_stream.stream.file_source import FileSource
+from fiqa_stream.stream.source_base import SourceEnd, SourceItem
 from fiqa_stream.types import Frame
 
 FPS = 25
@@ -65,8 +67,8 @@ def damaged_copy(src: Path, dst: Path, packet: int, *, start: int, length: int |
 
 def decode(path: Path) -> tuple[list[Frame], SourceEnd, FileSource]:
     stop = threading.Event()
-    buffer: FrameBuffer[Frame | SourceEnd] = FrameBuffer(4, "block", threading.Condition())
-    source = FileSource(SourceSpec("clip", path, 1, None, 4), buffer, stop)
+    buffer: FrameBuffer[SourceItem] = FrameBuffer(4, "block", threading.Condition())
+    source = FileSource("clip", path, SourceConfig(url=str(path), queue_size=4), buffer, stop)
     source.start()
     frames: list[Frame] = []
     while True:

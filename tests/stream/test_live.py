@@ -22,9 +22,9 @@ from fiqa_stream.config import Config, parse_config
 from fiqa_stream.media.clips import ClipTruth
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
-from fiqa_stream.stream.live import LiveSource, SourceOutage
+from fiqa_stream.stream.live import LiveSource
 from fiqa_stream.stream.pipeline import Pipeline, RunSummary, SourceStats
-from fiqa_stream.stream.sources import SourceEnd
+from fiqa_stream.stream.source_base import SourceEnd, SourceOutage
 
 pytestmark = pytest.mark.slow
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

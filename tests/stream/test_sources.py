@@ -15,25 +15,20 @@ from fiqa_stream.errors import ConfigError
 from fiqa_stream.media.clips import ClipTruth, corrupt_copy, flat_clip, garbage_file
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
-from fiqa_stream.stream.sources import (
-    FileSource,
-    FrameSampler,
-    SourceEnd,
-    SourceSpec,
-    expand_sources,
-    hardware_decoder,
-)
+from fiqa_stream.stream.decoding import FrameSampler, hardware_decoder
+from fiqa_stream.stream.source_base import SourceEnd, SourceItem
+from fiqa_stream.stream.sources import SourceSpec, expand_sources, open_source
 from fiqa_stream.types import Frame
 
 
 def decode_all(path: Path, every: int = 1, fps: float | None = None) -> tuple[list[Frame], SourceEnd]:
-    return decode_spec(SourceSpec("clip", path, every, fps, 4))
+    return decode_spec(SourceSpec("clip", SourceConfig(url=str(path), every=every, fps=fps, queue_size=4), path))
 
 
 def decode_spec(spec: SourceSpec) -> tuple[list[Frame], SourceEnd]:
     stop = threading.Event()
-    buffer: FrameBuffer[Frame | SourceEnd] = FrameBuffer(4, "block", threading.Condition())
-    source = FileSource(spec, buffer, stop)
+    buffer: FrameBuffer[SourceItem] = FrameBuffer(4, "block", threading.Condition())
+    source = open_source(spec, buffer, stop)
     source.start()
     frames: list[Frame] = []
     while True:
@@ -127,8 +122,8 @@ def test_a_truncated_file_gives_an_error_or_the_frames_before_the_damage(face_cl
 def test_a_frame_larger_than_8k_fails_its_source_before_it_is_decoded(huge_frame_clip: Path) -> None:
     (spec,), _ = expand_sources([SourceConfig(url=str(huge_frame_clip))])
     stop = threading.Event()
-    buffer: FrameBuffer[Frame | SourceEnd] = FrameBuffer(4, "block", threading.Condition())
-    source = FileSource(spec, buffer, stop)
+    buffer: FrameBuffer[SourceItem] = FrameBuffer(4, "block", threading.Condition())
+    source = open_source(spec, buffer, stop)
     source.start()
     source.join(30)
     end = buffer.get_nowait()
