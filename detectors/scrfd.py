@@ -21,7 +21,8 @@ import numpy as np
 from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.detectors.config import ScrfdConfig
 from fiqa_stream.errors import DependencyError, ModelError
-from fiqa_stream.providers import Provider, log_active_providers
+from fiqa_stream.providers import log_active_providers
+from fiqa_stream.runtime import CPU, Runtime
 from fiqa_stream.types import Detections
 
 # outputs -> (strides, anchors per cell, with landmarks)
@@ -40,7 +41,7 @@ class ScrfdDetector(ClosedOnExit):
 
     Args:
         config: model path, thresholds, input size and onnxruntime threads.
-        providers: onnxruntime execution providers, in order of preference.
+        runtime: the device (onnxruntime's CUDA provider there when it has one) and threads.
 
     Raises:
         DependencyError: onnxruntime is not installed.
@@ -49,7 +50,7 @@ class ScrfdDetector(ClosedOnExit):
 
     name = "scrfd"
 
-    def __init__(self, config: ScrfdConfig, providers: Sequence[Provider] = ("CPUExecutionProvider",)) -> None:
+    def __init__(self, config: ScrfdConfig, runtime: Runtime = CPU) -> None:
         self._config = config
         path = config.model.expanduser()
         if not path.is_file():
@@ -60,13 +61,14 @@ class ScrfdDetector(ClosedOnExit):
         except ImportError as error:
             raise DependencyError.missing("onnxruntime", "centerface", "the scrfd detector") from error
         options = ort.SessionOptions()
-        options.intra_op_num_threads = config.threads
+        options.intra_op_num_threads = runtime.threads_for(config.threads)
         options.log_severity_level = 3
+        providers = runtime.providers(f"detector {self.name}")
         try:
-            self._session = ort.InferenceSession(str(path), options, providers=list(providers))
+            self._session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as error:
             raise ModelError(f"{path}: cannot load the SCRFD model: {error}".splitlines()[0]) from error
-        log_active_providers(self._session, list(providers), f"detector {self.name}")
+        log_active_providers(self._session, providers, f"detector {self.name}")
         outputs = self._session.get_outputs()
         if len(outputs) not in _LAYOUTS:
             raise ModelError(f"{path}: not an SCRFD model: {len(outputs)} outputs, expected 6, 9, 10 or 15")

@@ -7,6 +7,7 @@ process that is replaced before it grows past ``recycle_growth_mb``
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,7 +17,10 @@ from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.detectors.config import YuNetConfig
 from fiqa_stream.detectors.recycled import RecycledYuface
 from fiqa_stream.detectors.resize import downscaled
+from fiqa_stream.runtime import CPU, Runtime
 from fiqa_stream.types import Detections
+
+log = logging.getLogger(__name__)
 
 # yuface warns (and degrades) when either side of its input exceeds this.
 YUFACE_MAX_SIDE = 960
@@ -31,11 +35,14 @@ class YuNetDetector(ClosedOnExit):
 
     Args:
         config: confidence threshold and detection width.
+        runtime: only read to say that YuNet stays on the CPU when a GPU is configured.
     """
 
     name = "yunet"
 
-    def __init__(self, config: YuNetConfig) -> None:
+    def __init__(self, config: YuNetConfig, runtime: Runtime = CPU) -> None:
+        if runtime.device != "cpu":
+            log.info("detector yunet runs on the CPU (it has no GPU backend)")
         self._config = config
         self._host = (
             RecycledYuface(int(config.recycle_growth_mb * 2**20)) if config.recycle_growth_mb > 0 else None

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fiqa_stream.providers import onnx_providers
-from fiqa_stream.registry import resolve
+from fiqa_stream.registry import implementations, resolve
+from fiqa_stream.runtime import Runtime
 from fiqa_stream.scorers.base import Scorer
+from fiqa_stream.scorers.config import ScorerConfig
 
-SCORERS = {
-    "heuristic": "fiqa_stream.scorers.heuristic:HeuristicScorer",
-    "fiqa": "fiqa_stream.scorers.fiqa:FiqaScorer",
-}
-
-#: Scorers that run on onnxruntime and take its execution providers.
-ONNX_SCORERS = frozenset({"fiqa"})
+#: ``scorer.type`` → "module:Class", from the config models' ``implementation``.
+SCORERS = implementations(ScorerConfig)
 
 
-def build_scorer(config: Any, device: str = "cpu") -> Scorer:
-    """Build the scorer named by ``config.type`` from its config model.
-
-    Args:
-        config: the scorer's config model.
-        device: a resolved device (``"cpu"`` or ``"cuda:N"``) for scorers that run on onnxruntime.
-    """
-    scorer_class = resolve("scorer", config.type, SCORERS)
-    if config.type in ONNX_SCORERS:
-        scorer: Scorer = scorer_class(config, providers=onnx_providers(device, f"scorer {config.type}"))
-    else:
-        scorer = scorer_class(config)
+def build_scorer(config: ScorerConfig, runtime: Runtime | None = None) -> Scorer:
+    """Build the scorer named by ``config.type`` from its config model, to run under ``runtime``."""
+    scorer: Scorer = resolve("scorer", config.type, SCORERS)(config, runtime or Runtime())
     return scorer
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BeforeValidator, Field
 
@@ -22,6 +22,7 @@ class HeuristicWeights(StrictModel):
 class HeuristicScorerConfig(StrictModel):
     """Weight-free, face-specific quality: sharpness, exposure, pose, size, confidence."""
 
+    implementation: ClassVar[str] = "fiqa_stream.scorers.heuristic:HeuristicScorer"
     type: Literal["heuristic"] = "heuristic"
     weights: HeuristicWeights = Field(default_factory=HeuristicWeights, description="Fusion weights.")
     full_size_eye_distance: float = Field(
@@ -52,6 +53,7 @@ class FiqaScorerConfig(StrictModel):
     cannot show (pose from the landmarks, size in the frame, detector confidence).
     """
 
+    implementation: ClassVar[str] = "fiqa_stream.scorers.fiqa:FiqaScorer"
     type: Literal["fiqa"] = "fiqa"
     model: Literal["student", "student-utility", "ensemble", "mspt"] = Field(
         "student",

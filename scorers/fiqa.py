@@ -20,7 +20,8 @@ import numpy as np
 
 from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.errors import DependencyError, ModelError
-from fiqa_stream.providers import Provider, log_active_providers
+from fiqa_stream.providers import log_active_providers
+from fiqa_stream.runtime import CPU, Runtime
 from fiqa_stream.scorers.align import TEMPLATE_SIZE, align_face
 from fiqa_stream.scorers.config import FiqaScorerConfig, FiqaWeights, HeuristicScorerConfig
 from fiqa_stream.scorers.heuristic import COMPONENTS, HeuristicScorer
@@ -46,7 +47,7 @@ class FiqaScorer(ClosedOnExit):
 
     Args:
         config: which shipped model, the fusion weights, batching and threads.
-        providers: onnxruntime execution providers, in order of preference.
+        runtime: the device (onnxruntime's CUDA provider there when it has one) and threads.
 
     Raises:
         ValueError: every weight is zero.
@@ -54,7 +55,7 @@ class FiqaScorer(ClosedOnExit):
         ModelError: the model file is missing, corrupt or will not load.
     """
 
-    def __init__(self, config: FiqaScorerConfig, providers: Sequence[Provider] = ("CPUExecutionProvider",)) -> None:
+    def __init__(self, config: FiqaScorerConfig, runtime: Runtime = CPU) -> None:
         spec = shipped(config.model)
         chosen = config.weights
         if chosen is None:
@@ -80,18 +81,19 @@ class FiqaScorer(ClosedOnExit):
                 "the fiqa scorer needs onnxruntime: pip install onnxruntime (a core dependency of fiqa-stream)"
             ) from e
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = config.threads
+        options.intra_op_num_threads = runtime.threads_for(config.threads)
         # One inference at a time per scorer: inter-op parallelism would only compete for the cores.
         options.inter_op_num_threads = 1
         # Spinning worker threads would starve the decode and detect threads between batches.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         path = spec.onnx
+        providers = runtime.providers("scorer fiqa")
         try:
-            self._session = onnxruntime.InferenceSession(str(path), options, providers=list(providers))
+            self._session = onnxruntime.InferenceSession(str(path), options, providers=providers)
         except Exception as e:  # onnxruntime raises its own untyped errors for bad graphs
             raise ModelError(f"{path}: onnxruntime cannot load the model: {e}") from e
-        log_active_providers(self._session, list(providers), "scorer fiqa")
+        log_active_providers(self._session, providers, "scorer fiqa")
         self._input = self._session.get_inputs()[0].name
 
     def crops(self, faces: Sequence[Face]) -> np.ndarray:

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from fiqa_stream.closing import ClosedOnExit
+from fiqa_stream.runtime import CPU, Runtime
 from fiqa_stream.scorers.align import ARCFACE_TEMPLATE, align_face
 from fiqa_stream.scorers.config import HeuristicScorerConfig
 from fiqa_stream.types import Face, Quality
@@ -99,6 +100,7 @@ class HeuristicScorer(ClosedOnExit):
 
     Args:
         config: the weights and the size at which a face counts as full size.
+        runtime: unused: the components are computed with OpenCV and numpy on the CPU.
 
     Raises:
         ValueError: when every weight is zero.
@@ -106,7 +108,7 @@ class HeuristicScorer(ClosedOnExit):
 
     model = "heuristic-1"
 
-    def __init__(self, config: HeuristicScorerConfig) -> None:
+    def __init__(self, config: HeuristicScorerConfig, runtime: Runtime = CPU) -> None:
         weights = np.array([getattr(config.weights, name) for name in COMPONENTS], np.float64)
         total = float(weights.sum())
         if total <= 0.0:

@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 # Real services the tests start themselves on loopback ports: redis-server, mosquitto
 # (with TLS certificates made by openssl), and GStreamer's RTSP server driven by
 # Debian's own Python (scripts/rtsp_test_server.py). opencv-doc: real footage no one here
-# made (examples/data/Megamind.avi, Megamind_bugy.avi, vtest.avi) for the tracking tests.
+# made (examples/data/Megamind.avi, Megamind_bugy.avi, vtest.avi) for the tracking tests. g++: the
+# CUDA preprocessing kernels are compiled as C++ and checked against the pipeline on the CPU.
 debs="redis-server mosquitto openssl gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-      gstreamer1.0-plugins-bad python3-gi chromium chromium-driver opencv-doc"
+      gstreamer1.0-plugins-bad python3-gi chromium chromium-driver opencv-doc g++"
 missing=$(for deb in $debs; do dpkg -s "$deb" >/dev/null 2>&1 || echo "$deb"; done)
 if [ -n "$missing" ]; then
   sudo_cmd=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)

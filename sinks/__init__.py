@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fiqa_stream.registry import resolve
+from fiqa_stream.registry import implementations, resolve
 from fiqa_stream.sinks.base import Sink
+from fiqa_stream.sinks.config import SinkConfig
 
-SINKS = {
-    "directory": "fiqa_stream.sinks.directory:DirectorySink",
-    "redis": "fiqa_stream.sinks.redis_streams:RedisSink",
-    "mqtt": "fiqa_stream.sinks.mqtt:MqttSink",
-    "webhook": "fiqa_stream.sinks.webhook:WebhookSink",
-}
+#: ``sinks[].type`` → "module:Class", from the config models' ``implementation``.
+SINKS = implementations(SinkConfig)
 
 
-def build_sink(config: Any) -> Sink:
+def build_sink(config: SinkConfig) -> Sink:
     """Build the sink named by ``config.type`` from its config model."""
     sink: Sink = resolve("sink", config.type, SINKS)(config)
     return sink

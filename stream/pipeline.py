@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fiqa_stream.config import Config
-from fiqa_stream.detectors import Detector, build_detector
-from fiqa_stream.device import resolve_device
-from fiqa_stream.scorers import Scorer, build_scorer
+from fiqa_stream.models import Models, build_models
 from fiqa_stream.sinks import Sink, build_sink
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.dispatch import SinkDispatcher
@@ -147,20 +145,24 @@ class Pipeline:
         self,
         config: Config,
         *,
-        detector: Detector | None = None,
-        scorer: Scorer | None = None,
+        models: Models | None = None,
+        threads: int = 0,
         sinks: list[Sink] | None = None,
         on_progress: ProgressCallback | None = None,
         progress_interval: float = 0.25,
     ) -> None:
+        """Build what the config names; ``models`` and ``sinks`` handed in are used instead.
+
+        Models handed in belong to the caller (shared across runs) and stay open; those
+        built here (with ``threads`` native threads each, 0: their default) close with the run.
+        """
         self._config = config
-        device = resolve_device(config.device)
-        self._detector = detector or build_detector(config.detector, device)
-        self._scorer = scorer or build_scorer(config.scorer, device)
-        # Models handed in belong to the caller (shared across runs); only those built here are closed.
-        self._owned_models: list[Detector | Scorer] = [
-            model for model, given in ((self._detector, detector), (self._scorer, scorer)) if given is None
-        ]
+        self._owns_models = models is None
+        if models is None:
+            models = build_models(config.detector, config.scorer, config.device, threads)
+        self._models = models
+        self._detector = self._models.detector
+        self._scorer = self._models.scorer
         self._sinks = sinks if sinks is not None else [build_sink(c) for c in config.sinks]
         self._on_progress = on_progress
         self._progress_interval = progress_interval
@@ -176,8 +178,8 @@ class Pipeline:
                 # run() would have closed them; it never will.
                 for sink in self._sinks:
                     sink.close()
-                for model in self._owned_models:
-                    model.close()
+                if self._owns_models:
+                    self._models.close()
                 raise
 
     def run(self, stop: threading.Event | None = None) -> RunSummary:
@@ -210,8 +212,8 @@ class Pipeline:
                 run.decoder.join(timeout=max(0.0, min(5.0, deadline - time.monotonic())))
             for dispatcher in dispatchers:
                 dispatcher.close(timeout=max(0.1, deadline - time.monotonic()))
-            for model in self._owned_models:
-                model.close()
+            if self._owns_models:
+                self._models.close()
             if self.metrics_server is not None:
                 self.metrics_server.close()
         for run in runs:

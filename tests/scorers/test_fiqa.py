@@ -12,6 +12,7 @@ import pytest
 from fiqa_stream.config import parse_config
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.media.clips import compose_face_clip
+from fiqa_stream.runtime import Runtime
 from fiqa_stream.scorers import build_scorer
 from fiqa_stream.scorers.config import FiqaScorerConfig, FiqaWeights, HeuristicScorerConfig
 from fiqa_stream.scorers.fiqa import FUSED, FiqaScorer
@@ -126,6 +127,6 @@ def test_the_scorer_runs_where_the_device_says_and_falls_back_to_the_cpu_with_a_
 ) -> None:
     monkeypatch.setattr("onnxruntime.get_available_providers", lambda: ["CPUExecutionProvider"])
     with caplog.at_level(logging.INFO, logger="fiqa_stream.providers"):
-        scorer = build_scorer(FiqaScorerConfig(), "cuda:0")
+        scorer = build_scorer(FiqaScorerConfig(), Runtime("cuda:0"))
     assert isinstance(scorer, FiqaScorer)
     assert "scorer fiqa: onnxruntime on the CPU although device is cuda:0" in caplog.text
