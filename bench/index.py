@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def measure(folder: Path, out: Path, workers: int, scorer: str) -> dict:
-    from fiqa_stream.config import config_data, parse_config
+    from fiqa_stream.config import parse_config
     from fiqa_stream.stream.archive_local import LocalRunner
     from fiqa_stream.stream.indexer import Indexer
 
@@ -31,7 +31,7 @@ def measure(folder: Path, out: Path, workers: int, scorer: str) -> dict:
         "sinks": [{"type": "directory", "path": str(out)}],
         "logging": {"level": "warning"},
     })
-    runner = LocalRunner(config_data(config), workers)
+    runner = LocalRunner(config, workers)
     summary = Indexer(config, out, runner).run([str(folder)], threading.Event())
     if not summary.ok or summary.done != summary.found:
         raise SystemExit(f"benchmark run failed: {summary.failures}")

@@ -13,12 +13,17 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fiqa_stream import __version__, cli_index, cli_models
 from fiqa_stream.errors import ConfigError, FiqaError
 from fiqa_stream.logs import configure_logging
 from fiqa_stream.native_heap import bound_native_heap
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+ModelT = TypeVar("ModelT", bound="BaseModel")
 
 log = logging.getLogger("fiqa_stream")
 
@@ -93,7 +98,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config_for_run(args: argparse.Namespace) -> Any:
-    from fiqa_stream.config import Config, config_data, load_config, parse_config
+    from fiqa_stream.config import Config, load_config, parse_config
+    from fiqa_stream.sinks.config import DirectorySinkConfig
+    from fiqa_stream.stream.config import SourceConfig
 
     if args.config is None:
         if not args.source or not args.out:
@@ -103,16 +110,26 @@ def _config_for_run(args: argparse.Namespace) -> Any:
             "command line",
         )
     config: Config = load_config(args.config)
-    overrides: dict[str, Any] = {}
+    update: dict[str, Any] = {}
     if args.source:
-        overrides["sources"] = [{"url": s} for s in args.source]
+        update["sources"] = [_validated(SourceConfig, {"url": s}, "--source") for s in args.source]
     if args.out:
-        overrides["sinks"] = [{"type": "directory", "path": str(args.out)}]
+        update["sinks"] = [_validated(DirectorySinkConfig, {"path": str(args.out)}, "--out")]
     if args.progress:
-        overrides["pipeline"] = {**config.pipeline.model_dump(mode="json"), "progress": args.progress}
-    if overrides:
-        config = parse_config({**config_data(config), **overrides}, str(args.config))
-    return config
+        update["pipeline"] = config.pipeline.model_copy(update={"progress": args.progress})
+    return config.model_copy(update=update)
+
+
+def _validated(model: type[ModelT], data: dict[str, Any], option: str) -> ModelT:
+    """A config model from a command-line option; an invalid value names the option."""
+    from pydantic import ValidationError
+
+    from fiqa_stream.config import describe_validation_error
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error, data, f"command line {option}", model)) from None
 
 
 def _install_stop_handlers(stop: threading.Event, deadline: float | None = None) -> None:
@@ -179,14 +196,17 @@ def _score(args: argparse.Namespace) -> int:
     from fiqa_stream.cli_display import print_scores
     from fiqa_stream.config import load_config
     from fiqa_stream.detectors.config import YuNetConfig
+    from fiqa_stream.models import build_models
     from fiqa_stream.scorers.config import FiqaScorerConfig
     from fiqa_stream.stills import score_images
 
     if args.config:
         config = load_config(args.config)
-        results = score_images(args.images, config.detector, config.scorer)
+        models = build_models(config.detector, config.scorer, config.device)
     else:
-        results = score_images(args.images, YuNetConfig(), FiqaScorerConfig())
+        models = build_models(YuNetConfig(), FiqaScorerConfig())
+    with models:
+        results = score_images(args.images, models)
     if args.json:
         print(json.dumps(results, indent=2))
     else:

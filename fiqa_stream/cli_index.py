@@ -77,7 +77,6 @@ def _index_config(args: argparse.Namespace) -> Any:
 def _index(args: argparse.Namespace) -> int:
     from fiqa_stream.cli import _install_stop_handlers
     from fiqa_stream.cli_index_display import IndexProgress, print_index_summary, progress_enabled
-    from fiqa_stream.config import config_data
     from fiqa_stream.logs import configure_logging
     from fiqa_stream.stream.indexer import Indexer, Runner
 
@@ -86,17 +85,18 @@ def _index(args: argparse.Namespace) -> int:
     show_progress = progress_enabled(args.quiet, json_logs)
     level = "debug" if args.verbose else ("warning" if args.quiet or show_progress else config.logging.level)
     configure_logging(level, json_logs)
-    data = config_data(config)
-    data["logging"] = {**data["logging"], "format": "json" if json_logs else "text", "level": level}
+    # The workers log as this process does.
+    logging_config = config.logging.model_copy(update={"format": "json" if json_logs else "text", "level": level})
+    config = config.model_copy(update={"logging": logging_config})
     runner: Runner
     if args.ray:
         from fiqa_stream.stream.archive_ray import RayRunner
 
-        runner = RayRunner(data, args.ray)
+        runner = RayRunner(config, args.ray)
     else:
         from fiqa_stream.stream.archive_local import LocalRunner
 
-        runner = LocalRunner(data, args.workers or config.pipeline.workers)
+        runner = LocalRunner(config, args.workers or config.pipeline.workers)
     stop = threading.Event()
     _install_stop_handlers(stop)
     with IndexProgress(show_progress) as progress:

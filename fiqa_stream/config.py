@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from fiqa_stream.configbase import MAX_SECONDS, StrictModel
 from fiqa_stream.detectors.config import DetectorConfig, YuNetConfig
@@ -215,25 +215,6 @@ def describe_validation_error(error: ValidationError, data: Any, origin: str, sc
     parts = [f"{_key_path(item['loc'], data)}: {_message(item, schema)}" for item in error.errors()]
     more = f" (and {len(parts) - 1} more: {'; '.join(parts[1:])})" if len(parts) > 1 else ""
     return f"{origin}: {parts[0]}{more}"
-
-
-def reveal_secrets(model: BaseModel) -> dict[str, Any]:
-    """The model as plain JSON-ready data with secrets in clear (model_dump masks them),
-    for rebuilding it elsewhere: a changed copy, or a worker process."""
-    data: dict[str, Any] = model.model_dump(mode="json")
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, SecretStr):
-            data[name] = value.get_secret_value()
-        elif isinstance(value, BaseModel):
-            data[name] = reveal_secrets(value)
-        elif isinstance(value, list) and value and isinstance(value[0], BaseModel):
-            data[name] = [reveal_secrets(item) for item in value]
-    return data
-
-
-def config_data(config: Config) -> dict[str, Any]:
-    return reveal_secrets(config)
 
 
 def parse_config(data: Any, origin: str = "config") -> Config:

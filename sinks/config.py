@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Self, Union
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -15,6 +15,7 @@ from fiqa_stream.configbase import MAX_SECONDS, StrictModel, refuse_ambiguous_cr
 class DirectorySinkConfig(StrictModel):
     """Face crops as JPEG files plus ``events.jsonl`` in one output folder."""
 
+    implementation: ClassVar[str] = "fiqa_stream.sinks.directory:DirectorySink"
     type: Literal["directory"] = "directory"
     path: Path = Field(description="Output folder; created when missing.")
     fsync: bool = Field(
@@ -38,10 +39,17 @@ class JournalConfig(StrictModel):
         "block: make the pipeline wait until Redis takes events again.",
     )
 
+    def for_worker(self, index: int) -> Self:
+        """This journal for worker ``index`` of several: a file of its own beside the configured one."""
+        path = self.path
+        name = f"{path.stem}-worker{index}{path.suffix}" if path.suffix else f"{path.name}-worker{index}"
+        return self.model_copy(update={"path": path.with_name(name)})
+
 
 class RedisSinkConfig(StrictModel):
     """Best shots as entries of Redis Streams (XADD), spilled to a journal while Redis is away."""
 
+    implementation: ClassVar[str] = "fiqa_stream.sinks.redis_streams:RedisSink"
     type: Literal["redis"] = "redis"
     url: str = Field(description="redis://host:port/db, rediss:// for TLS, or unix:///path.sock.")
     username: str | None = Field(None, description="ACL user name (else the URL's).")
@@ -165,6 +173,7 @@ class HomeAssistantConfig(StrictModel):
 class MqttSinkConfig(StrictModel):
     """Best shots published to an MQTT broker (QoS 1), spilled to a journal while it is away."""
 
+    implementation: ClassVar[str] = "fiqa_stream.sinks.mqtt:MqttSink"
     type: Literal["mqtt"] = "mqtt"
     url: str = Field(description="mqtt://host[:port] (1883), or mqtts://host[:port] (8883) for TLS.")
     username: str | None = Field(None, description="User name (else the URL's).")
@@ -262,6 +271,7 @@ class WebhookJournalConfig(JournalConfig):
 class WebhookSinkConfig(StrictModel):
     """Best shots POSTed one by one to an HTTP endpoint, spilled to a journal while it is down."""
 
+    implementation: ClassVar[str] = "fiqa_stream.sinks.webhook:WebhookSink"
     type: Literal["webhook"] = "webhook"
     url: str = Field(description="http:// or https:// endpoint; a user:password in it is sent as Basic auth.")
     format: Literal["json", "multipart"] = Field(
@@ -314,3 +324,10 @@ SinkConfig = Annotated[
     Union[DirectorySinkConfig, RedisSinkConfig, WebhookSinkConfig, MqttSinkConfig],  # noqa: UP007
     Field(discriminator="type"),
 ]
+
+
+def sink_for_worker(sink: SinkConfig, index: int) -> SinkConfig:
+    """The sink of worker ``index`` of several: no two processes share a spill journal."""
+    if isinstance(sink, DirectorySinkConfig):
+        return sink
+    return sink.model_copy(update={"journal": sink.journal.for_worker(index)})

@@ -22,14 +22,15 @@ from typing import Any
 import av
 import av.error
 
-from fiqa_stream.config import Config, parse_config
-from fiqa_stream.detectors import build_detector
-from fiqa_stream.device import resolve_device
-from fiqa_stream.scorers import build_scorer
+from fiqa_stream.config import Config
+from fiqa_stream.models import Models
 from fiqa_stream.sinks.index_db import ShotRecord, VideoOutcome, VideoStatus, video_key
+from fiqa_stream.stream.config import SourceConfig
+from fiqa_stream.stream.decoding import frame_too_large, missing_frames
 from fiqa_stream.stream.drops import explain
+from fiqa_stream.stream.file_source import FILE_OPEN_OPTIONS
 from fiqa_stream.stream.pipeline import Pipeline, SourceStats
-from fiqa_stream.stream.sources import FILE_OPEN_OPTIONS, VIDEO_SUFFIXES, frame_too_large, missing_frames
+from fiqa_stream.stream.sources import VIDEO_SUFFIXES
 from fiqa_stream.types import BestShot, EventKind
 
 log = logging.getLogger(__name__)
@@ -145,31 +146,6 @@ class VideoResult:
     interrupted: bool = False
 
 
-def uses_cuda(config_data: Any) -> bool:
-    """Whether any ``device`` setting anywhere in the config names a CUDA device."""
-    if isinstance(config_data, dict):
-        return any(
-            (key == "device" and isinstance(value, str) and value.lower().startswith("cuda")) or uses_cuda(value)
-            for key, value in config_data.items()
-        )
-    if isinstance(config_data, list):
-        return any(uses_cuda(item) for item in config_data)
-    return False
-
-
-class SharedModels:
-    """Detector and scorer built once per worker and used for every video it analyses."""
-
-    def __init__(self, config: Config) -> None:
-        device = resolve_device(config.device)
-        self.detector = build_detector(config.detector, device)
-        self.scorer = build_scorer(config.scorer, device)
-
-    def close(self) -> None:
-        self.detector.close()
-        self.scorer.close()
-
-
 class _Collector:
     """The sink of a one-video run: keeps the final events in memory."""
 
@@ -185,20 +161,20 @@ class _Collector:
         pass
 
 
-def video_config(base: dict[str, Any], job: VideoJob) -> Config:
+def video_config(base: Config, job: VideoJob) -> Config:
     """The run config of one video: the base config with this file as its only source.
 
-    Sampling (``every``, ``fps``) and ``max_frame_pixels`` come from the base config's first
-    source; metrics and the process fan-out of ``run`` are off (the indexer fans out itself)."""
-    template = base["sources"][0]
-    source = {"url": job.path, "id": video_key(job.fingerprint),
-              **{key: template[key] for key in ("every", "fps", "queue_size", "max_frame_pixels")}}
-    data = {
-        **base, "sources": [source],
-        "metrics": {**base["metrics"], "enabled": False},
-        "pipeline": {**base["pipeline"], "workers": 1, "progress": "off"},
-    }
-    return parse_config(data, f"index of {job.path}")
+    Sampling (``every``, ``fps``), ``queue_size`` and ``max_frame_pixels`` come from the base
+    config's first source; metrics and the process fan-out of ``run`` are off (the indexer
+    fans out itself)."""
+    template = base.sources[0]
+    source = SourceConfig(url=job.path, id=video_key(job.fingerprint), every=template.every, fps=template.fps,
+                          queue_size=template.queue_size, max_frame_pixels=template.max_frame_pixels)
+    return base.model_copy(update={
+        "sources": [source],
+        "metrics": base.metrics.model_copy(update={"enabled": False}),
+        "pipeline": base.pipeline.model_copy(update={"workers": 1, "progress": "off"}),
+    })
 
 
 def _probe(path: str) -> tuple[float | None, int, int, float | None]:
@@ -253,8 +229,8 @@ ProgressFn = Callable[[str, int, int | None], None]
 
 def analyse_video(
     job: VideoJob,
-    base_config: dict[str, Any],
-    models: SharedModels,
+    base_config: Config,
+    models: Models,
     stop: threading.Event,
     worker: str,
     on_progress: ProgressFn | None = None,
@@ -272,7 +248,7 @@ def analyse_video(
         duration, width, height, rate = _probe(job.path)
     except (av.error.FFmpegError, OSError, ValueError) as error:
         return result(VideoStatus.FAILED, f"{job.path}: cannot open as video: {_describe(error)}")
-    too_large = frame_too_large(width, height, base_config["sources"][0]["max_frame_pixels"])
+    too_large = frame_too_large(width, height, base_config.sources[0].max_frame_pixels)
     if too_large is not None:
         return result(VideoStatus.FAILED, f"{job.path}: {too_large}", duration=duration, width=width, height=height,
                       fps=rate)
@@ -284,8 +260,7 @@ def analyse_video(
 
     config = video_config(base_config, job)
     pipeline = Pipeline(
-        config, detector=models.detector, scorer=models.scorer,
-        sinks=[collector], on_progress=progress, progress_interval=0.5,
+        config, models=models, sinks=[collector], on_progress=progress, progress_interval=0.5,
     )
     summary = pipeline.run(stop)
     fields: dict[str, Any] = {"duration": duration, "width": width, "height": height, "fps": rate}

@@ -12,31 +12,28 @@ import logging
 import multiprocessing
 import os
 import queue
-import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event as ProcessEvent
-from typing import Any
 
+from fiqa_stream.config import Config
 from fiqa_stream.errors import FiqaError
-from fiqa_stream.native_heap import bound_native_heap
+from fiqa_stream.models import build_models
 from fiqa_stream.sinks.index_db import VideoOutcome, VideoStatus
 from fiqa_stream.stream.archive import (
     Finished,
     Progress,
     RunnerMessage,
-    SharedModels,
     Started,
     VideoJob,
     VideoResult,
     analyse_video,
     peak_rss_mb,
 )
-from fiqa_stream.stream.parent_watch import ParentWatch
-from fiqa_stream.stream.threads import limit_threads, with_threads
+from fiqa_stream.stream.worker_bootstrap import start_worker
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +44,12 @@ class _WorkerFailed:
     error: FiqaError
 
 
-def _worker(index: int, config_data: dict[str, Any], threads: int, jobs: Queue, messages: Queue,
-            stop: ProcessEvent) -> None:
-    bound_native_heap()
-    # The parent turns Ctrl-C into ``stop``; the workers must not die of it half-way.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    local_stop = threading.Event()
+def _worker(index: int, config: Config, threads: int, jobs: Queue, messages: Queue, stop: ProcessEvent) -> None:
     # Nothing to flush when the parent is gone: it alone writes the index.
-    ParentWatch(stop.is_set, local_stop, grace=0.0).start()
-    limit_threads(threads)
-    from fiqa_stream.config import parse_config
-    from fiqa_stream.logs import configure_logging
-
-    configure_logging(config_data["logging"]["level"], config_data["logging"]["format"] == "json")
+    local_stop, _ = start_worker(config.logging, threads, stop.is_set, grace=0.0)
     name = f"worker-{index}"
     try:
-        models = SharedModels(parse_config(config_data, name))
+        models = build_models(config.detector, config.scorer, config.device, threads)
     except Exception as error:  # noqa: BLE001 - handed to the parent, which stops the run
         messages.put(_WorkerFailed(error if isinstance(error, FiqaError) else FiqaError(f"{name}: {error}")))
         return
@@ -78,7 +64,7 @@ def _worker(index: int, config_data: dict[str, Any], threads: int, jobs: Queue, 
                 break
             messages.put(Started(job.fingerprint, name))
             try:
-                result = analyse_video(job, config_data, models, local_stop, name, progress)
+                result = analyse_video(job, config, models, local_stop, name, progress)
             except Exception as error:  # noqa: BLE001 - one video's bug must not end the worker
                 log.exception("%s: analysis failed", job.path)
                 outcome = VideoOutcome(job.fingerprint, VideoStatus.FAILED, f"{job.path}: analysis failed: {error}")
@@ -91,8 +77,8 @@ def _worker(index: int, config_data: dict[str, Any], threads: int, jobs: Queue, 
 class LocalRunner:
     """Runs videos over ``workers`` local processes."""
 
-    def __init__(self, config_data: dict[str, Any], workers: int) -> None:
-        self._config_data = config_data
+    def __init__(self, config: Config, workers: int) -> None:
+        self._config = config
         self._workers = workers
 
     def run(self, jobs: list[VideoJob], stop: threading.Event) -> Iterator[RunnerMessage]:
@@ -106,7 +92,6 @@ class LocalRunner:
         process_stop = context.Event()
         count = min(self._workers, len(jobs))
         threads = max(1, (os.cpu_count() or 1) // count)
-        config_data = with_threads(self._config_data, threads)
         for job in jobs:
             job_queue.put(job)
         for _ in range(count):
@@ -114,7 +99,7 @@ class LocalRunner:
 
         def start(index: int) -> BaseProcess:
             process = context.Process(
-                target=_worker, args=(index, config_data, threads, job_queue, messages, process_stop),
+                target=_worker, args=(index, self._config, threads, job_queue, messages, process_stop),
                 name=f"fiqa-index-{index}", daemon=True,
             )
             process.start()

@@ -13,29 +13,27 @@ it skip loading them.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Iterator
-from functools import lru_cache
 from typing import Any
 
+from fiqa_stream.config import Config
 from fiqa_stream.errors import DependencyError
+from fiqa_stream.models import Models, build_models
 from fiqa_stream.sinks.index_db import VideoOutcome, VideoStatus
 from fiqa_stream.stream.archive import (
     Finished,
     Progress,
     RunnerMessage,
-    SharedModels,
     Started,
     VideoJob,
     VideoResult,
     analyse_video,
-    uses_cuda,
 )
-from fiqa_stream.stream.threads import limit_threads, with_threads
+from fiqa_stream.stream.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +43,26 @@ MAX_RETRIES = 3
 _PROGRESS_INTERVAL_S = 0.5
 
 
-@lru_cache(maxsize=1)
-def _models(config_json: str) -> SharedModels:
-    from fiqa_stream.config import parse_config
-
-    return SharedModels(parse_config(json.loads(config_json), "ray task"))
+_loaded: tuple[tuple[object, ...], Models] | None = None
 
 
-def index_video_task(job: VideoJob, config_json: str, progress_queue: Any) -> VideoResult:
+def _models(config: Config) -> Models:
+    """The models of the task's config; a Ray worker keeps those of its last config."""
+    global _loaded
+    key = (config.device, config.detector, config.scorer)
+    if _loaded is None or _loaded[0] != key:
+        if _loaded is not None:
+            _loaded[1].close()
+        _loaded = (key, build_models(config.detector, config.scorer, config.device, threads=1))
+    return _loaded[1]
+
+
+def gpus_per_task(config: Config) -> int:
+    """What a task asks Ray for: one GPU when the config puts the models on CUDA."""
+    return 1 if config.device.lower().startswith("cuda") else 0
+
+
+def index_video_task(job: VideoJob, config: Config, progress_queue: Any) -> VideoResult:
     """The body of one Ray task (module level, so Ray imports it by name on the workers)."""
     import ray
 
@@ -69,20 +79,20 @@ def index_video_task(job: VideoJob, config_json: str, progress_queue: Any) -> Vi
             with contextlib.suppress(Exception):
                 progress_queue.put_nowait(Progress(fingerprint, decoded, expected))
 
-    return analyse_video(job, json.loads(config_json), _models(config_json), threading.Event(), worker, progress)
+    return analyse_video(job, config, _models(config), threading.Event(), worker, progress)
 
 
 class RayRunner:
     """Runs videos as tasks on the Ray cluster at ``address``."""
 
-    def __init__(self, config_data: dict[str, Any], address: str) -> None:
+    def __init__(self, config: Config, address: str) -> None:
         try:
             import ray  # noqa: F401
         except ImportError:
             raise DependencyError.missing("ray", "ray", "--ray") from None
-        self._config_json = json.dumps(with_threads(config_data, 1))
+        self._config = config
         self._address = address
-        self._gpus = 1 if uses_cuda(config_data) else 0
+        self._gpus = gpus_per_task(config)
 
     def run(self, jobs: list[VideoJob], stop: threading.Event) -> Iterator[RunnerMessage]:
         """Messages until every job finished, or after ``stop`` once running tasks are cancelled."""
@@ -108,7 +118,7 @@ class RayRunner:
                     return
                 while waiting and len(in_flight) < window:
                     job = waiting.pop(0)
-                    in_flight[task.remote(job, self._config_json, progress_queue)] = job
+                    in_flight[task.remote(job, self._config, progress_queue)] = job
                     yield Started(job.fingerprint, "ray")
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.25)
                 yield from progress_queue.get_nowait_batch(progress_queue.qsize())

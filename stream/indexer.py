@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from fiqa_stream.config import Config, config_data
+from fiqa_stream.config import Config
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.sinks.index_db import FINISHED, ArchiveIndex, VideoStatus
 from fiqa_stream.stream.archive import (
@@ -95,9 +95,8 @@ class IndexSummary:
 
 def config_hash(config: Config) -> str:
     """What decides the results: everything but the sources, sinks and the display."""
-    data = config_data(config)
-    relevant = {k: v for k, v in data.items() if k not in ("sources", "sinks", "pipeline", "metrics", "logging")}
-    relevant["sampling"] = {k: data["sources"][0][k] for k in ("every", "fps")}
+    relevant = config.model_dump(mode="json", exclude={"sources", "sinks", "pipeline", "metrics", "logging"})
+    relevant["sampling"] = config.sources[0].model_dump(mode="json", include={"every", "fps"})
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 

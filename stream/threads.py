@@ -3,19 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import cv2
-
-
-def with_threads(config_data: dict[str, Any], threads: int) -> dict[str, Any]:
-    """The config with onnxruntime's "one thread per core" default (``threads: 0``) of the
-    detector and scorer replaced by ``threads``, for one of several workers on a machine."""
-    data = dict(config_data)
-    for section in ("detector", "scorer"):
-        if data[section].get("threads") == 0:
-            data[section] = {**data[section], "threads": threads}
-    return data
 
 
 def limit_threads(threads: int) -> None:

@@ -17,71 +17,54 @@ import ctypes
 import logging
 import multiprocessing
 import os
-import signal
 import threading
 from typing import Any
 
-from fiqa_stream.config import Config, config_data, parse_config, reveal_secrets
-from fiqa_stream.native_heap import bound_native_heap
-from fiqa_stream.stream.parent_watch import ParentWatch, exit_orphaned
+from fiqa_stream.config import Config
+from fiqa_stream.sinks.config import sink_for_worker
+from fiqa_stream.stream.config import SourceConfig
+from fiqa_stream.stream.parent_watch import exit_orphaned
 from fiqa_stream.stream.pipeline import Pipeline, RunSummary
 from fiqa_stream.stream.sources import SourceSpec, expand_sources
-from fiqa_stream.stream.threads import limit_threads, with_threads
+from fiqa_stream.stream.worker_bootstrap import start_worker
 
 log = logging.getLogger(__name__)
 
 
 def shard_configs(config: Config, specs: list[SourceSpec], workers: int) -> list[Config]:
     """One config per non-empty shard, each naming its sources explicitly."""
-    shards: list[list[SourceSpec]] = [specs[i::workers] for i in range(workers)]
-    base = config_data(config)
-    configs = []
-    for index, shard in enumerate(s for s in shards if s):
-        data: dict[str, Any] = {**base, "sources": [_explicit(spec) for spec in shard]}
-        data["pipeline"] = {**base["pipeline"], "workers": 1, "progress": "off"}
-        if base["metrics"]["enabled"] and base["metrics"]["port"]:
-            data["metrics"] = {**base["metrics"], "port": base["metrics"]["port"] + index}
-        data["sinks"] = [_sink_for_worker(sink, index) for sink in base["sinks"]]
-        configs.append(parse_config(data, f"worker {index}"))
-    return configs
+    shards = [shard for shard in (specs[i::workers] for i in range(workers)) if shard]
+    return [_shard_config(config, shard, index) for index, shard in enumerate(shards)]
 
 
-def _explicit(spec: SourceSpec) -> dict[str, Any]:
-    fields = reveal_secrets(spec.config) if spec.config else {}
-    fields["id"] = spec.id
-    if not spec.live:
-        fields["url"] = str(spec.path)
-    return fields
+def _shard_config(config: Config, shard: list[SourceSpec], index: int) -> Config:
+    metrics = config.metrics
+    if metrics.enabled and metrics.port:
+        metrics = metrics.model_copy(update={"port": metrics.port + index})
+    return config.model_copy(update={
+        "sources": [_explicit(spec) for spec in shard],
+        "pipeline": config.pipeline.model_copy(update={"workers": 1, "progress": "off"}),
+        "metrics": metrics,
+        "sinks": [sink_for_worker(sink, index) for sink in config.sinks],
+    })
 
 
-def _sink_for_worker(sink: dict[str, Any], index: int) -> dict[str, Any]:
-    if not isinstance(sink.get("journal"), dict):
-        return sink
-    journal = dict(sink["journal"])
-    path = str(journal["path"])
-    stem, dot, suffix = path.rpartition(".")
-    journal["path"] = f"{stem}-worker{index}.{suffix}" if dot and "/" not in suffix else f"{path}-worker{index}"
-    return {**sink, "journal": journal}
+def _explicit(spec: SourceSpec) -> SourceConfig:
+    update: dict[str, object] = {"id": spec.id}
+    if spec.path is not None:
+        update["url"] = str(spec.path)
+    return spec.config.model_copy(update=update)
 
 
 # Beyond the pipeline's own shutdown deadline: time for the sinks' last writes and the exit.
 _ORPHAN_GRACE_S = 5.0
 
 
-def _worker(config_data: dict[str, Any], stop: ctypes.c_bool, results: Any, index: int, threads: int) -> None:
-    bound_native_heap()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from fiqa_stream.logs import configure_logging
-
-    configure_logging(config_data["logging"]["level"], config_data["logging"]["format"] == "json")
-    local_stop = threading.Event()
-    grace = float(config_data["pipeline"]["shutdown_timeout"]) + _ORPHAN_GRACE_S
-    watch = ParentWatch(lambda: bool(stop.value), local_stop, grace).start()
-    limit_threads(threads)
+def _worker(config: Config, stop: ctypes.c_bool, results: Any, index: int, threads: int) -> None:
+    grace = config.pipeline.shutdown_timeout + _ORPHAN_GRACE_S
+    local_stop, watch = start_worker(config.logging, threads, lambda: bool(stop.value), grace)
     try:
-        config = parse_config(with_threads(config_data, threads), f"worker {index}")
-        outcome = (index, Pipeline(config).run(local_stop), None)
+        outcome = (index, Pipeline(config, threads=threads).run(local_stop), None)
     except Exception as error:  # noqa: BLE001 - reported by the parent
         outcome = (index, None, f"worker {index}: {error}")
     if watch.orphaned:
@@ -102,7 +85,7 @@ def run_sharded(config: Config, stop: threading.Event) -> RunSummary:
     # Each worker's native thread pools get its share of the cores, not all of them each.
     threads = max(1, (os.cpu_count() or 1) // len(configs))
     processes = [
-        context.Process(target=_worker, args=(config_data(c), process_stop, results, i, threads),
+        context.Process(target=_worker, args=(c, process_stop, results, i, threads),
                         name=f"fiqa-worker-{i}")
         for i, c in enumerate(configs)
     ]

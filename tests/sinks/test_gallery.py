@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fiqa_stream.config import config_data, load_config
+from fiqa_stream.config import load_config
+from fiqa_stream.models import build_models
 from fiqa_stream.sinks.gallery import write_report
 from fiqa_stream.sinks.index_db import ArchiveIndex
-from fiqa_stream.stream.archive import SharedModels, VideoJob, analyse_video, fingerprint
+from fiqa_stream.stream.archive import VideoJob, analyse_video, fingerprint
 
 if TYPE_CHECKING:
     from conftest import VideoArchive
@@ -25,14 +26,14 @@ def index(video_archive: VideoArchive, tmp_path_factory: pytest.TempPathFactory)
     """An index of the archive's face clips and one bad file, analysed in this process."""
     defaults = {"sources": [{"url": "-"}], "sinks": [{"type": "directory", "path": "-"}]}
     config = load_config(video_archive.config, defaults)
-    models = SharedModels(config)
+    models = build_models(config.detector, config.scorer, config.device)
     archive = ArchiveIndex(tmp_path_factory.mktemp("gallery"))
     for name in ("lobby.mp4", "gate.mp4", "day2/door.mp4", "zero.mp4"):
         path = video_archive.folder / name
         fp = fingerprint(path)
         archive.upsert_pending(fp, str(path), path.stat().st_size, path.stat().st_mtime_ns)
         job = VideoJob(fp, str(path), path.stat().st_size)
-        archive.record(analyse_video(job, config_data(config), models, threading.Event(), "test").outcome)
+        archive.record(analyse_video(job, config, models, threading.Event(), "test").outcome)
     return archive
 
 

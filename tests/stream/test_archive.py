@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fiqa_stream.config import config_data, parse_config
+from fiqa_stream.config import Config, parse_config
+from fiqa_stream.models import build_models
 from fiqa_stream.sinks.index_db import VideoStatus
-from fiqa_stream.stream.archive import SharedModels, VideoJob, analyse_video, find_videos, fingerprint, uses_cuda
+from fiqa_stream.stream.archive import VideoJob, analyse_video, find_videos, fingerprint
+from fiqa_stream.stream.archive_ray import gpus_per_task
 
 if TYPE_CHECKING:
     from conftest import VideoArchive
@@ -71,12 +73,18 @@ def test_a_playlist_posing_as_a_video_is_not_followed(video_archive: VideoArchiv
     config = parse_config({"sources": [{"url": "-"}], "sinks": [{"type": "directory", "path": "-"}],
                            "scorer": {"type": "heuristic"}})
     job = VideoJob(fingerprint(evil), str(evil), evil.stat().st_size)
-    result = analyse_video(job, config_data(config), SharedModels(config), threading.Event(), "test")
+    with build_models(config.detector, config.scorer, config.device) as models:
+        result = analyse_video(job, config, models, threading.Event(), "test")
     assert result.outcome.status is VideoStatus.FAILED
     assert result.outcome.error is not None and "cannot open as video" in result.outcome.error
 
 
-def test_cuda_is_seen_in_any_device_setting() -> None:
-    assert uses_cuda({"scorer": {"type": "x", "device": "cuda:0"}})
-    assert uses_cuda({"detectors": [{"device": "CUDA"}]})
-    assert not uses_cuda({"scorer": {"device": "cpu"}, "name": "cuda"})
+def test_a_ray_task_asks_for_a_gpu_exactly_when_the_models_run_on_cuda() -> None:
+    def config(device: str) -> Config:
+        return parse_config({"sources": [{"url": "-"}], "sinks": [{"type": "directory", "path": "-"}],
+                             "device": device})
+
+    assert gpus_per_task(config("cuda:1")) == 1
+    assert gpus_per_task(config("cuda")) == 1
+    assert gpus_per_task(config("cpu")) == 0
+    assert gpus_per_task(config("auto")) == 0
