@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def measure(folder: Path, out: Path, workers: int, scorer: str) -> dict:
+    from fiqa_stream.archive.indexer import Indexer
+    from fiqa_stream.archive.local import LocalRunner
     from fiqa_stream.config import parse_config
-    from fiqa_stream.stream.archive_local import LocalRunner
-    from fiqa_stream.stream.indexer import Indexer
 
     config = parse_config({
         "sources": [{"url": str(folder)}],

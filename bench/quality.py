@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import write_section  # noqa: E402
 
-from fiqa_stream.cli_eval import held_out_faces, utility_reports  # noqa: E402
+from fiqa_stream.cli.evaluate import held_out_faces, utility_reports  # noqa: E402
 from fiqa_stream.scorers.training.utility_eval import markdown_table, per_degradation_table  # noqa: E402
 
 MIN_SECONDS = 3.0

@@ -194,8 +194,8 @@ def _message(item: Any, schema: Any = None) -> str:
         return f"unknown type '{tag}'{did_you_mean(tag, known)}; expected one of: {', '.join(known)}"
     if kind == "union_tag_not_found":
         tags = [_plugin_tag(m) for m in _models(_type_at(schema, location))] if schema is not None else []
-        known = f"; expected one of: {', '.join(map(str, tags))}" if tags else ""
-        return f"the 'type' key is missing{known}"
+        listed = f"; expected one of: {', '.join(map(str, tags))}" if tags else ""
+        return f"the 'type' key is missing{listed}"
     message = str(item["msg"])
     if _SECRET_KEY.search(".".join(map(str, location))):
         return message

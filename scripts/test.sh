@@ -21,6 +21,8 @@ python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet '.[test]'
 .venv/bin/ruff check .
+# Types, with the pydantic plugin (pyproject's [tool.mypy]), over the package as Python imports it.
+.venv/bin/mypy -p fiqa_stream
 # The console script, not `python -m pytest`: the latter puts the checkout first on sys.path, so the
 # tests would import the source folders instead of the package just installed.
 exec .venv/bin/pytest -q "$@"

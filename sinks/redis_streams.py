@@ -24,7 +24,7 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.errors import DependencyError, SinkError
@@ -34,6 +34,9 @@ from fiqa_stream.sinks.events import event_fields
 from fiqa_stream.sinks.journal import Journal, JournalEntry
 from fiqa_stream.sinks.spool import Sent, Spool, SpooledSink
 from fiqa_stream.types import BestShot
+
+if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
 
 try:
     import redis
@@ -113,8 +116,8 @@ def _pack(entry: dict[str, bytes | str]) -> bytes:
     return b"".join(parts)
 
 
-def _unpack(packed: bytes) -> dict[bytes, bytes]:
-    entry: dict[bytes, bytes] = {}
+def _unpack(packed: bytes) -> dict[FieldT, EncodableT]:
+    entry: dict[FieldT, EncodableT] = {}
     at = 0
     while at < len(packed):
         size = int.from_bytes(packed[at : at + 4], "big")
@@ -168,8 +171,9 @@ class RedisSink(SpooledSink, ClosedOnExit):
             if "{source}" not in self._config.stream:
                 kind = self._client.type(self._config.stream)
                 if kind not in (b"none", b"stream"):
+                    name = kind.decode() if isinstance(kind, bytes) else kind
                     raise SinkError(
-                        f"redis sink {self._where}: key '{self._config.stream}' holds a {kind.decode()}, "
+                        f"redis sink {self._where}: key '{self._config.stream}' holds a {name}, "
                         "not a stream; choose another 'stream' key"
                     )
         except redis.AuthenticationError as error:

@@ -180,7 +180,7 @@ class PipelineMetrics:
         sources, _ = self._snapshot()
         down = {s.id: round(s.down_for, 1) for s in sources if s.down_for is not None and s.down_for > down_after}
         failing = [sink for sink in self._sinks if sink.replay_problem is not None]
-        body = {
+        body: dict[str, object] = {
             "status": "unhealthy" if down or failing else "ok",
             "down_after_seconds": down_after,
             "sources": {s.id: {"state": s.state, "down_for": None if s.down_for is None else round(s.down_for, 1)}

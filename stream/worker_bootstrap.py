@@ -1,5 +1,5 @@
 """The first steps of every worker process, ``run``'s (workers.py) and ``index``'s
-(archive_local.py) alike."""
+(fiqa_stream/archive/local.py) alike."""
 
 from __future__ import annotations
 

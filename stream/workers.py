@@ -63,6 +63,7 @@ _ORPHAN_GRACE_S = 5.0
 def _worker(config: Config, stop: ctypes.c_bool, results: Any, index: int, threads: int) -> None:
     grace = config.pipeline.shutdown_timeout + _ORPHAN_GRACE_S
     local_stop, watch = start_worker(config.logging, threads, lambda: bool(stop.value), grace)
+    outcome: tuple[int, RunSummary | None, str | None]
     try:
         outcome = (index, Pipeline(config, threads=threads).run(local_stop), None)
     except Exception as error:  # noqa: BLE001 - reported by the parent

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fiqa_stream.cli_eval import sighting_face
+from fiqa_stream.cli.evaluate import sighting_face
 from fiqa_stream.scorers.config import FiqaScorerConfig
 from fiqa_stream.scorers.fiqa import FiqaScorer
 from fiqa_stream.scorers.training.degradations import DEGRADATIONS, native_scale

@@ -22,9 +22,9 @@ import redis
 
 from fiqa_stream.config import parse_config
 from fiqa_stream.errors import ConfigError, SinkError
+from fiqa_stream.readers.redis_consumer import BestShotConsumer, ConsumerSettings
 from fiqa_stream.sinks import build_sink
 from fiqa_stream.sinks.config import DirectorySinkConfig, RedisSinkConfig
-from fiqa_stream.sinks.redis_consumer import BestShotConsumer, ConsumerSettings
 from fiqa_stream.sinks.redis_streams import RedisSink, decode_entry, entry_fields
 from fiqa_stream.stream.metrics import MetricsServer, PipelineMetrics
 from fiqa_stream.types import BestShot, EventKind

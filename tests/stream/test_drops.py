@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fiqa_stream.cli_display import print_summary
+from fiqa_stream.cli.display import print_summary
 from fiqa_stream.config import Config, parse_config
 from fiqa_stream.media.clips import compose_face_clip
 from fiqa_stream.stream.drops import DROP_REASONS, _setting, explain

@@ -62,7 +62,7 @@ def test_report_ranks_an_oracle_above_random() -> None:
 def test_eval_command_reports_every_score_on_held_out_faces(
     tmp_path: Path, photos: list[np.ndarray], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from fiqa_stream.cli import main
+    from fiqa_stream.cli.main import main
     from fiqa_stream.scorers.training.recognition import Recogniser
     from fiqa_stream.scorers.training.sources import Identity, Photo, detect_faces
     from fiqa_stream.scorers.training.utility import (

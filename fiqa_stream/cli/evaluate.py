@@ -86,14 +86,15 @@ def score_held_out(held: HeldOut, default: str = "student", models: Sequence[str
             weights are also scored fused (``fused:<name>``).
         weights: fusion weights overriding the fused scorer's defaults.
     """
-    from fiqa_stream.scorers.config import FiqaScorerConfig, FiqaWeights
+    from fiqa_stream.scorers.config import FiqaScorerConfig
     from fiqa_stream.scorers.fiqa import FUSED, FiqaScorer
     from fiqa_stream.scorers.weights import shipped
 
-    config = FiqaScorerConfig(model=default) if weights is None else FiqaScorerConfig(
-        model=default, weights=FiqaWeights(**weights))
-    fused = FiqaScorer(config)
-    alone = {m: fused if m == default else FiqaScorer(FiqaScorerConfig(model=m)) for m in models}
+    def config(model: str, fusion: dict[str, float] | None = None) -> FiqaScorerConfig:
+        return FiqaScorerConfig.model_validate({"model": model} | ({} if fusion is None else {"weights": fusion}))
+
+    fused = FiqaScorer(config(default, weights))
+    alone = {m: fused if m == default else FiqaScorer(config(m)) for m in models}
     others = [m for m in models if m != default and weights is None and shipped(m).fusion_weights() is not None]
     columns: dict[str, list[float]] = {name: [] for name in ("fused", *[f"fused:{m}" for m in others],
                                                               *[f"model:{m}" for m in models], *FUSED[1:],
@@ -155,7 +156,7 @@ def fit(data: Path, model: str, out: Path) -> int:
     # Pose is constant over a face's sightings in the utility data: keep its default share (fusion.py).
     pose_share = defaults.pose / sum(getattr(defaults, n) for n in FUSED)
     weights = fit_weights(components, held.utility, FUSED, groups, fixed={"pose": pose_share})
-    fused = sum(weights[n] * components[n] for n in FUSED)
+    fused = np.sum([weights[n] * components[n] for n in FUSED], axis=0)
     spearman = report(fused, held).spearman
     identities = len(set(held.identity.tolist()))
     write_fusion(out, weights, f"{len(held)} sightings of {identities} training identities ({data})", spearman)

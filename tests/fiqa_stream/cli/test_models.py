@@ -1,4 +1,4 @@
-"""The model commands of the CLI (fiqa_stream/cli_models.py): dataset, eval, export, models."""
+"""The model commands of the CLI (fiqa_stream/cli/models.py): dataset, eval, export, models."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from fiqa_stream.cli import main
+from fiqa_stream.cli.main import main
 from fiqa_stream.scorers.training.data import scored_images
 
 

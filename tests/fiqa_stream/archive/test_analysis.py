@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from fiqa_stream.archive.analysis import VideoJob, analyse_video, find_videos, fingerprint
+from fiqa_stream.archive.database import VideoStatus
+from fiqa_stream.archive.ray_cluster import gpus_per_task
 from fiqa_stream.config import Config, parse_config
 from fiqa_stream.models import build_models
-from fiqa_stream.sinks.index_db import VideoStatus
-from fiqa_stream.stream.archive import VideoJob, analyse_video, find_videos, fingerprint
-from fiqa_stream.stream.archive_ray import gpus_per_task
 
 if TYPE_CHECKING:
     from conftest import VideoArchive

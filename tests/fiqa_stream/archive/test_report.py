@@ -8,17 +8,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from fiqa_stream.archive.analysis import VideoJob, analyse_video, fingerprint
+from fiqa_stream.archive.database import ArchiveIndex
+from fiqa_stream.archive.report import write_report
 from fiqa_stream.config import load_config
 from fiqa_stream.models import build_models
-from fiqa_stream.sinks.gallery import write_report
-from fiqa_stream.sinks.index_db import ArchiveIndex
-from fiqa_stream.stream.archive import VideoJob, analyse_video, fingerprint
 
 if TYPE_CHECKING:
     from conftest import VideoArchive
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 
 
 @pytest.fixture(scope="module")

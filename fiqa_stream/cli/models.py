@@ -1,7 +1,7 @@
 """The model commands of ``fiqa-stream``: dataset, train, eval, export, models.
 
 ``add_commands`` registers them on the main parser's sub-commands and ``HANDLERS``
-maps each name to its handler, so ``cli.py`` only wires them in. Everything here but
+maps each name to its handler, so ``main.py`` only wires them in. Everything here but
 ``dataset``, ``models`` (without torch) and ``eval`` of an ONNX file needs the
 ``train`` extra (torch).
 """
@@ -17,11 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fiqa_stream.cli.exits import Exit
 from fiqa_stream.errors import ConfigError
 
 log = logging.getLogger("fiqa_stream")
 
-EXIT_OK = 0
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -100,7 +100,7 @@ def _dataset(args: argparse.Namespace) -> int:
         counts = write_training_folders(args.out, size=args.size, jitters=24 if args.jitters is None else args.jitters,
                                          samples_per_view=args.samples, seed=args.seed)
     print(f"{args.out}: " + ", ".join(f"{name} {n}" for name, n in counts.items()) + " images")
-    return EXIT_OK
+    return Exit.OK
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -112,7 +112,7 @@ def _train(args: argparse.Namespace) -> int:
                          num_workers=args.workers)
     summary = train_recipe(recipe, args.data, args.out, options)
     print(json.dumps(summary["val"], indent=2))
-    return EXIT_OK
+    return Exit.OK
 
 
 def _load(name: str) -> tuple[Any, str, int]:
@@ -150,11 +150,11 @@ def _eval(args: argparse.Namespace) -> int:
     from fiqa_stream.scorers.training.utility_eval import is_utility_folder
 
     if is_utility_folder(args.data):
-        from fiqa_stream import cli_eval
+        from fiqa_stream.cli import evaluate as utility
 
         if args.fit_fusion is not None:
-            return cli_eval.fit(args.data, args.model or "student", args.fit_fusion)
-        return cli_eval.run(args.data, args.model, args.json)
+            return utility.fit(args.data, args.model or "student", args.fit_fusion)
+        return utility.run(args.data, args.model, args.json)
     if args.model is None:
         raise ConfigError(f"{args.data} is not a held-out utility folder: name the MODEL to evaluate on it")
     from fiqa_stream.scorers.models.complexity import count
@@ -175,7 +175,7 @@ def _eval(args: argparse.Namespace) -> int:
     }
     if args.json:
         print(json.dumps(result, indent=2))
-        return EXIT_OK
+        return Exit.OK
     rows = [
         ("images", f"{metrics.count}"), ("SRCC", f"{metrics.srcc:.4f}"),
         ("PLCC", f"{metrics.plcc:.4f}" + ("" if metrics.logistic else " (linear fit)")),
@@ -187,7 +187,7 @@ def _eval(args: argparse.Namespace) -> int:
     print(f"{label} on {args.data}")
     for name, value in rows:
         print(f"  {name:<16} {value}")
-    return EXIT_OK
+    return Exit.OK
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -196,24 +196,25 @@ def _export(args: argparse.Namespace) -> int:
     model, label, input_size = _load(args.model)
     path = export_onnx(model, input_size, args.out)
     print(f"{label} → {path} (input N×3×{input_size}×{input_size})")
-    return EXIT_OK
+    return Exit.OK
 
 
 def _models(args: argparse.Namespace) -> int:
     from fiqa_stream.scorers.models import MODELS
     from fiqa_stream.scorers.weights import SHIPPED
 
+    measure: Callable[[str, int | None], Any] | None
     try:
-        from fiqa_stream.scorers.models.complexity import complexity
+        from fiqa_stream.scorers.models.complexity import complexity as measure
     except ModuleNotFoundError:
         log.info("torch is not installed: parameters and GMACs are not counted (pip install 'fiqa-stream[train]')")
-        complexity = None
+        measure = None
     print(f"{'architecture':<20}{'input':>7}{'params':>10}{'GMACs':>8}  description")
     for name, spec in MODELS.items():
-        if complexity is None:
+        if measure is None:
             params = gmacs = "-"
         else:
-            cost = complexity(name)
+            cost = measure(name, None)
             params, gmacs = f"{cost.params / 1e6:.2f} M", f"{cost.gmacs:.3f}"
         shipped = "" if spec.shipped else " (not shipped: teacher only)"
         print(f"{name:<20}{spec.input_size:>7}{params:>10}{gmacs:>8}  {spec.summary}{shipped}")
@@ -222,7 +223,7 @@ def _models(args: argparse.Namespace) -> int:
     for name, model in SHIPPED.items():
         files = ", ".join(f"{model.version}.{ext}" for ext in ("safetensors", "onnx"))
         print(f"{name:<20}{model.version:<18}{model.architecture:<14}{model.input_size:>6}  {files}")
-    return EXIT_OK
+    return Exit.OK
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fiqa_stream.archive.database import ArchiveIndex, ShotRow, VideoRow
 from fiqa_stream.sinks.directory import write_atomically
-from fiqa_stream.sinks.index_db import ArchiveIndex, ShotRow, VideoRow
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fiqa_stream.cli.exits import Exit, install_stop_handlers
 from fiqa_stream.errors import ConfigError
 
 log = logging.getLogger("fiqa_stream")
 
-EXIT_OK, EXIT_FAILURES, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def add_commands(commands: Any) -> None:
@@ -75,10 +75,9 @@ def _index_config(args: argparse.Namespace) -> Any:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from fiqa_stream.cli import _install_stop_handlers
-    from fiqa_stream.cli_index_display import IndexProgress, print_index_summary, progress_enabled
+    from fiqa_stream.archive.display import IndexProgress, print_index_summary, progress_enabled
+    from fiqa_stream.archive.indexer import Indexer, Runner
     from fiqa_stream.logs import configure_logging
-    from fiqa_stream.stream.indexer import Indexer, Runner
 
     config = _index_config(args)
     json_logs = args.log_json or (args.log_format or config.logging.format) == "json"
@@ -90,15 +89,15 @@ def _index(args: argparse.Namespace) -> int:
     config = config.model_copy(update={"logging": logging_config})
     runner: Runner
     if args.ray:
-        from fiqa_stream.stream.archive_ray import RayRunner
+        from fiqa_stream.archive.ray_cluster import RayRunner
 
         runner = RayRunner(config, args.ray)
     else:
-        from fiqa_stream.stream.archive_local import LocalRunner
+        from fiqa_stream.archive.local import LocalRunner
 
         runner = LocalRunner(config, args.workers or config.pipeline.workers)
     stop = threading.Event()
-    _install_stop_handlers(stop)
+    install_stop_handlers(stop)
     with IndexProgress(show_progress) as progress:
         summary = Indexer(config, args.out, runner, progress, follow_links=args.follow_links).run(args.paths, stop)
     log.info("index finished: %d indexed, %d partly, %d failed, %d skipped, %d left; %d best shots in %.1f s",
@@ -106,8 +105,8 @@ def _index(args: argparse.Namespace) -> int:
              summary.best_shots, summary.seconds)
     print_index_summary(summary, args.quiet)
     if summary.interrupted or summary.unfinished:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if summary.ok else EXIT_FAILURES
+        return Exit.INTERRUPTED
+    return Exit.OK if summary.ok else Exit.FAILURES
 
 
 def parse_time(text: str) -> float:
@@ -128,8 +127,8 @@ def video_matches(path: str, pattern: str) -> bool:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from fiqa_stream.cli_index_display import print_shots, shot_json
-    from fiqa_stream.sinks.index_db import ArchiveIndex
+    from fiqa_stream.archive.database import ArchiveIndex
+    from fiqa_stream.archive.display import print_shots, shot_json
 
     if args.min_quality is not None and not 0.0 <= args.min_quality <= 1.0:
         raise ConfigError(f"search: --min-quality must be between 0 and 1 (got {args.min_quality:g})")
@@ -148,17 +147,17 @@ def _search(args: argparse.Namespace) -> int:
         print(json.dumps([shot_json(s, folder) for s in shots], indent=2))
     else:
         print_shots(shots, folder)
-    return EXIT_OK
+    return Exit.OK
 
 
 def _report(args: argparse.Namespace) -> int:
-    from fiqa_stream.sinks.gallery import write_report
-    from fiqa_stream.sinks.index_db import ArchiveIndex
+    from fiqa_stream.archive.database import ArchiveIndex
+    from fiqa_stream.archive.report import write_report
 
     with ArchiveIndex(args.folder, create=False) as index:
         target = write_report(index, args.out, per_video=args.per_video)
     print(f"report written to {target}")
-    return EXIT_OK
+    return Exit.OK
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"index": _index, "search": _search, "report": _report}

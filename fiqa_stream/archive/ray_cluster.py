@@ -20,11 +20,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from fiqa_stream.config import Config
-from fiqa_stream.errors import DependencyError
-from fiqa_stream.models import Models, build_models
-from fiqa_stream.sinks.index_db import VideoOutcome, VideoStatus
-from fiqa_stream.stream.archive import (
+from fiqa_stream.archive.analysis import (
     Finished,
     Progress,
     RunnerMessage,
@@ -33,6 +29,10 @@ from fiqa_stream.stream.archive import (
     VideoResult,
     analyse_video,
 )
+from fiqa_stream.archive.database import VideoOutcome, VideoStatus
+from fiqa_stream.config import Config
+from fiqa_stream.errors import DependencyError
+from fiqa_stream.models import Models, build_models
 from fiqa_stream.stream.threads import limit_threads
 
 log = logging.getLogger(__name__)

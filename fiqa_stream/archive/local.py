@@ -19,11 +19,7 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event as ProcessEvent
 
-from fiqa_stream.config import Config
-from fiqa_stream.errors import FiqaError
-from fiqa_stream.models import build_models
-from fiqa_stream.sinks.index_db import VideoOutcome, VideoStatus
-from fiqa_stream.stream.archive import (
+from fiqa_stream.archive.analysis import (
     Finished,
     Progress,
     RunnerMessage,
@@ -33,6 +29,10 @@ from fiqa_stream.stream.archive import (
     analyse_video,
     peak_rss_mb,
 )
+from fiqa_stream.archive.database import VideoOutcome, VideoStatus
+from fiqa_stream.config import Config
+from fiqa_stream.errors import FiqaError
+from fiqa_stream.models import build_models
 from fiqa_stream.stream.worker_bootstrap import start_worker
 
 log = logging.getLogger(__name__)
@@ -146,16 +146,16 @@ class LocalRunner:
                     yield note(message)
                 for name in dead:
                     process = processes.pop(name)
-                    job = holding[name]
-                    if job is None:
+                    held = holding[name]
+                    if held is None:
                         continue
                     holding[name] = None
-                    log.error("%s: worker process died (exit code %s) while analysing it", job.path, process.exitcode)
+                    log.error("%s: worker process died (exit code %s) while analysing it", held.path, process.exitcode)
                     outcome = VideoOutcome(
-                        job.fingerprint, VideoStatus.FAILED,
-                        f"{job.path}: the worker process died (exit code {process.exitcode}) while analysing it",
+                        held.fingerprint, VideoStatus.FAILED,
+                        f"{held.path}: the worker process died (exit code {process.exitcode}) while analysing it",
                     )
-                    yield note(Finished(VideoResult(outcome, job.path, name, 0.0)))
+                    yield note(Finished(VideoResult(outcome, held.path, name, 0.0)))
                     if not stop.is_set():
                         processes[name] = start(int(name.rsplit("-", 1)[1]))
         finally:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from fiqa_stream.archive.database import ArchiveIndex, ShotRecord, VideoOutcome, VideoStatus
 from fiqa_stream.errors import ArchiveIndexError
-from fiqa_stream.sinks.index_db import ArchiveIndex, ShotRecord, VideoOutcome, VideoStatus
 
 FP = "0123456789abcdef" * 2
 

@@ -22,9 +22,9 @@ from typing import Any
 import av
 import av.error
 
+from fiqa_stream.archive.database import ShotRecord, VideoOutcome, VideoStatus, video_key
 from fiqa_stream.config import Config
 from fiqa_stream.models import Models
-from fiqa_stream.sinks.index_db import ShotRecord, VideoOutcome, VideoStatus, video_key
 from fiqa_stream.stream.config import SourceConfig
 from fiqa_stream.stream.decoding import frame_too_large, missing_frames
 from fiqa_stream.stream.drops import explain
@@ -270,9 +270,9 @@ def analyse_video(
     if not summary.sources:
         return result(VideoStatus.FAILED, summary.failures[0] if summary.failures else "no source", **fields)
     stats = summary.sources[0]
-    status, error = _judge(stats, summary.failures + summary.sink_failures)
+    status, problem = _judge(stats, summary.failures + summary.sink_failures)
     shots = tuple(_shot(e) for e in sorted(collector.events, key=lambda e: (e.track_id, e.event_id)))
-    return result(status, error, frames_decoded=stats.decoded, frames_analysed=stats.analysed,
+    return result(status, problem, frames_decoded=stats.decoded, frames_analysed=stats.analysed,
                   shots=shots if status is not VideoStatus.FAILED else (),
                   dropped_faces=explain(stats.drops, config, stats.widest_small_face) or None, **fields)
 

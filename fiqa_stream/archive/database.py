@@ -391,7 +391,9 @@ class ArchiveIndex(ClosedOnExit):
 
 
 def _video_row(row: tuple) -> VideoRow:
-    return VideoRow(*row[:11], VideoStatus(row[11]), *row[12:])
+    values = list(row)
+    values[11] = VideoStatus(values[11])
+    return VideoRow(*values)
 
 
 def _shot_rows(cursor: sqlite3.Cursor) -> Iterator[ShotRow]:

@@ -19,10 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from fiqa_stream.config import Config
-from fiqa_stream.errors import ConfigError
-from fiqa_stream.sinks.index_db import FINISHED, ArchiveIndex, VideoStatus
-from fiqa_stream.stream.archive import (
+from fiqa_stream.archive.analysis import (
     Finished,
     Progress,
     RunnerMessage,
@@ -33,6 +30,9 @@ from fiqa_stream.stream.archive import (
     find_videos,
     fingerprint,
 )
+from fiqa_stream.archive.database import FINISHED, ArchiveIndex, VideoStatus
+from fiqa_stream.config import Config
+from fiqa_stream.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

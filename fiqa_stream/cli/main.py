@@ -6,16 +6,17 @@ import argparse
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fiqa_stream import __version__, cli_index, cli_models
+from fiqa_stream import __version__
+from fiqa_stream.archive import commands as archive_commands
+from fiqa_stream.cli import models as model_commands
+from fiqa_stream.cli.exits import Exit, install_stop_handlers
 from fiqa_stream.errors import ConfigError, FiqaError
 from fiqa_stream.logs import configure_logging
 from fiqa_stream.native_heap import bound_native_heap
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
 ModelT = TypeVar("ModelT", bound="BaseModel")
 
 log = logging.getLogger("fiqa_stream")
-
-EXIT_OK, EXIT_FAILURES, EXIT_FATAL = 0, 1, 2
-EXIT_INTERRUPTED = cli_index.EXIT_INTERRUPTED
 
 DESCRIPTION = """\
 Find every face in video, follow it across frames, score each sighting for face-image
@@ -90,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="claim other consumers' entries pending longer than this (default: %(default)s)")
     consume.add_argument("--dead-letter", metavar="STREAM",
                          help="stream for entries that cannot be decoded (default: the stream key + ':dead')")
-    cli_models.add_commands(commands)
-    cli_index.add_commands(commands)
+    model_commands.add_commands(commands)
+    archive_commands.add_commands(commands)
     return parser
 
 
@@ -132,31 +130,8 @@ def _validated(model: type[ModelT], data: dict[str, Any], option: str) -> ModelT
         raise ConfigError(describe_validation_error(error, data, f"command line {option}", model)) from None
 
 
-def _install_stop_handlers(stop: threading.Event, deadline: float | None = None) -> None:
-    """First SIGINT/SIGTERM: stop cleanly (flush tracks, drain sinks); a second one, or
-    the shutdown deadline passing, aborts."""
-
-    def abort_late() -> None:
-        log.error("shutdown took longer than %.0f s; aborting", deadline)
-        os._exit(EXIT_FAILURES)
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        log.warning("%s: flushing open tracks, then stopping (again to abort)", signal.Signals(signum).name)
-        stop.set()
-        if deadline is not None:
-            # Grace beyond the pipeline's own deadline for the summary and process exit.
-            timer = threading.Timer(deadline + 5.0, abort_late)
-            timer.daemon = True
-            timer.start()
-
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)
-
-
 def _run(args: argparse.Namespace) -> int:
-    from fiqa_stream.cli_display import ProgressDisplay, print_summary
+    from fiqa_stream.cli.display import ProgressDisplay, print_summary
     from fiqa_stream.stream.pipeline import Pipeline
 
     config = _config_for_run(args)
@@ -165,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     if json_lines and config.pipeline.progress == "auto":
         config = config.model_copy(update={"pipeline": config.pipeline.model_copy(update={"progress": "off"})})
     stop = threading.Event()
-    _install_stop_handlers(stop, config.pipeline.shutdown_timeout)
+    install_stop_handlers(stop, config.pipeline.shutdown_timeout)
     if config.pipeline.workers > 1:
         from fiqa_stream.stream.workers import run_sharded
 
@@ -175,8 +150,8 @@ def _run(args: argparse.Namespace) -> int:
             summary = Pipeline(config, on_progress=display.update).run(stop)
     print_summary(summary, [str(getattr(s, "path", s.type)) for s in config.sinks], config)
     if summary.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if summary.ok else EXIT_FAILURES
+        return Exit.INTERRUPTED
+    return Exit.OK if summary.ok else Exit.FAILURES
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -189,11 +164,11 @@ def _check(args: argparse.Namespace) -> int:
     print(f"{args.config}: ok ({len(config.sources)} source(s), detector {config.detector.type}, "
           f"scorer {config.scorer.type}, policy {config.selection.policy}, "
           f"sinks {', '.join(s.type for s in config.sinks)})")
-    return EXIT_OK
+    return Exit.OK
 
 
 def _score(args: argparse.Namespace) -> int:
-    from fiqa_stream.cli_display import print_scores
+    from fiqa_stream.cli.display import print_scores
     from fiqa_stream.config import load_config
     from fiqa_stream.detectors.config import YuNetConfig
     from fiqa_stream.models import build_models
@@ -211,11 +186,11 @@ def _score(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2))
     else:
         print_scores(results)
-    return EXIT_OK if all(r.get("error") is None for r in results) else EXIT_FAILURES
+    return Exit.OK if all(r.get("error") is None for r in results) else Exit.FAILURES
 
 
 def _consume(args: argparse.Namespace) -> int:
-    from fiqa_stream.sinks.redis_consumer import BestShotConsumer, ConsumerSettings
+    from fiqa_stream.readers.redis_consumer import BestShotConsumer, ConsumerSettings
 
     if not args.url:
         raise ConfigError("consume: give --url or set FIQA_REDIS_URL")
@@ -225,7 +200,7 @@ def _consume(args: argparse.Namespace) -> int:
         dead_letter=args.dead_letter,
     ))
     stop = threading.Event()
-    _install_stop_handlers(stop)
+    install_stop_handlers(stop)
     try:
         handled = consumer.run(stop, max_events=args.count, idle_exit=args.idle_exit)
     finally:
@@ -233,24 +208,21 @@ def _consume(args: argparse.Namespace) -> int:
     print(f"{handled} entries handled: {consumer.written} best shots written to {args.out}, "
           f"{consumer.duplicates} repeats dropped, {consumer.dead_lettered} undecodable moved to "
           f"'{consumer.dead_letter_stream}'")
-    return EXIT_OK
+    return Exit.OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     bound_native_heap()
     args = _parser().parse_args(argv)
     configure_logging("debug" if args.verbose else "info", args.log_json)
-    handlers = {"run": _run, "check": _check, "score": _score, "consume": _consume, **cli_models.HANDLERS,
-                **cli_index.HANDLERS}
+    handlers = {"run": _run, "check": _check, "score": _score, "consume": _consume, **model_commands.HANDLERS,
+                **archive_commands.HANDLERS}
     try:
         return handlers[args.command](args)
     except FiqaError as error:
         print(f"fiqa-stream: error: {error}", file=sys.stderr)
-        return EXIT_FATAL
+        return Exit.FATAL
     except KeyboardInterrupt:
         print("fiqa-stream: aborted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return Exit.INTERRUPTED
 
-
-if __name__ == "__main__":
-    sys.exit(main())

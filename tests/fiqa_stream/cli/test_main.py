@@ -23,7 +23,7 @@ from fiqa_stream.media.clips import ClipTruth
 if TYPE_CHECKING:
     from conftest import VideoArchive
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 # The script installed beside this interpreter, found without relying on PATH.
 FIQA_STREAM = str(Path(sys.executable).with_name("fiqa-stream"))
 

@@ -20,13 +20,16 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fiqa_stream.errors import DependencyError, SinkError
 from fiqa_stream.redact import redact_text, redact_url
 from fiqa_stream.sinks.directory import write_atomically
 from fiqa_stream.sinks.events import crop_path
 from fiqa_stream.sinks.redis_streams import decode_entry
+
+if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
 
 try:
     import redis
@@ -162,7 +165,7 @@ class BestShotConsumer:
         idle = 0.0
         while not stop.is_set() and (max_events is None or handled < max_events):
             try:
-                reply = self._client.xreadgroup(
+                reply: Any = self._client.xreadgroup(
                     self._settings.group, self._settings.consumer, {self._settings.stream: position},
                     count=100, block=self._settings.block_ms,
                 )
@@ -217,8 +220,8 @@ class BestShotConsumer:
         """Moves a poison entry aside: copied to the dead-letter stream and acknowledged, in one
         transaction, so it is neither lost nor read again."""
         dead = self._settings.dead_letter_stream
-        copy: dict[bytes | str, bytes | str] = {**fields, "dead_error": error, "dead_entry_id": entry_id,
-                                                "dead_stream": self._settings.stream}
+        copy: dict[FieldT, EncodableT] = {key: value for key, value in fields.items()}
+        copy.update({"dead_error": error, "dead_entry_id": entry_id, "dead_stream": self._settings.stream})
         pipe = self._client.pipeline(transaction=True)
         pipe.xadd(dead, copy)
         pipe.xack(self._settings.stream, self._settings.group, entry_id)

@@ -21,12 +21,12 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from fiqa_stream.cli_display import plain, table_console
+from fiqa_stream.archive.analysis import VideoJob, VideoResult
+from fiqa_stream.archive.database import ShotRow
+from fiqa_stream.archive.indexer import IndexSummary
+from fiqa_stream.archive.report import clock
+from fiqa_stream.cli.display import plain, table_console
 from fiqa_stream.logs import escape_controls
-from fiqa_stream.sinks.gallery import clock
-from fiqa_stream.sinks.index_db import ShotRow
-from fiqa_stream.stream.archive import VideoJob, VideoResult
-from fiqa_stream.stream.indexer import IndexSummary
 
 
 class IndexProgress:
