@@ -198,18 +198,6 @@ def _describe(error: Exception) -> str:
     return str(error)
 
 
-def _shot(event: BestShot) -> ShotRecord:
-    x1, y1, x2, y2 = event.box
-    return ShotRecord(
-        track_id=event.track_id, event_id=event.event_id, frame_index=event.frame_index, time=event.pts,
-        first_seen=event.first_seen, last_seen=event.last_seen, sightings=event.sightings,
-        box=(round(x1, 2), round(y1, 2), round(x2, 2), round(y2, 2)),
-        landmarks=event.landmarks, quality=round(event.quality, 6),
-        components={name: round(value, 6) for name, value in event.components.items()},
-        model=event.model, crop_jpeg=event.crop_jpeg,
-    )
-
-
 def _judge(stats: SourceStats, failures: list[str]) -> tuple[VideoStatus, str | None]:
     error = stats.error or (failures[0] if failures else None)
     if error is not None:
@@ -271,7 +259,7 @@ def analyse_video(
         return result(VideoStatus.FAILED, summary.failures[0] if summary.failures else "no source", **fields)
     stats = summary.sources[0]
     status, problem = _judge(stats, summary.failures + summary.sink_failures)
-    shots = tuple(_shot(e) for e in sorted(collector.events, key=lambda e: (e.track_id, e.event_id)))
+    shots = tuple(ShotRecord.of(e) for e in sorted(collector.events, key=lambda e: (e.track_id, e.event_id)))
     return result(status, problem, frames_decoded=stats.decoded, frames_analysed=stats.analysed,
                   shots=shots if status is not VideoStatus.FAILED else (),
                   dropped_faces=explain(stats.drops, config, stats.widest_small_face) or None, **fields)

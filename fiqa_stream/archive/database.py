@@ -32,6 +32,7 @@ from pathlib import Path
 from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.errors import ArchiveIndexError
 from fiqa_stream.sinks.directory import write_atomically
+from fiqa_stream.types import BestShot
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,8 @@ FINISHED = frozenset({VideoStatus.DONE, VideoStatus.PARTIAL})
 
 
 @dataclass(frozen=True, slots=True)
-class ShotRecord:
-    """The final best shot of one track, as produced by the analysis of a video."""
+class Shot:
+    """What the index keeps of one track's final best shot (the event's fields, rounded for storage)."""
 
     track_id: int
     event_id: str
@@ -116,7 +117,25 @@ class ShotRecord:
     quality: float
     components: dict[str, float]
     model: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShotRecord(Shot):
+    """A best shot as the analysis of a video produced it, its crop still in memory."""
+
     crop_jpeg: bytes
+
+    @classmethod
+    def of(cls, event: BestShot) -> ShotRecord:
+        x1, y1, x2, y2 = event.box
+        return cls(
+            track_id=event.track_id, event_id=event.event_id, frame_index=event.frame_index, time=event.pts,
+            first_seen=event.first_seen, last_seen=event.last_seen, sightings=event.sightings,
+            box=(round(x1, 2), round(y1, 2), round(x2, 2), round(y2, 2)),
+            landmarks=event.landmarks, quality=round(event.quality, 6),
+            components={name: round(value, 6) for name, value in event.components.items()},
+            model=event.model, crop_jpeg=event.crop_jpeg,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,24 +179,12 @@ class VideoRow:
 
 
 @dataclass(frozen=True, slots=True)
-class ShotRow:
-    """A stored best shot joined with its video and track."""
+class ShotRow(Shot):
+    """A stored best shot with its video; ``crop`` is the crop's path inside the index folder."""
 
     video_id: int
     video_path: str
     fingerprint: str
-    track_id: int
-    event_id: str
-    frame_index: int
-    time: float | None
-    first_seen: float | None
-    last_seen: float | None
-    sightings: int
-    box: tuple[float, float, float, float]
-    landmarks: list[list[float]] | None
-    quality: float
-    components: dict[str, float]
-    model: str
     crop: str
 
 
@@ -401,6 +408,7 @@ def _shot_rows(cursor: sqlite3.Cursor) -> Iterator[ShotRow]:
         yield ShotRow(
             video_id=r[0], video_path=r[1], fingerprint=r[2], track_id=r[3], event_id=r[4], frame_index=r[5],
             time=r[6], first_seen=r[7], last_seen=r[8], sightings=r[9], box=(r[10], r[11], r[12], r[13]),
-            landmarks=None if r[14] is None else json.loads(r[14]), quality=r[15], components=json.loads(r[16]),
+            landmarks=None if r[14] is None else tuple((x, y) for x, y in json.loads(r[14])), quality=r[15],
+            components=json.loads(r[16]),
             model=r[17], crop=r[18],
         )
