@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from fiqa_stream.archive.config import IndexConfig
 from fiqa_stream.configbase import MAX_SECONDS, StrictModel
 from fiqa_stream.detectors.config import DetectorConfig, YuNetConfig
 from fiqa_stream.device import DEVICE_PATTERN
@@ -23,7 +24,7 @@ from fiqa_stream.redact import redact_text
 from fiqa_stream.registry import did_you_mean
 from fiqa_stream.scorers.config import FiqaScorerConfig, ScorerConfig
 from fiqa_stream.sinks.config import SinkConfig
-from fiqa_stream.stream.config import CropConfig, SelectionConfig, SourceConfig, TrackerConfig
+from fiqa_stream.stream.config import CropConfig, MotionConfig, SelectionConfig, SourceConfig, TrackerConfig
 
 
 class PipelineConfig(StrictModel):
@@ -83,6 +84,7 @@ class Config(StrictModel):
     )
     detector: DetectorConfig = Field(default_factory=YuNetConfig, description="Face detector.")
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Multi-face tracker.")
+    motion: MotionConfig = Field(default_factory=MotionConfig, description="Motion gating of detection.")
     scorer: ScorerConfig = Field(default_factory=FiqaScorerConfig, description="Quality scorer.")
     selection: SelectionConfig = Field(default_factory=SelectionConfig, description="Best-shot policy.")
     crop: CropConfig = Field(default_factory=CropConfig, description="Face crop in events.")
@@ -90,6 +92,9 @@ class Config(StrictModel):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig, description="Batching and display.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus and health.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log format and level.")
+    index: IndexConfig = Field(
+        default_factory=IndexConfig, description="Archive indexing ('fiqa-stream index'): coarse-to-fine.",
+    )
 
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

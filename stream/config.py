@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from fiqa_stream.configbase import MAX_SECONDS, StrictModel, refuse_ambiguous_credentials
@@ -37,6 +37,13 @@ class SourceConfig(StrictModel):
     url: str = Field(
         description="Path, glob or folder of video files, 'demo:', a stream URL, or 'device:PATH'.",
     )
+    detect_url: str | None = Field(
+        None,
+        description="Live sources: URL of the camera's low-resolution sub-stream. Faces are detected, tracked "
+        "and scored on it; each best shot is cut from the frame of 'url' (the main stream) nearest in capture "
+        "time, its box scaled (stream/dual_stream.py). Same credentials, timeouts and decoding settings as "
+        "'url'; 'every' and 'fps' apply to it. null: one stream does everything.",
+    )
     id: str | None = Field(
         None, pattern=r"^[A-Za-z0-9._-]+$",
         description="Source id used in events; default: the file's stem (globs and folders: each file's stem).",
@@ -44,6 +51,12 @@ class SourceConfig(StrictModel):
     every: int = Field(1, ge=1, description="Analyse every Nth decoded frame.")
     fps: float | None = Field(
         None, gt=0, description="Analyse at most this many frames per second of media time (overrides 'every').",
+    )
+    spans: list[tuple[float, float]] | None = Field(
+        None,
+        description="Files only: decode and analyse only these [start, end] stretches of media seconds (in "
+        "order, not overlapping); frames keep the index and time they have in the whole file, and open "
+        "tracks end between two stretches. null: the whole file. 'index' sets it for its second, fine pass.",
     )
     queue_size: int = Field(
         8, ge=1, le=1024,
@@ -76,6 +89,27 @@ class SourceConfig(StrictModel):
 
     _url_credentials = field_validator("url")(refuse_ambiguous_credentials)
 
+    @field_validator("detect_url")
+    @classmethod
+    def _sub_stream_of_a_camera(cls, detect_url: str | None, info: ValidationInfo) -> str | None:
+        if detect_url is None:
+            return None
+        refuse_ambiguous_credentials(detect_url)
+        # sources.py imports this module; its rule of what is live is looked up when needed.
+        from fiqa_stream.stream.sources import is_live
+
+        url = info.data.get("url")
+        if url is not None and not is_live(url):
+            raise PydanticCustomError(
+                "detect_url_not_live", "only a live source (a stream URL or 'device:PATH' in 'url') has a detect "
+                "stream; files, globs, folders and 'demo:' have one stream each",
+            )
+        if not is_live(detect_url):
+            raise PydanticCustomError(
+                "detect_url_not_a_stream", "expected the URL of the camera's sub-stream (rtsp://, ...)",
+            )
+        return detect_url
+
     @field_validator("id")
     @classmethod
     def _not_a_folder_name(cls, source_id: str | None) -> str | None:
@@ -83,6 +117,16 @@ class SourceConfig(StrictModel):
         if source_id in (".", ".."):
             raise PydanticCustomError("reserved_id", "'.' and '..' are not allowed as a source id")
         return source_id
+
+    @field_validator("spans")
+    @classmethod
+    def _ordered_spans(cls, spans: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+        ends = [bound for span in spans or () for bound in span]
+        if any(bound < 0 for bound in ends) or ends != sorted(ends):
+            raise PydanticCustomError(
+                "unordered_spans", "each stretch must start at or after 0 and before it ends, after the one before it",
+            )
+        return spans
 
 
 class TrackerConfig(StrictModel):
@@ -161,3 +205,62 @@ class CropConfig(StrictModel):
     margin: float = Field(0.4, ge=0.0, le=2.0, description="loose: margin added on every side, as a box fraction.")
     max_size: int = Field(256, ge=32, le=2048, description="loose: longest side of the crop in pixels.")
     jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of the crop.")
+
+
+class MotionConfig(StrictModel):
+    """Motion gating: detect faces only where and when something moves (stream/motion.py).
+
+    Each analysed frame is compared, as a small blurred grey copy, with a running-average
+    background. Without motion and without a face being tracked the detector is not
+    called; with motion it sees only the moving regions and the boxes of the faces being
+    tracked; now and then, and whenever the whole picture changes, it sees the whole frame.
+    """
+
+    enabled: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto: gate live sources (cameras mostly film still scenes), detect every analysed "
+        "frame of files whole; on: gate every source; off: detect every analysed frame whole.",
+    )
+    frame_height: int = Field(
+        120, ge=32, le=720, description="Height in pixels of the grey copy motion is measured on (aspect kept).",
+    )
+    threshold: int = Field(
+        25, ge=1, le=255, description="Least grey-level difference (0-255) from the background that counts as motion.",
+    )
+    learning_rate: float = Field(
+        0.05, gt=0.0, le=1.0,
+        description="Weight of each analysed frame in the running-average background: at 0.05 something "
+        "that stops moving fades into the background over about 20 analysed frames.",
+    )
+    min_area: float = Field(
+        0.0005, ge=0.0, le=1.0, description="Moving blobs smaller than this share of the frame are ignored (noise).",
+    )
+    reseed_share: float = Field(
+        0.5, gt=0.0, le=1.0,
+        description="When at least this share of the frame moved at once (a scene cut, lights switched), the "
+        "background is taken anew from that frame and the whole frame is detected.",
+    )
+    region_margin: float = Field(
+        0.05, ge=0.0, le=1.0,
+        description="Added on every side of a moving region, as a fraction of the frame height.",
+    )
+    track_margin: float = Field(
+        1.0, ge=0.0, le=10.0,
+        description="Added on every side of a tracked face's last box, in box sizes: room for the face to "
+        "move until the next analysed frame, and the context the detector needs.",
+    )
+    min_region: float = Field(
+        0.2, gt=0.0, le=1.0, description="Least side of a detected region, as a fraction of the frame height.",
+    )
+    max_region_share: float = Field(
+        0.5, gt=0.0, le=1.0,
+        description="When the regions of a frame cover more than this share of it, the whole frame is detected.",
+    )
+    full_frame_interval: float = Field(
+        2.0, gt=0.0, le=MAX_SECONDS,
+        description="Seconds (capture time for live sources, media time for files) between two whole-frame "
+        "detections of a gated source: a face that never moved is found within this long.",
+    )
+    track_hold: float = Field(
+        1.0, ge=0.0, le=MAX_SECONDS,
+        description="Seconds a tracked face's last box stays a detected region after it was last found.",
+    )

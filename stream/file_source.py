@@ -3,6 +3,13 @@
 FFmpeg releases the GIL while decoding, so each file decodes in its own thread. A file
 always finishes with one ``SourceEnd`` marker, sent in ``finally``, carrying the error
 that stopped it, if any.
+
+Only analysed frames are converted to BGR. When the sampler keeps only some frames, when
+the config names ``spans``, or for the coarse pass of ``index`` (key frames only), the
+file's packets are first read without decoding (``Timeline``): the decoder then skips the
+non-reference frames no analysed frame needs, seeks to the key frame before each span,
+and every frame still gets the index a full decode gives it. Codecs outside
+``TIMELINE_CODECS`` and files whose packets lack times are decoded whole, as before.
 """
 
 from __future__ import annotations
@@ -14,19 +21,23 @@ from pathlib import Path
 
 import av
 import av.error
+import numpy as np
 
 from fiqa_stream.errors import SourceError
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
 from fiqa_stream.stream.decoding import (
+    TIMELINE_CODECS,
     DecodeDamage,
     FrameSampler,
+    FrameSkip,
+    Timeline,
     describe_error,
     frame_too_large,
     hardware_decoder,
     missing_frames,
 )
-from fiqa_stream.stream.source_base import SourceEnd, SourceItem
+from fiqa_stream.stream.source_base import SourceEnd, SourceItem, SourceOutage
 from fiqa_stream.types import Frame
 
 log = logging.getLogger(__name__)
@@ -40,16 +51,53 @@ ALLOWED_FORMATS = (
 FILE_OPEN_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": ",".join(ALLOWED_FORMATS)}
 
 
+def scan_timeline(path: Path) -> Timeline | None:
+    """The frames of the file's first video stream, from one pass over its packets without
+    decoding (a 10-minute 720p file takes well under a second); None when its codec is
+    not one of ``TIMELINE_CODECS``, a packet has no time, or the file cannot be read.
+    A damaged spot ends the scan: the frames before it are the timeline."""
+    try:
+        with av.open(str(path), options=FILE_OPEN_OPTIONS) as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            if stream.codec_context.name not in TIMELINE_CODECS or stream.time_base is None:
+                return None
+            packets: list[tuple[int | None, bool]] = []
+            demuxer = container.demux(stream)
+            while True:
+                try:
+                    packet = next(demuxer)
+                except StopIteration:
+                    break
+                except av.error.FFmpegError:
+                    break
+                if packet.size and not packet.is_discard:
+                    packets.append((packet.pts, packet.is_keyframe))
+            return Timeline.of(packets, stream.time_base) if packets else None
+    except (av.error.FFmpegError, OSError):
+        return None
+
+
 class FileSource:
-    """Decodes one video file in a thread into a bounded buffer, losing no frame."""
+    """Decodes one video file in a thread into a bounded buffer, losing no frame.
+
+    ``key_frames_only`` decodes nothing but key frames and yields each of them (the coarse
+    pass of ``index``; needs a timeline, and ignores the sampler and ``spans``);
+    ``max_width`` converts wider frames to BGR at that width (for detection alone);
+    ``timeline`` hands in a timeline already read (else it is read when it helps).
+    """
 
     def __init__(self, source_id: str, path: Path, config: SourceConfig, buffer: FrameBuffer[SourceItem],
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, *, key_frames_only: bool = False, max_width: int | None = None,
+                 timeline: Timeline | None = None) -> None:
         self.source_id = source_id
         self.path = path
         self.config = config
         self.buffer = buffer
         self.decoded = 0
+        #: Frames of the file behind the decoder, decoded or skipped: the progress through it.
+        self.position = 0
         self.bad_packets = 0
         self.expected_frames: int | None = None
         self.state = "decoding"
@@ -57,6 +105,15 @@ class FileSource:
         self.outages = 0
         self.down_since: float | None = None
         self._stop = stop
+        self._key_frames_only = key_frames_only
+        self._max_width = max_width
+        self._timeline = timeline
+        #: Whether the demuxer moved: a range that starts elsewhere must seek.
+        self._read = False
+        #: Whether the plan needed any frame: spans may hold none of the analysed ones.
+        self._needs_frames = True
+        #: Decoded frames whose pts no packet had (the timeline did not hold): not analysed.
+        self._unplaced = 0
         self._thread = threading.Thread(target=self._run, name=f"decode-{source_id}", daemon=True)
 
     def start(self) -> None:
@@ -72,8 +129,8 @@ class FileSource:
     def _run(self) -> None:
         failure: SourceError | None = None
         try:
-            for frame in self._frames():
-                if not self.buffer.put(frame, self._stop):
+            for item in self._items():
+                if not self.buffer.put(item, self._stop):
                     break
         except SourceError as error:
             failure = error
@@ -83,7 +140,7 @@ class FileSource:
             self.state = "done"
             self.buffer.put(SourceEnd(self.source_id, failure), self._stop, force=True)
 
-    def _frames(self) -> Iterator[Frame]:
+    def _items(self) -> Iterator[Frame | SourceOutage]:
         name = self.config.hwaccel
         try:
             container = av.open(str(self.path), options=FILE_OPEN_OPTIONS,
@@ -95,9 +152,9 @@ class FileSource:
             if not container.streams.video:
                 raise self._error("holds no video stream")
             stream = container.streams.video[0]
-            limit = self.config.max_frame_pixels
             # Before any decoding: frame threads would each allocate a frame of this size.
-            too_large = frame_too_large(stream.codec_context.width, stream.codec_context.height, limit)
+            too_large = frame_too_large(stream.codec_context.width, stream.codec_context.height,
+                                        self.config.max_frame_pixels)
             if too_large is not None:
                 raise SourceError(f"{self.path}: {too_large}")
             stream.thread_type = "AUTO"
@@ -105,8 +162,137 @@ class FileSource:
             if self.expected_frames is None and stream.duration and stream.time_base and stream.average_rate:
                 self.expected_frames = int(stream.duration * stream.time_base * stream.average_rate)
             sampler = FrameSampler(self.config.every, self.config.fps)
-            damage = DecodeDamage()
+            timeline = self._timeline
+            if timeline is None and self._needs_timeline(stream):
+                timeline = scan_timeline(self.path)
+            if self._key_frames_only and timeline is None:
+                raise self._error("key frames alone can only be decoded where the packets tell the frames apart")
+            if timeline is None:
+                yield from self._decode_all(container, stream, sampler)
+            else:
+                yield from self._decode_planned(container, stream, timeline, sampler)
+        if self._unplaced:
+            log.warning("source '%s': %d decoded frames had a time no packet had; they were not analysed",
+                        self.source_id, self._unplaced)
+        if self.decoded == 0 and self._needs_frames:
+            raise self._error("no frame could be decoded (corrupt or truncated file?)")
+        if self.bad_packets:
+            log.warning("source '%s': skipped %d corrupt packets", self.source_id, self.bad_packets)
+        # With a timeline, the frames the file holds are its packets (most were not decoded),
+        # less those that failed to decode.
+        held = self.decoded if timeline is None else len(timeline) - self.bad_packets
+        shortfall = missing_frames(held, self.expected_frames)
+        if shortfall is not None and not self._stop.is_set():
+            # The frames decoded so far were analysed; the source still fails, as in ``index``.
+            raise SourceError(f"{self.path}: {shortfall}")
+
+    def _needs_timeline(self, stream: av.VideoStream) -> bool:
+        """Whether reading the packets first saves decoding: some frames are not analysed."""
+        config = self.config
+        rate = float(stream.average_rate) if stream.average_rate else None
+        thinned = config.every > 1 or (config.fps is not None and (rate is None or config.fps < rate))
+        return self._key_frames_only or bool(config.spans) or thinned
+
+    def _image(self, video_frame: av.VideoFrame) -> np.ndarray:
+        width = self._max_width
+        if width is not None and video_frame.width > width:
+            height = max(2, round(video_frame.height * width / video_frame.width))
+            return video_frame.reformat(width=width, height=height, format="bgr24").to_ndarray()
+        return video_frame.to_ndarray(format="bgr24")
+
+    def _check_size(self, video_frame: av.VideoFrame) -> None:
+        # The size can change mid-stream; check before the frame is converted (×3 bytes).
+        too_large = frame_too_large(video_frame.width, video_frame.height, self.config.max_frame_pixels)
+        if too_large is not None:
+            raise SourceError(f"{self.path}: {too_large}")
+
+    def _gap(self, seconds: float) -> SourceOutage:
+        # The frames in between are not analysed: whoever is tracked now is not followed there.
+        return SourceOutage(self.source_id, SourceError(
+            f"source '{self.source_id}' ({self.path}): skipped to the next stretch, at {seconds:.2f} s"))
+
+    def _decode_all(self, container: av.container.InputContainer, stream: av.VideoStream,
+                    sampler: FrameSampler) -> Iterator[Frame | SourceOutage]:
+        """Every frame decoded, in order, its index counted; ``spans`` only filter."""
+        spans = self.config.spans
+        damage = DecodeDamage()
+        current: int | None = None
+        for packet in self._packets(container, stream):
+            try:
+                decoded = packet.decode()
+            except av.error.InvalidDataError:
+                self.bad_packets += 1
+                damage.packet_failed()
+                continue
+            for video_frame in decoded:
+                corrupt = damage.taints(video_frame)
+                self._check_size(video_frame)
+                index = self.decoded
+                self.decoded += 1
+                self.position = self.decoded
+                pts = float(video_frame.time) if video_frame.time is not None else None
+                if not sampler.keep(index, pts):
+                    continue
+                if spans is not None:
+                    span = _span_of(spans, pts)
+                    if span is None:
+                        continue
+                    if current is not None and span != current and pts is not None:
+                        yield self._gap(pts)
+                    current = span
+                yield Frame(self.source_id, index, pts, None, self._image(video_frame), corrupt)
+            if self._stop.is_set():
+                return
+
+    def _decode_planned(self, container: av.container.InputContainer, stream: av.VideoStream,
+                        timeline: Timeline, sampler: FrameSampler) -> Iterator[Frame | SourceOutage]:
+        """The frames the plan needs, each range from the key frame before it."""
+        damage = DecodeDamage()
+        if self._key_frames_only:
+            # Key frames need no other: frame threads would only delay them, and a damaged
+            # last one would take the frames the threads still hold down with it.
+            stream.thread_type = "SLICE"
+            stream.codec_context.skip_frame = "NONKEY"
+            yield from self._decode_range(container, stream, timeline, None, 0, len(timeline) - 1, damage)
+            return
+        wanted = timeline.kept(sampler)
+        spans = self.config.spans
+        ranges = timeline.ranges(spans) if spans is not None else [(0, len(timeline) - 1)]
+        self._needs_frames = any(wanted[first : last + 1].any() for first, last in ranges)
+        started = False
+        for first, last in ranges:
+            needed = np.flatnonzero(wanted[first : last + 1])
+            if not len(needed):
+                continue
+            if started:
+                yield self._gap(timeline.seconds(first + int(needed[0])))
+            started = True
+            yield from self._decode_range(container, stream, timeline, wanted, first + int(needed[0]),
+                                          first + int(needed[-1]), damage)
+            if self._stop.is_set():
+                return
+
+    def _decode_range(self, container: av.container.InputContainer, stream: av.VideoStream, timeline: Timeline,
+                      wanted: np.ndarray | None, first: int, last: int,
+                      damage: DecodeDamage) -> Iterator[Frame]:
+        """Frames ``first``..``last`` that are ``wanted`` (None: every frame the decoder gives),
+        decoded from the key frame before ``first``; the decoder skips the non-reference
+        frames no wanted frame needs."""
+        key = timeline.key_before(first)
+        context = stream.codec_context
+        while True:
+            if self._read or key > 0:
+                container.seek(int(timeline.pts[key]), stream=stream, backward=True)
+            landed_late = False
+            placed = False
             for packet in self._packets(container, stream):
+                self._read = True
+                if wanted is not None:
+                    index = timeline.index(packet.pts)
+                    needed = index is None or (first <= index <= last and bool(wanted[index]))
+                    skip: FrameSkip = "DEFAULT" if needed else "NONREF"
+                    if context.skip_frame != skip:
+                        context.skip_frame = skip
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError:
@@ -115,39 +301,59 @@ class FileSource:
                     continue
                 for video_frame in decoded:
                     corrupt = damage.taints(video_frame)
-                    # The size can change mid-stream; check before the frame is converted (×3 bytes).
-                    too_large = frame_too_large(video_frame.width, video_frame.height, limit)
-                    if too_large is not None:
-                        raise SourceError(f"{self.path}: {too_large}")
-                    index = self.decoded
+                    self._check_size(video_frame)
                     self.decoded += 1
-                    pts = float(video_frame.time) if video_frame.time is not None else None
-                    if not sampler.keep(index, pts):
+                    index = timeline.index(video_frame.pts)
+                    if index is None:
+                        self._unplaced += 1
                         continue
-                    yield Frame(self.source_id, index, pts, None, video_frame.to_ndarray(format="bgr24"), corrupt)
-                if self._stop.is_set():
-                    return
-        if self.decoded == 0:
-            raise self._error("no frame could be decoded (corrupt or truncated file?)")
-        if self.bad_packets:
-            log.warning("source '%s': skipped %d corrupt packets", self.source_id, self.bad_packets)
-        shortfall = missing_frames(self.decoded, self.expected_frames)
-        if shortfall is not None and not self._stop.is_set():
-            # The frames decoded so far were analysed; the source still fails, as in ``index``.
-            raise SourceError(f"{self.path}: {shortfall}")
+                    if not placed and index > first and key > 0:
+                        # The demuxer landed after the frame sought: back one key frame.
+                        landed_late = True
+                        break
+                    placed = True
+                    self.position = max(self.position, index + 1)
+                    if index > last:
+                        return
+                    if index < first or (wanted is not None and not wanted[index]):
+                        continue
+                    pts = float(video_frame.time) if video_frame.time is not None else None
+                    yield Frame(self.source_id, index, pts, None, self._image(video_frame), corrupt)
+                if landed_late or self._stop.is_set():
+                    break
+            if not landed_late:
+                return
+            key = timeline.key_before(key - 1)
 
     def _packets(self, container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[av.Packet]:
         # Demux and decode fail separately: a demux error ends the file, a decode error
         # only skips its packet (one exception would otherwise end PyAV's decode generator).
         demuxer = container.demux(stream)
+        read = False
         while True:
             try:
                 packet = next(demuxer)
             except StopIteration:
                 return
             except av.error.FFmpegError as error:
-                if self.decoded == 0:
+                if self.decoded == 0 and not read:
                     raise self._error("cannot read video data", error) from error
                 log.warning("source '%s': stopped reading at a damaged spot: %s", self.source_id, describe_error(error))
+                # The frames the decoder still holds (its threads and reordering delay them)
+                # come out with an empty packet, as at the end of a file.
+                flush = av.Packet()
+                flush.stream = stream
+                yield flush
                 return
+            read = True
             yield packet
+
+
+def _span_of(spans: list[tuple[float, float]], pts: float | None) -> int | None:
+    """The number of the span that holds media time ``pts``; None when none does."""
+    if pts is None:
+        return None
+    for number, (start, end) in enumerate(spans):
+        if start - 1e-9 <= pts <= end + 1e-9:
+            return number
+    return None

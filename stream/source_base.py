@@ -3,7 +3,8 @@
 Files (``file_source.py``) and live streams (``live.py``) implement ``Source``;
 ``sources.open_source`` builds the right one from a ``SourceSpec``. A source puts
 ``Frame``s into its buffer and always ends with exactly one ``SourceEnd``; a live source
-also puts a ``SourceOutage`` each time its stream drops (its open tracks end there).
+also puts a ``SourceOutage`` each time its stream drops, and a file decoding only some
+stretches (``spans``) one where it skips to the next (its open tracks end there).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class SourceEnd:
 
 @dataclass(frozen=True, slots=True)
 class SourceOutage:
-    """A live source lost its stream; the pipeline ends that source's open tracks."""
+    """A source's frames stop and later resume (a live stream was lost, a file skipped to
+    its next span); the pipeline ends that source's open tracks. ``error`` says why."""
 
     source: str
     error: SourceError

@@ -1,5 +1,6 @@
 """Archive indexing, the per-video part: finding videos, fingerprinting them, and
-analysing one video with the ordinary pipeline into a ``VideoOutcome``.
+analysing one video with the ordinary pipeline into a ``VideoOutcome``: coarse to fine
+(``coarse.py`` finds the stretches with faces, the pipeline analyses only those) or whole.
 
 Everything here runs wherever a video is analysed (a local worker process or a Ray
 task); nothing here touches the index, so results travel back to the one process that
@@ -22,13 +23,14 @@ from typing import Any
 import av
 import av.error
 
+from fiqa_stream.archive.coarse import coarse_pass, fine_frames
 from fiqa_stream.archive.database import ShotRecord, VideoOutcome, VideoStatus, video_key
 from fiqa_stream.config import Config
 from fiqa_stream.models import Models
 from fiqa_stream.stream.config import SourceConfig
-from fiqa_stream.stream.decoding import frame_too_large, missing_frames
+from fiqa_stream.stream.decoding import frame_too_large
 from fiqa_stream.stream.drops import explain
-from fiqa_stream.stream.file_source import FILE_OPEN_OPTIONS
+from fiqa_stream.stream.file_source import FILE_OPEN_OPTIONS, scan_timeline
 from fiqa_stream.stream.pipeline import Pipeline, SourceStats
 from fiqa_stream.stream.sources import VIDEO_SUFFIXES
 from fiqa_stream.types import BestShot, EventKind
@@ -136,6 +138,17 @@ class VideoJob:
 
 
 @dataclass(frozen=True, slots=True)
+class PassCounts:
+    """What one pass over a video did: ``full`` (the whole video through the pipeline), or
+    ``coarse`` (detection on a few frames) then ``fine`` (the stretches with faces)."""
+
+    name: str
+    decoded: int
+    analysed: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class VideoResult:
     """An outcome plus where and how it was made. ``interrupted`` outcomes are not stored."""
 
@@ -144,6 +157,7 @@ class VideoResult:
     worker: str
     peak_rss_mb: float
     interrupted: bool = False
+    passes: tuple[PassCounts, ...] = ()
 
 
 class _Collector:
@@ -161,15 +175,16 @@ class _Collector:
         pass
 
 
-def video_config(base: Config, job: VideoJob) -> Config:
-    """The run config of one video: the base config with this file as its only source.
+def video_config(base: Config, job: VideoJob, spans: list[tuple[float, float]] | None = None) -> Config:
+    """The run config of one video: the base config with this file as its only source,
+    decoding only ``spans`` (media seconds) when given.
 
     Sampling (``every``, ``fps``), ``queue_size`` and ``max_frame_pixels`` come from the base
     config's first source; metrics and the process fan-out of ``run`` are off (the indexer
     fans out itself)."""
     template = base.sources[0]
     source = SourceConfig(url=job.path, id=video_key(job.fingerprint), every=template.every, fps=template.fps,
-                          queue_size=template.queue_size, max_frame_pixels=template.max_frame_pixels)
+                          queue_size=template.queue_size, max_frame_pixels=template.max_frame_pixels, spans=spans)
     return base.model_copy(update={
         "sources": [source],
         "metrics": base.metrics.model_copy(update={"enabled": False}),
@@ -198,13 +213,11 @@ def _describe(error: Exception) -> str:
     return str(error)
 
 
-def _judge(stats: SourceStats, failures: list[str]) -> tuple[VideoStatus, str | None]:
-    error = stats.error or (failures[0] if failures else None)
+def _judge(decoded: int, error: str | None) -> tuple[VideoStatus, str | None]:
+    # A file that holds fewer frames than it declares fails its source (``missing_frames``):
+    # the source alone knows which frames it left undecoded on purpose.
     if error is not None:
-        return (VideoStatus.PARTIAL if stats.decoded else VideoStatus.FAILED), error
-    shortfall = missing_frames(stats.decoded, stats.expected)
-    if shortfall is not None:
-        return VideoStatus.PARTIAL, f"{stats.path}: {shortfall}"
+        return (VideoStatus.PARTIAL if decoded else VideoStatus.FAILED), error
     return VideoStatus.DONE, None
 
 
@@ -223,12 +236,18 @@ def analyse_video(
     worker: str,
     on_progress: ProgressFn | None = None,
 ) -> VideoResult:
-    """Run the pipeline over one video. Never raises for a bad file: its error is in the outcome."""
+    """Run the pipeline over one video, coarse to fine when ``index.coarse`` and the file
+    allows it. Never raises for a bad file: its error is in the outcome."""
     started = time.perf_counter()
+    passes: list[PassCounts] = []
 
     def result(status: VideoStatus, error: str | None, **fields: Any) -> VideoResult:
         outcome = VideoOutcome(job.fingerprint, status, error, seconds=time.perf_counter() - started, **fields)
-        return VideoResult(outcome, job.path, worker, peak_rss_mb())
+        return VideoResult(outcome, job.path, worker, peak_rss_mb(), passes=tuple(passes))
+
+    def interrupted() -> VideoResult:
+        return VideoResult(VideoOutcome(job.fingerprint, VideoStatus.PENDING, None), job.path, worker,
+                           peak_rss_mb(), interrupted=True)
 
     if job.size == 0:
         return result(VideoStatus.FAILED, f"{job.path}: empty file (0 bytes)")
@@ -236,31 +255,63 @@ def analyse_video(
         duration, width, height, rate = _probe(job.path)
     except (av.error.FFmpegError, OSError, ValueError) as error:
         return result(VideoStatus.FAILED, f"{job.path}: cannot open as video: {_describe(error)}")
+    fields: dict[str, Any] = {"duration": duration, "width": width, "height": height, "fps": rate}
     too_large = frame_too_large(width, height, base_config.sources[0].max_frame_pixels)
     if too_large is not None:
-        return result(VideoStatus.FAILED, f"{job.path}: {too_large}", duration=duration, width=width, height=height,
-                      fps=rate)
+        return result(VideoStatus.FAILED, f"{job.path}: {too_large}", **fields)
+
+    path = Path(job.path)
+    # Without a timeline the frames could not keep their indexes: such files go whole.
+    timeline = scan_timeline(path) if base_config.index.coarse else None
+    if timeline is not None and timeline.duration() < base_config.index.min_seconds:
+        timeline = None
+    spans: list[tuple[float, float]] | None = None
+    coarse_error: str | None = None
+    coarse_work = (0, 0)
+    fine_total: int | None = None
+    if timeline is not None:
+        frames = len(timeline)
+
+        def coarse_progress(position: int) -> None:
+            if on_progress is not None:
+                on_progress(job.fingerprint, position, frames)
+
+        coarse = coarse_pass(path, video_key(job.fingerprint), base_config, models.detector, timeline, stop,
+                             coarse_progress)
+        if coarse.interrupted:
+            return interrupted()
+        passes.append(PassCounts("coarse", coarse.decoded, coarse.detected, time.perf_counter() - started))
+        coarse_error, coarse_work = coarse.error, (coarse.decoded, coarse.detected)
+        if not coarse.spans:
+            status, problem = _judge(coarse.decoded, coarse_error)
+            return result(status, problem, frames_decoded=coarse.decoded, frames_analysed=coarse.detected,
+                          shots=(), **fields)
+        spans, fine_total = coarse.spans, fine_frames(timeline, coarse.spans)
     collector = _Collector()
 
     def progress(sources: list[SourceStats]) -> None:
         if on_progress is not None and sources:
-            on_progress(job.fingerprint, sources[0].decoded, sources[0].expected)
+            on_progress(job.fingerprint, sources[0].decoded, sources[0].expected if spans is None else fine_total)
 
-    config = video_config(base_config, job)
+    config = video_config(base_config, job, spans)
     pipeline = Pipeline(
         config, models=models, sinks=[collector], on_progress=progress, progress_interval=0.5,
     )
+    fine_started = time.perf_counter()
     summary = pipeline.run(stop)
-    fields: dict[str, Any] = {"duration": duration, "width": width, "height": height, "fps": rate}
     if summary.interrupted:
-        return VideoResult(VideoOutcome(job.fingerprint, VideoStatus.PENDING, None), job.path, worker,
-                           peak_rss_mb(), interrupted=True)
+        return interrupted()
     if not summary.sources:
         return result(VideoStatus.FAILED, summary.failures[0] if summary.failures else "no source", **fields)
     stats = summary.sources[0]
-    status, problem = _judge(stats, summary.failures + summary.sink_failures)
+    passes.append(PassCounts("full" if spans is None else "fine", stats.decoded, stats.analysed,
+                             time.perf_counter() - fine_started))
+    failures = summary.failures + summary.sink_failures
+    status, problem = _judge(stats.decoded + coarse_work[0],
+                             coarse_error or stats.error or (failures[0] if failures else None))
     shots = tuple(ShotRecord.of(e) for e in sorted(collector.events, key=lambda e: (e.track_id, e.event_id)))
-    return result(status, problem, frames_decoded=stats.decoded, frames_analysed=stats.analysed,
+    return result(status, problem, frames_decoded=stats.decoded + coarse_work[0],
+                  frames_analysed=stats.analysed + coarse_work[1],
                   shots=shots if status is not VideoStatus.FAILED else (),
                   dropped_faces=explain(stats.drops, config, stats.widest_small_face) or None, **fields)
 

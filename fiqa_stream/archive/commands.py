@@ -30,10 +30,14 @@ def add_commands(commands: Any) -> None:
     )
     index.add_argument("paths", nargs="+", metavar="PATH", help="video file, glob or folder")
     index.add_argument("--out", type=Path, required=True, metavar="DIR", help="index folder (created when missing)")
-    index.add_argument("--config", type=Path, help="YAML config: detector, scorer, tracker, selection, crop, and "
-                       "sampling (every/fps) and max_frame_pixels of its first source; its sources and sinks are "
-                       "not used")
+    index.add_argument("--config", type=Path, help="YAML config: detector, scorer, tracker, selection, crop, index, "
+                       "and sampling (every/fps) and max_frame_pixels of its first source; its sources and sinks "
+                       "are not used")
     index.add_argument("--workers", type=int, metavar="N", help="worker processes (default: pipeline.workers)")
+    index.add_argument("--coarse", action=argparse.BooleanOptionalAction, default=None,
+                       help="coarse to fine: a first pass detects faces on key frames (or 2 frames/s) and only the "
+                       "stretches around them are analysed; --no-coarse analyses every video whole (default: "
+                       "config index.coarse, on)")
     index.add_argument("--ray", metavar="ADDRESS", help="run one task per video on this Ray cluster (e.g. "
                        "'auto' or 'HOST:6379'); paths must be readable at the same place on every node")
     index.add_argument("--follow-links", action="store_true", help="also index files of the folders and globs "
@@ -71,6 +75,8 @@ def _index_config(args: argparse.Namespace) -> Any:
     config = load_config(args.config, defaults) if args.config else parse_config(defaults, "command line")
     if args.workers is not None and not 1 <= args.workers <= 64:
         raise ConfigError(f"index: --workers must be between 1 and 64 (got {args.workers})")
+    if args.coarse is not None:
+        config = config.model_copy(update={"index": config.index.model_copy(update={"coarse": args.coarse})})
     return config
 
 

@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,10 @@ class IndexSummary:
     failed: int = 0
     unfinished: int = 0
     frames_analysed: int = 0
+    #: Frames decoded and analysed (coarse: detected) by each kind of pass: ``full``, or
+    #: ``coarse`` and ``fine`` (``analysis.PassCounts``), over the videos analysed.
+    decoded_by_pass: Counter[str] = field(default_factory=Counter)
+    analysed_by_pass: Counter[str] = field(default_factory=Counter)
     best_shots: int = 0
     seconds: float = 0.0
     analysis_seconds: float = 0.0
@@ -199,10 +204,14 @@ class Indexer:
     @staticmethod
     def _count(result: VideoResult, summary: IndexSummary) -> None:
         outcome = result.outcome
+        passes = "; ".join(f"{p.name} pass {p.decoded} decoded, {p.analysed} analysed" for p in result.passes)
+        for done in result.passes:
+            summary.decoded_by_pass[done.name] += done.decoded
+            summary.analysed_by_pass[done.name] += done.analysed
         if outcome.status is VideoStatus.DONE:
             summary.done += 1
-            log.info("indexed %s: %d best shots, %d frames analysed in %.1f s", result.path, len(outcome.shots),
-                     outcome.frames_analysed, outcome.seconds)
+            log.info("indexed %s: %d best shots, %d frames analysed in %.1f s (%s)", result.path, len(outcome.shots),
+                     outcome.frames_analysed, outcome.seconds, passes or "no pass")
         elif outcome.status is VideoStatus.PARTIAL:
             summary.partial += 1
             log.warning("indexed %s partly (%d best shots): %s", result.path, len(outcome.shots), outcome.error)
