@@ -25,6 +25,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -53,6 +54,10 @@ class SourceSnapshot:
     faces: int
     queue_depth: int
     down_for: float | None
+    #: Frames/s analysed and offered (analysed + lost) over the fairness window; the ceiling.
+    analysed_fps: float = 0.0
+    offered_fps: float = 0.0
+    ceiling_fps: float | None = None
 
 
 Snapshot = Callable[[], tuple[list[SourceSnapshot], dict[str, int]]]
@@ -120,6 +125,18 @@ class _SourceCollector(Collector):
         state = GaugeMetricFamily("fiqa_source_state", "1 for the source's current state.", labels=["source", "state"])
         up = GaugeMetricFamily("fiqa_source_up", "1 when the source delivers frames.", labels=["source"])
         depth = GaugeMetricFamily("fiqa_source_queue_depth", "Decoded frames waiting.", labels=["source"])
+        analysed_fps = GaugeMetricFamily(
+            "fiqa_source_analysed_fps", "Frames/s analysed over the last few seconds.", labels=["source"],
+        )
+        offered_fps = GaugeMetricFamily(
+            "fiqa_source_offered_fps",
+            "Frames/s the source handed to analysis over the last few seconds (analysed + dropped).",
+            labels=["source"],
+        )
+        ceiling_fps = GaugeMetricFamily(
+            "fiqa_source_ceiling_fps", "Configured most analysed frames/s (sources[].fps) of a live source.",
+            labels=["source"],
+        )
         for source in sources:
             for name, family in counters.items():
                 family.add_metric([source.id], getattr(source, name))
@@ -127,11 +144,15 @@ class _SourceCollector(Collector):
                 state.add_metric([source.id, name], 1.0 if source.state == name else 0.0)
             up.add_metric([source.id], 0.0 if source.down_for is not None else 1.0)
             depth.add_metric([source.id], source.queue_depth)
+            analysed_fps.add_metric([source.id], source.analysed_fps)
+            offered_fps.add_metric([source.id], source.offered_fps)
+            if source.ceiling_fps is not None:
+                ceiling_fps.add_metric([source.id], source.ceiling_fps)
         sinks = GaugeMetricFamily("fiqa_sink_queue_depth", "Event batches waiting for a sink.", labels=["sink"])
         for sink, value in sink_depths.items():
             sinks.add_metric([sink], value)
         yield from counters.values()
-        yield from (state, up, depth, sinks)
+        yield from (state, up, depth, sinks, analysed_fps, offered_fps, ceiling_fps)
 
 
 class PipelineMetrics:
@@ -164,6 +185,36 @@ class PipelineMetrics:
             "fiqa_faces_dropped", "Detected faces that could not yield a best shot, by reason (docs/EVENTS.md).",
             ["source", "reason"], registry=self.registry,
         )
+        self.detection_whole = Counter(
+            "fiqa_detection_whole_frames", "Analysed frames the detector saw whole.", ["source"],
+            registry=self.registry,
+        )
+        self.detection_skipped = Counter(
+            "fiqa_detection_skipped_frames",
+            "Analysed frames not sent to the detector: no motion and no tracked face (motion gating).",
+            ["source"], registry=self.registry,
+        )
+        self.detection_on_regions = Counter(
+            "fiqa_detection_region_frames",
+            "Analysed frames the detector saw only moving regions and tracked faces of (motion gating).",
+            ["source"], registry=self.registry,
+        )
+        self.regions_detected = Counter(
+            "fiqa_detection_regions", "Frame regions cropped and detected (motion gating).", ["source"],
+            registry=self.registry,
+        )
+        self.overloaded = Gauge(
+            "fiqa_pipeline_overloaded",
+            "1 while analysis cannot keep up with the live sources (they lose over 10 % of the frames their "
+            "ceilings let through); each then gets an even share.", registry=self.registry,
+        )
+        self.fairness = Gauge(
+            "fiqa_pipeline_fairness",
+            "How evenly the live sources share analysis: the worst one's analysed rate over its max-min fair "
+            "share (1: even; under overload with equal ceilings, min over mean analysed rate).",
+            registry=self.registry,
+        )
+        self.fairness.set(1.0)
         self._snapshot: Snapshot = lambda: ([], {})
         self._sinks: list[ReplayingSink] = []
         self.registry.register(_SourceCollector(lambda: self._snapshot()))

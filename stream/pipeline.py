@@ -22,7 +22,9 @@ from fiqa_stream.models import Models, build_models
 from fiqa_stream.sinks import Sink, build_sink
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.dispatch import SinkDispatcher
+from fiqa_stream.stream.fairness import SourceShare, fairness, overloaded
 from fiqa_stream.stream.metrics import MetricsServer, PipelineMetrics, SourceSnapshot
+from fiqa_stream.stream.motion import DetectionPlan, MotionGate, detect_planned
 from fiqa_stream.stream.plausibility import not_nested, plausible, subset
 from fiqa_stream.stream.selection import BestShotSelector, new_run_id
 from fiqa_stream.stream.shot_boundary import ShotBoundaryDetector
@@ -61,6 +63,17 @@ class SourceStats:
     drops: Counter[str] = field(default_factory=Counter)
     #: Width in pixels of the widest face dropped as too small.
     widest_small_face: float = 0.0
+    #: Frames/s analysed, and offered (analysed + lost), over the last stream/fairness.WINDOW_S.
+    analysed_fps: float = 0.0
+    offered_fps: float = 0.0
+    #: The configured ceiling (``sources[].fps``); None: every frame, or every Nth.
+    ceiling_fps: float | None = None
+    #: Motion gating (stream/motion.py): analysed frames not sent to the detector, frames
+    #: detected on regions only, the regions detected, and frames detected whole.
+    detection_skipped: int = 0
+    detection_on_regions: int = 0
+    regions_detected: int = 0
+    detection_whole: int = 0
 
 
 @dataclass(slots=True)
@@ -73,6 +86,8 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     sink_failures: list[str] = field(default_factory=list)
     interrupted: bool = False
+    #: Seconds the live sources lost more than stream/fairness.OVERLOAD_LOSS of their frames.
+    overloaded_seconds: float = 0.0
 
     @property
     def frames_analysed(self) -> int:
@@ -102,11 +117,15 @@ class _SourceRun:
         self.decoder = open_source(spec, self.buffer, stop)
         self.tracker = ByteTracker(config.tracker)
         self.shots = ShotBoundaryDetector(config.tracker.scene_cut_threshold)
+        gated = config.motion.enabled == "on" or (config.motion.enabled == "auto" and spec.live)
+        self.gate = MotionGate(config.motion, config.detector, gated)
         keep_frames = any(getattr(sink, "full_frames", False) for sink in config.sinks)
         self.selector = BestShotSelector(
             spec.id, config.selection, config.crop, model, run_id=new_run_id(), keep_frames=keep_frames
         )
-        self.stats = SourceStats(spec.id, spec.where)
+        self.stats = SourceStats(spec.id, spec.where, ceiling_fps=spec.config.fps if spec.live else None)
+        self.live = spec.live
+        self.share = SourceShare(time.monotonic())
         # Capture-to-analysed seconds of the most recent live frames (bounded).
         self.latencies: deque[float] = deque(maxlen=4096)
 
@@ -133,6 +152,10 @@ class _SourceRun:
         self.stats.reconnects = decoder.reconnects
         self.stats.outages = decoder.outages
         self.stats.state = str(decoder.state)
+        now = time.monotonic()
+        self.share.observe(now, self.buffer.dropped)
+        self.stats.analysed_fps = self.share.analysed_rate(now)
+        self.stats.offered_fps = self.share.offered_rate(now)
 
 
 ProgressCallback = Callable[[list[SourceStats]], None]
@@ -167,6 +190,9 @@ class Pipeline:
         self._on_progress = on_progress
         self._progress_interval = progress_interval
         self._stage_seconds = dict.fromkeys(STAGES, 0.0)
+        self._overloaded = False
+        self._overloaded_seconds = 0.0
+        self._load_judged = time.monotonic()
         self.metrics = PipelineMetrics()
         self.metrics.watch_sinks(self._sinks)
         self.metrics_server: MetricsServer | None = None
@@ -227,6 +253,7 @@ class Pipeline:
             stage_seconds=dict(self._stage_seconds),
             sink_failures=[m for d in dispatchers for m in d.errors],
             interrupted=stop.is_set(),
+            overloaded_seconds=self._overloaded_seconds,
         )
 
     def _loop(self, runs: list[_SourceRun], wakeup: threading.Condition, stop: threading.Event,
@@ -251,13 +278,18 @@ class Pipeline:
                 last_progress = now
                 for run in runs:
                     run.refresh_stats()
+                self._judge_load(runs)
                 if self._on_progress:
                     self._on_progress([run.stats for run in runs])
 
     def _gather(
         self, active: list[_SourceRun], wakeup: threading.Condition, stop: threading.Event
     ) -> tuple[list[tuple[_SourceRun, Frame]], list[tuple[_SourceRun, Marker]]]:
-        """Up to ``batch_frames`` frames, taken round-robin, and the sources that ended."""
+        """Up to ``batch_frames`` frames, a fair share of each source's, and the sources that ended.
+
+        Sources take turns, one frame each per round, the least analysed over the recent window
+        first (stream/fairness.py): when analysis cannot keep up, every camera degrades evenly.
+        """
         limit = self._config.pipeline.batch_frames
         with wakeup:
             while not stop.is_set() and not any(len(run.buffer) for run in active):
@@ -271,7 +303,10 @@ class Pipeline:
                 wakeup.wait(remaining)
         frames: list[tuple[_SourceRun, Frame]] = []
         ended: list[tuple[_SourceRun, Marker]] = []
-        open_runs = list(active)
+        now = time.monotonic()
+        for run in active:
+            run.share.observe(now, run.buffer.dropped)
+        open_runs = sorted(active, key=lambda run: run.share.priority())
         while open_runs and len(frames) < limit:
             for run in list(open_runs):
                 item = run.buffer.get_nowait()
@@ -284,13 +319,36 @@ class Pipeline:
                     open_runs.remove(run)
                 else:
                     frames.append((run, item))
+                    run.share.take(now)
                     if len(frames) >= limit:
                         break
         return frames, ended
 
+    def _judge_load(self, runs: list[_SourceRun]) -> None:
+        """Whether analysis keeps up with the live sources' ceilings, and how evenly they share it."""
+        now = time.monotonic()
+        live = [run.stats for run in runs if run.live and not run.stats.finished]
+        analysed, offered = [s.analysed_fps for s in live], [s.offered_fps for s in live]
+        was = self._overloaded
+        self._overloaded = overloaded(sum(analysed), sum(offered), was)
+        even = fairness(analysed, offered)
+        if self._overloaded:
+            self._overloaded_seconds += now - self._load_judged
+        self._load_judged = now
+        if self._overloaded and not was:
+            log.warning("analysis cannot keep up with the live sources: %.1f of %.1f frames/s analysed; "
+                        "every source gets an even share (fairness %.2f)", sum(analysed), sum(offered), even)
+        elif was and not self._overloaded:
+            log.info("analysis keeps up with the live sources again (%.1f frames/s)", sum(analysed))
+        self.metrics.overloaded.set(1.0 if self._overloaded else 0.0)
+        self.metrics.fairness.set(even)
+
     def _analyse(self, frames: list[tuple[_SourceRun, Frame]], dispatchers: list[SinkDispatcher]) -> None:
         clock = time.perf_counter()
-        detections = self._detector.detect([frame.image for _, frame in frames])
+        plans = [run.gate.plan(frame, run.tracker.open_tracks) for run, frame in frames]
+        for (run, _), plan in zip(frames, plans, strict=True):
+            self._count_plan(run, plan)
+        detections = detect_planned(self._detector, self._config.detector, [frame.image for _, frame in frames], plans)
         clock = self._lap("detect", clock)
 
         min_size = self._config.selection.min_face_size
@@ -307,6 +365,7 @@ class Pipeline:
                 self.metrics.scene_cuts.labels(run.stats.id).inc()
                 ended.append((run, run.tracker.finish()))
             step = run.tracker.update(found, frame.image)
+            run.gate.follow(frame, found, step)
             ended.append((run, step.ended))
             self._drop(run, "low_confidence", len(found) - len(step.assigned))
             for assignment in step.assigned:
@@ -332,6 +391,20 @@ class Pipeline:
                 self._emit(run.selector.end(track_id), run, dispatchers)
         self._lap("select", clock)
         self._observe_latency(frames)
+
+    def _count_plan(self, run: _SourceRun, plan: DetectionPlan) -> None:
+        stats, source = run.stats, run.stats.id
+        if plan.whole:
+            stats.detection_whole += 1
+            self.metrics.detection_whole.labels(source).inc()
+        elif plan.skipped:
+            stats.detection_skipped += 1
+            self.metrics.detection_skipped.labels(source).inc()
+        else:
+            stats.detection_on_regions += 1
+            stats.regions_detected += len(plan.regions)
+            self.metrics.detection_on_regions.labels(source).inc()
+            self.metrics.regions_detected.labels(source).inc(len(plan.regions))
 
     def _plausible(self, run: _SourceRun, found: Detections) -> Detections:
         keep = plausible(found) & not_nested(found)
@@ -388,5 +461,6 @@ class Pipeline:
                 analysed=stats.analysed, dropped=run.buffer.dropped,
                 reconnects=decoder.reconnects, faces=stats.faces,
                 queue_depth=len(run.buffer), down_for=None if down_since is None else now - down_since,
+                analysed_fps=stats.analysed_fps, offered_fps=stats.offered_fps, ceiling_fps=stats.ceiling_fps,
             ))
         return sources, {d.sink.name: d.depth for d in dispatchers}

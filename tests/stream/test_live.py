@@ -1,5 +1,6 @@
 """Live cameras against a real RTSP server: play, outage and reconnect, stall, bad
-credentials and paths, metrics, and credentials kept out of every output."""
+credentials and paths, metrics, credentials kept out of every output, and an even share
+of analysis for every camera when it cannot keep up with them all."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from fiqa_stream.config import Config, parse_config
-from fiqa_stream.media.clips import ClipTruth
+from fiqa_stream.media.clips import ClipTruth, compose_face_clip
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
 from fiqa_stream.stream.live import LiveSource
@@ -326,3 +327,39 @@ def test_dynamic_batching_gathers_frames_of_several_cameras_per_batch(
         assert occupancy > 4
     else:
         assert occupancy < 2.5
+
+
+def test_when_analysis_cannot_keep_up_every_camera_degrades_evenly_and_the_metrics_say_so(
+    rtsp_servers: Callable[..., Any], out_dir: Path, tmp_path: Path,
+    start_pipeline: Callable[[Config], Running],
+) -> None:
+    # Longer than the shared 5 s clip: a camera whose stream ends reconnects, which would
+    # count against its share.
+    clip = compose_face_clip(tmp_path / "faces-12s.mp4", width=640, height=360, fps=25.0, seconds=12.0, faces=3)
+    cameras = [f"cam{n}" for n in range(10)]
+    server = rtsp_servers([clip.path] * len(cameras))
+    mounts = ["/cam", *(f"/cam{n + 1}" for n in range(1, len(cameras)))]
+    # Ten cameras of every frame (25 frames/s each, 250 in all) against the real detector:
+    # more than analysis can do, and more cameras with a frame waiting than a batch holds.
+    running = start_pipeline(live_config(
+        [{"url": server.url(mount), "id": name} for mount, name in zip(mounts, cameras, strict=True)],
+        out_dir, scorer={"type": "heuristic"},
+    ))
+    wait_for(lambda: all(name in running.stats and running.stats[name].state == "streaming" for name in cameras),
+             20, "every camera streaming")
+    time.sleep(1.0)
+    before = {name: running.analysed(name) for name in cameras}
+    time.sleep(3.0)
+    analysed = {name: running.analysed(name) - before[name] for name in cameras}
+    registry = running.pipeline.metrics.registry
+    overloaded = registry.get_sample_value("fiqa_pipeline_overloaded")
+    fairness = registry.get_sample_value("fiqa_pipeline_fairness")
+    rates = {name: registry.get_sample_value("fiqa_source_analysed_fps", {"source": name}) for name in cameras}
+    summary = running.finish()
+    mean = sum(analysed.values()) / len(cameras)
+    assert mean < 0.9 * 25 * 3, "the cameras must offer more than analysis can do"
+    assert min(analysed.values()) >= 0.5 * mean, f"a camera fell below half the mean: {analysed}"
+    assert overloaded == 1.0
+    assert fairness is not None and fairness >= 0.5
+    assert all(rate is not None and rate > 0 for rate in rates.values())
+    assert summary.overloaded_seconds > 0
