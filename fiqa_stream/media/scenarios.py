@@ -16,6 +16,12 @@ and returns a :class:`ScenarioTruth`:
   garbage over the face (constant-colour bands, shifted rows, 16×16 garbage blocks);
 - :func:`small_faces`: faces 12-30 px wide, nothing else.
 
+For motion gating (issue 18), on a still background (a fixed camera):
+
+- :func:`walk_in_and_stand`: a face that stands still from the first frame, and one that
+  walks in and then stands still, frozen;
+- :func:`walk_through`: people cross one at a time; faces show about 20 % of the time.
+
 Faces degrade in time as in :mod:`fiqa_stream.media.clips`: far from its best moment a face is small,
 blurred and dark. The truth is computed from what was pasted, never re-detected: the
 face box of every frame (the photo's face box, scaled and moved with the pasted crop),
@@ -70,6 +76,8 @@ __all__ = [
     "scene_cut",
     "score_events",
     "small_faces",
+    "walk_in_and_stand",
+    "walk_through",
 ]
 
 Box = tuple[float, float, float, float]
@@ -657,6 +665,120 @@ def small_faces(path: Path, *, width: int = 960, height: int = 540, fps: float =
     background = _Background(width, height, frame_count, rng)
     return _compose(path, name="small_faces", width=width, height=height, fps=fps, frame_count=frame_count,
                     actors=actors, background=background.frame, expects_shot=lambda _: False)
+
+
+def walk_in_and_stand(path: Path, *, width: int = 640, height: int = 360, fps: float = 25.0, seconds: float = 6.0,
+                      seed: int = 0, walk: float = 1.5) -> ScenarioTruth:
+    """A still scene (a fixed camera): person A stands at the upper right from the first
+    frame to the last and never moves; person B walks in from the left edge for ``walk``
+    seconds, getting larger and sharper, stops at 45 % of the width at their best and
+    stands there, frozen in place and look, to the end of the clip.
+
+    Once standing, nothing in the picture changes: a detector that looks only where
+    something moves must keep following B and must have found A without any motion.
+    B's clean best window spans the standing frames (and the last steps of the walk
+    within the window's tolerance); A's spans the whole clip.
+
+    Args:
+        walk: Seconds B walks before standing; the clip must be longer.
+        Others as :func:`scene_cut` (smaller defaults: 640×360, 6 s).
+    """
+    path = Path(path)
+    frame_count, rng = _setup(width, height, fps, seconds, seed)
+    stop = round(walk * fps)
+    if not 0 < stop < frame_count - 1:
+        raise ValueError(f"walk must be shorter than the clip ({seconds} s), got {walk}")
+    a, b = _people(rng, 2)
+    last = frame_count - 1
+    face_h = _FACE_HEIGHT * height
+    actors = [
+        _Actor(a, 0, last, 0, lambda _: (0.8 * width, 0.3 * height), face_h),
+        _Actor(b, 0, last, stop, _linear((-0.08 * width, 0.68 * height), (0.45 * width, 0.68 * height), 0, stop),
+               face_h),
+    ]
+    still = _Background(width, height, frame_count, rng).frame(0)
+    return _compose_posed(path, name="walk_in_and_stand", width=width, height=height, fps=fps,
+                          frame_count=frame_count, actors=actors, background=still,
+                          posed=[lambda _: 0, lambda index: min(index, stop)])
+
+
+def walk_through(path: Path, *, width: int = 640, height: int = 360, fps: float = 25.0, seconds: float = 60.0,
+                 seed: int = 0, people: int = 1, crossing: float = 12.0) -> ScenarioTruth:
+    """A still scene (a fixed camera) that ``people`` different people cross one after the
+    other, each walking from beyond the left edge to beyond the right in ``crossing``
+    seconds at their own height, at their best in the middle of the frame. Their
+    crossings are spread evenly over the clip: faces are in the picture for about
+    ``people * crossing / seconds`` of the time (20 % at the defaults), and nothing moves
+    in between.
+
+    The default pace (a frame width in 10 s) suits analysis at 5 frames/s, as for live
+    cameras: the tracker follows a face that moves less than about half its width
+    between analysed frames; at 2 s per crossing it needs every frame of a 25 fps clip.
+
+    Args:
+        people: How many cross, one at a time.
+        crossing: Seconds each takes to cross.
+        Others as :func:`scene_cut` (defaults 640×360, 60 s).
+    """
+    path = Path(path)
+    frame_count, rng = _setup(width, height, fps, seconds, seed)
+    if not 1 <= people * crossing <= seconds:
+        raise ValueError(f"{people} crossings of {crossing} s do not fit one at a time in {seconds} s")
+    cast = _people(rng, people)
+    span = round(crossing * fps)
+    actors = []
+    for n, person in enumerate(cast):
+        first = round((n + 0.5) * frame_count / people - span / 2)
+        last = min(frame_count - 1, first + span)
+        y = (0.35 + 0.3 * (n % 2)) * height
+        actors.append(_Actor(person, first, last, (first + last) // 2,
+                             _linear((-0.1 * width, y), (1.1 * width, y), first, last), _FACE_HEIGHT * height))
+    still = _Background(width, height, frame_count, rng).frame(0)
+    return _compose(path, name="walk_through", width=width, height=height, fps=fps, frame_count=frame_count,
+                    actors=actors, background=lambda _: still.copy())
+
+
+def _compose_posed(
+    path: Path,
+    *,
+    name: str,
+    width: int,
+    height: int,
+    fps: float,
+    frame_count: int,
+    actors: list[_Actor],
+    background: np.ndarray,
+    posed: Sequence[Callable[[int], int]],
+) -> ScenarioTruth:
+    """As :func:`_compose` on a still ``background``, with held poses: on frame ``i`` actor
+    ``n`` is pasted as on frame ``posed[n](i)`` (same place, size, blur and light), so a
+    pose that is held leaves those pixels unchanged; the best window follows the poses."""
+
+    def frames() -> Iterator[np.ndarray]:
+        for index in range(frame_count):
+            canvas = background.copy()
+            layers: list[_Layer] = []
+            shown: list[_Actor] = []
+            for n, actor in enumerate(actors):
+                if actor.first <= index <= actor.last:
+                    box, layer = _paste(canvas, actor, posed[n](index), fps)
+                    actor.boxes[index] = box
+                    layers.append(layer)
+                    shown.append(actor)
+            for position, actor in enumerate(shown):
+                actor.visibility[index] = _visible_share(actor.boxes[index], layers[position + 1 :], width, height)
+            yield canvas
+
+    _encode(path, frames(), width, height, fps)
+    faces = []
+    for n, actor in enumerate(actors):
+        eligible = [i for i, share in actor.visibility.items() if share >= 0.99]
+        look = {i: _degradation(posed[n](i), actor, fps) for i in eligible}
+        least = min(look.values(), default=0.0)
+        window = [i for i in eligible if look[i] <= least + WINDOW_DEGRADATION + 1e-9] or [actor.best]
+        faces.append(ScenarioFace(n, actor.photo.identity, dict(actor.boxes), dict(actor.visibility),
+                                  (min(window), max(window)), actor.best))
+    return ScenarioTruth(name, Path(path), width, height, float(fps), frame_count, tuple(faces))
 
 
 SCENARIOS: dict[str, Callable[..., ScenarioTruth]] = {
