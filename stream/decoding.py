@@ -84,9 +84,9 @@ class FrameSampler:
         return False
 
 
-#: The decoder's ``skip_frame`` settings a source uses: decode every frame, or leave out
-#: the non-reference ones (no later frame needs them).
-FrameSkip = Literal["DEFAULT", "NONREF"]
+#: The decoder's ``skip_frame`` settings a source uses: decode every frame, leave out the
+#: non-reference ones (no later frame needs them), all but key frames, or all.
+FrameSkip = Literal["DEFAULT", "NONREF", "NONKEY", "ALL"]
 
 #: Codecs whose every packet decodes to exactly one frame that carries the packet's pts,
 #: so a file's packets tell the index of each frame without decoding it. Others (MPEG-4
@@ -161,6 +161,22 @@ class Timeline:
             return float("inf")
         bounds = [*(self.seconds(int(k)) for k in self.keys), self.seconds(len(self.pts) - 1)]
         return max((b - a for a, b in zip(bounds, bounds[1:], strict=False)), default=0.0)
+
+    def spread_keys(self, gap: float) -> np.ndarray:
+        """As few key frames (indexes, ascending) as keep no two taken ones, nor the last
+        one and the end, more than ``gap`` seconds apart; each key frame is taken where the
+        key frames themselves lie further apart."""
+        times = self.pts[self.keys].astype(np.float64) * self.time_base.numerator / self.time_base.denominator
+        if not len(times):
+            return self.keys
+        taken = [0]
+        while taken[-1] < len(times) - 1:
+            # The furthest key frame within reach, or the next one when none is.
+            reach = int(np.searchsorted(times, times[taken[-1]] + gap + 1e-9, side="right")) - 1
+            taken.append(max(reach, taken[-1] + 1))
+            if self.seconds(len(self.pts) - 1) - times[taken[-1]] <= gap:
+                break
+        return self.keys[taken]
 
     def kept(self, sampler: FrameSampler) -> np.ndarray:
         """(N,) bool: the frames ``sampler`` keeps of a full decode, asked in the same order."""

@@ -82,14 +82,15 @@ def scan_timeline(path: Path) -> Timeline | None:
 class FileSource:
     """Decodes one video file in a thread into a bounded buffer, losing no frame.
 
-    ``key_frames_only`` decodes nothing but key frames and yields each of them (the coarse
-    pass of ``index``; needs a timeline, and ignores the sampler and ``spans``);
+    ``key_frame_gap`` decodes nothing but key frames, as few as keep the frames it yields
+    at most that many seconds apart (each where they lie further apart): the coarse pass
+    of ``index``; it needs a timeline, and ignores the sampler and ``spans``.
     ``max_width`` converts wider frames to BGR at that width (for detection alone);
     ``timeline`` hands in a timeline already read (else it is read when it helps).
     """
 
     def __init__(self, source_id: str, path: Path, config: SourceConfig, buffer: FrameBuffer[SourceItem],
-                 stop: threading.Event, *, key_frames_only: bool = False, max_width: int | None = None,
+                 stop: threading.Event, *, key_frame_gap: float | None = None, max_width: int | None = None,
                  timeline: Timeline | None = None) -> None:
         self.source_id = source_id
         self.path = path
@@ -105,7 +106,7 @@ class FileSource:
         self.outages = 0
         self.down_since: float | None = None
         self._stop = stop
-        self._key_frames_only = key_frames_only
+        self._key_frame_gap = key_frame_gap
         self._max_width = max_width
         self._timeline = timeline
         #: Whether the demuxer moved: a range that starts elsewhere must seek.
@@ -165,7 +166,7 @@ class FileSource:
             timeline = self._timeline
             if timeline is None and self._needs_timeline(stream):
                 timeline = scan_timeline(self.path)
-            if self._key_frames_only and timeline is None:
+            if self._key_frame_gap is not None and timeline is None:
                 raise self._error("key frames alone can only be decoded where the packets tell the frames apart")
             if timeline is None:
                 yield from self._decode_all(container, stream, sampler)
@@ -191,7 +192,7 @@ class FileSource:
         config = self.config
         rate = float(stream.average_rate) if stream.average_rate else None
         thinned = config.every > 1 or (config.fps is not None and (rate is None or config.fps < rate))
-        return self._key_frames_only or bool(config.spans) or thinned
+        return self._key_frame_gap is not None or bool(config.spans) or thinned
 
     def _image(self, video_frame: av.VideoFrame) -> np.ndarray:
         width = self._max_width
@@ -248,12 +249,14 @@ class FileSource:
                         timeline: Timeline, sampler: FrameSampler) -> Iterator[Frame | SourceOutage]:
         """The frames the plan needs, each range from the key frame before it."""
         damage = DecodeDamage()
-        if self._key_frames_only:
+        if self._key_frame_gap is not None:
             # Key frames need no other: frame threads would only delay them, and a damaged
             # last one would take the frames the threads still hold down with it.
             stream.thread_type = "SLICE"
-            stream.codec_context.skip_frame = "NONKEY"
-            yield from self._decode_range(container, stream, timeline, None, 0, len(timeline) - 1, damage)
+            keys = np.zeros(len(timeline), dtype=bool)
+            keys[timeline.spread_keys(self._key_frame_gap)] = True
+            yield from self._decode_range(container, stream, timeline, keys, 0, len(timeline) - 1, damage,
+                                          skip="ALL", keep="NONKEY")
             return
         wanted = timeline.kept(sampler)
         spans = self.config.spans
@@ -273,11 +276,12 @@ class FileSource:
                 return
 
     def _decode_range(self, container: av.container.InputContainer, stream: av.VideoStream, timeline: Timeline,
-                      wanted: np.ndarray | None, first: int, last: int,
-                      damage: DecodeDamage) -> Iterator[Frame]:
-        """Frames ``first``..``last`` that are ``wanted`` (None: every frame the decoder gives),
-        decoded from the key frame before ``first``; the decoder skips the non-reference
-        frames no wanted frame needs."""
+                      wanted: np.ndarray, first: int, last: int, damage: DecodeDamage, *,
+                      skip: FrameSkip = "NONREF", keep: FrameSkip = "DEFAULT") -> Iterator[Frame]:
+        """Frames ``first``..``last`` that are ``wanted``, decoded from the key frame before
+        ``first``; the decoder's ``skip_frame`` is ``keep`` for the packets of wanted frames
+        and ``skip`` for the others (``NONREF``: the non-reference frames no wanted frame
+        needs; ``ALL`` where only key frames are wanted, which need no other)."""
         key = timeline.key_before(first)
         context = stream.codec_context
         while True:
@@ -287,12 +291,11 @@ class FileSource:
             placed = False
             for packet in self._packets(container, stream):
                 self._read = True
-                if wanted is not None:
-                    index = timeline.index(packet.pts)
-                    needed = index is None or (first <= index <= last and bool(wanted[index]))
-                    skip: FrameSkip = "DEFAULT" if needed else "NONREF"
-                    if context.skip_frame != skip:
-                        context.skip_frame = skip
+                index = timeline.index(packet.pts)
+                needed = index is None or (first <= index <= last and bool(wanted[index]))
+                setting = keep if needed else skip
+                if context.skip_frame != setting:
+                    context.skip_frame = setting
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError:
@@ -315,7 +318,7 @@ class FileSource:
                     self.position = max(self.position, index + 1)
                     if index > last:
                         return
-                    if index < first or (wanted is not None and not wanted[index]):
+                    if index < first or not wanted[index]:
                         continue
                     pts = float(video_frame.time) if video_frame.time is not None else None
                     yield Frame(self.source_id, index, pts, None, self._image(video_frame), corrupt)

@@ -1,7 +1,8 @@
 """Coarse-to-fine indexing, its first pass: where in a video faces are.
 
 The coarse pass decodes a video cheaply, key frames alone (the decoder skips every
-other frame) when they come often enough, else ``coarse_fps`` frames per second, and only
+other frame; of dense key frames only as many as keep the samples ``key_frame_gap``
+apart) when they come often enough, else ``coarse_fps`` frames per second, and only
 detects faces in those frames: no tracking, scoring or selection. Each frame with a face
 gives a stretch from the coarse frame before it to the one after it (the face may have
 come and gone anywhere in between), widened by the analysed frames a track needs and a
@@ -98,7 +99,8 @@ def coarse_pass(path: Path, source_id: str, config: Config, detector: Detector, 
                                  queue_size=template.queue_size, max_frame_pixels=template.max_frame_pixels)
     wakeup = threading.Condition()
     buffer: FrameBuffer[SourceItem] = FrameBuffer(template.queue_size, "block", wakeup)
-    source = FileSource(source_id, path, source_config, buffer, stop, key_frames_only=key_frames,
+    source = FileSource(source_id, path, source_config, buffer, stop,
+                        key_frame_gap=settings.key_frame_gap if key_frames else None,
                         max_width=settings.coarse_width, timeline=timeline)
     samples: list[tuple[float, bool]] = []
     end: SourceEnd | None = None

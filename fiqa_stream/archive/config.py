@@ -29,8 +29,9 @@ class IndexConfig(StrictModel):
     key_frame_gap: float = Field(
         1.25, ge=0.0, le=60.0,
         description="The coarse pass decodes key frames alone (nothing else) when no two lie further apart "
-        "than this many seconds (the default takes a key frame every second, also at 23.976 frames/s); "
-        "otherwise it decodes coarse_fps frames per second. 0: never key frames alone.",
+        "than this many seconds (the default takes a key frame every second, also at 23.976 frames/s), and "
+        "of them only as many as keep the frames it detects at most this far apart (encoders add key frames "
+        "at every scene change); otherwise it decodes coarse_fps frames per second. 0: never key frames alone.",
     )
     coarse_fps: float = Field(
         2.0, gt=0.0, le=60.0,

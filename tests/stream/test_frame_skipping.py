@@ -64,12 +64,12 @@ def mpeg4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return encode(tmp_path_factory.mktemp("skip") / "part2.mp4", "mpeg4", "mp4")
 
 
-def decode(path: Path, *, key_frames_only: bool = False, max_width: int | None = None,
+def decode(path: Path, *, key_frame_gap: float | None = None, max_width: int | None = None,
            **sampling: Any) -> tuple[list[SourceItem], FileSource]:
     """Everything a file source puts in its buffer, up to and without its end marker."""
     config = SourceConfig(url=str(path), queue_size=4, **sampling)
     buffer: FrameBuffer[SourceItem] = FrameBuffer(4, "block", threading.Condition())
-    source = FileSource("clip", path, config, buffer, threading.Event(), key_frames_only=key_frames_only,
+    source = FileSource("clip", path, config, buffer, threading.Event(), key_frame_gap=key_frame_gap,
                         max_width=max_width)
     source.start()
     items: list[SourceItem] = []
@@ -140,13 +140,25 @@ def test_key_frames_alone_are_decoded_and_nothing_else(bframes: Path) -> None:
     whole = frames_of(decode(bframes)[0])
     timeline = scan_timeline(bframes)
     assert timeline is not None
-    items, source = decode(bframes, key_frames_only=True)
+    items, source = decode(bframes, key_frame_gap=0.0)
     assert_as_decoded_whole(frames_of(items), whole, [int(k) for k in timeline.keys])
     assert source.decoded == len(timeline.keys) < FRAMES // 10
 
 
+def test_dense_key_frames_are_thinned_to_the_gap_asked(bframes: Path) -> None:
+    whole = frames_of(decode(bframes)[0])
+    timeline = scan_timeline(bframes)
+    assert timeline is not None
+    items, source = decode(bframes, key_frame_gap=2.0)
+    frames = frames_of(items)
+    assert {f.index for f in frames} < {int(k) for k in timeline.keys}
+    times = [f.pts for f in frames] + [whole[-1].pts]
+    assert max(b - a for a, b in zip(times, times[1:], strict=False)) <= 2.0
+    assert source.decoded == len(frames)
+
+
 def test_key_frames_can_be_converted_smaller_for_detection(bframes: Path) -> None:
-    items, _ = decode(bframes, key_frames_only=True, max_width=160)
+    items, _ = decode(bframes, key_frame_gap=0.0, max_width=160)
     assert {f.image.shape for f in frames_of(items)} == {(120, 160, 3)}
 
 
@@ -178,6 +190,17 @@ def test_the_timeline_refuses_packets_it_cannot_place() -> None:
     assert timeline.key_before(2) == 0 and timeline.key_before(3) == 3 and timeline.key_before(4) == 3
     assert timeline.seconds(4) == 0.16
     assert timeline.ranges([(0.03, 0.09), (0.5, 0.6)]) == [(1, 2)]
+
+
+def test_key_frames_are_spread_as_few_as_keep_the_gap() -> None:
+    # A frame every 0.2 s to 3.0 s; key frames at 0, 0.4, 0.8, 1.2, 2.6 and 3.0 s.
+    keys = {0, 2, 4, 6, 13, 15}
+    timeline = Timeline.of([(200 * i, i in keys) for i in range(16)], Fraction(1, 1000))
+    assert timeline is not None
+    # From 0 s the furthest within 1 s is 0.8 s, then 1.2 s; 2.6 s is out of reach but next;
+    # from there the end (3.0 s) is near enough.
+    assert timeline.spread_keys(1.0).tolist() == [0, 4, 6, 13]
+    assert timeline.spread_keys(0.0).tolist() == sorted(keys)
 
 
 @pytest.mark.parametrize(("every", "fps", "rate", "skip"), [
