@@ -6,12 +6,52 @@ Images are H×W×3 ``uint8`` arrays in **BGR** channel order (OpenCV's and FFmpe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 import numpy as np
+
+
+class FullResolution:
+    """The main-stream frame a dual-stream camera's detect frame is paired with.
+
+    It stays in the decoder's own format until ``image()`` is first called: converting a
+    full-resolution frame to BGR costs about as much as decoding it, and only the frames
+    a best shot is cut from are ever needed.
+
+    Attributes:
+        width: width in pixels.
+        height: height in pixels.
+        skew: its capture time minus the detect frame's, in seconds.
+    """
+
+    __slots__ = ("width", "height", "skew", "_convert", "_image")
+
+    def __init__(self, width: int, height: int, convert: Callable[[], np.ndarray], skew: float = 0.0) -> None:
+        if width <= 0 or height <= 0:
+            raise ValueError(f"FullResolution needs a positive size, got {width}×{height}")
+        self.width = width
+        self.height = height
+        self.skew = skew
+        self._convert: Callable[[], np.ndarray] | None = convert
+        self._image: np.ndarray | None = None
+
+    def image(self) -> np.ndarray:
+        """The frame as H×W×3 uint8 BGR, converted on the first call."""
+        if self._image is None:
+            if self._convert is None:
+                raise ValueError("FullResolution lost its frame before converting it")
+            image = self._convert()
+            if image.shape != (self.height, self.width, 3) or image.dtype != np.uint8:
+                raise ValueError(
+                    f"FullResolution of {self.width}×{self.height} converted to shape {image.shape} dtype {image.dtype}"
+                )
+            self._image = image
+            # The decoded frame goes now: the BGR copy is all that is needed from here on.
+            self._convert = None
+        return self._image
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +66,10 @@ class Frame:
         captured_at: wall-clock capture time (UTC) for live sources, else None.
         image: H×W×3 uint8 BGR image.
         corrupt: the decoder flagged the frame as corrupt, or it depends on a packet
-            that failed to decode (until the next key frame): never a best shot.
+            that failed to decode (until the next key frame): never a best shot. For a
+            dual-stream camera: either of its two frames.
+        full: for a dual-stream camera, the main-stream frame nearest in capture time to
+            this one (of the camera's detect stream); best shots are cut from it.
     """
 
     source: str
@@ -35,6 +78,7 @@ class Frame:
     captured_at: datetime | None
     image: np.ndarray
     corrupt: bool = False
+    full: FullResolution | None = None
 
     def __post_init__(self) -> None:
         image = self.image
@@ -50,6 +94,15 @@ class Frame:
     @property
     def width(self) -> int:
         return int(self.image.shape[1])
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Horizontal and vertical factors from this frame's pixels to ``full``'s; (1, 1)
+        without one. They differ where a camera's sub-stream has another aspect ratio
+        (704×576 beside 2560×1440) but the same field of view."""
+        if self.full is None:
+            return 1.0, 1.0
+        return self.full.width / self.width, self.full.height / self.height
 
 
 @dataclass(frozen=True, slots=True)

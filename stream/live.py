@@ -9,6 +9,11 @@ socket timeout (``read_timeout``) even when the connection stays open.
 
 Credentials live in the config and are put into the URL only for ``av.open``; every
 message, log line and event uses the redacted URL.
+
+A camera with a ``detect_url`` (its sub-stream) is decoded twice: the detect stream as
+above, the main stream (``url``) in a second thread into ``dual_stream.MainFrames``; each
+analysed detect frame carries the main frame nearest in capture time. Either stream
+failing is the source's outage (its message names that stream's URL), and both connect again.
 """
 
 from __future__ import annotations
@@ -29,7 +34,15 @@ from fiqa_stream.errors import SourceError
 from fiqa_stream.redact import redact_text, redact_url
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
-from fiqa_stream.stream.decoding import DecodeDamage, FrameSampler, frame_too_large, hardware_decoder
+from fiqa_stream.stream.decoding import DecodeDamage, FrameSampler, frame_too_large, hardware_decoder, live_frame_skip
+from fiqa_stream.stream.dual_stream import (
+    Alignment,
+    CaptureClock,
+    MainFrames,
+    packet_time,
+    reports_sender_clock,
+    timed_packets,
+)
 from fiqa_stream.stream.source_base import SourceEnd, SourceItem, SourceOutage
 from fiqa_stream.types import Frame
 
@@ -95,6 +108,8 @@ class LiveSource:
         self.last_frame_at: float | None = None
         self.last_error: str | None = None
         self.expected_frames: int | None = None
+        #: Dual-stream cameras (``detect_url``): how detect frames were paired with main frames.
+        self.alignment: Alignment | None = None if config.detect_url is None else Alignment()
         self._stop = stop
         self._thread = threading.Thread(target=self._run, name=f"live-{source_id}", daemon=True)
 
@@ -108,8 +123,8 @@ class LiveSource:
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
-    def _error(self, what: str) -> SourceError:
-        return SourceError(f"source '{self.source_id}' ({self.where}): {what}")
+    def _error(self, what: str, where: str | None = None) -> SourceError:
+        return SourceError(f"source '{self.source_id}' ({where or self.where}): {what}")
 
     def _run(self) -> None:
         failures = 0
@@ -161,13 +176,13 @@ class LiveSource:
         if not self._stop.wait(max(0.05, delay)):
             self.reconnects += 1
 
-    def _open(self) -> av.container.InputContainer:
+    def _open(self, url: str, where: str) -> av.container.InputContainer:
         config = self.config
         password = config.password.get_secret_value() if config.password else None
         # FFmpeg's socket timeout (µs) bounds every read, so a stream that stalls with its
         # connection open still fails; PyAV's own timeout bounds only the open here.
         options = {"timeout": str(int(config.read_timeout * 1_000_000)), "fflags": "+genpts+discardcorrupt"}
-        url, container_format = config.url, None
+        container_format = None
         if url.startswith(DEVICE_PREFIX):
             url, container_format, options = url[len(DEVICE_PREFIX):], "v4l2", {}
         elif urlsplit(url).scheme.lower() in ("rtsp", "rtsps"):
@@ -179,47 +194,140 @@ class LiveSource:
                            options=options, timeout=(config.open_timeout, None), hwaccel=hardware_decoder(config))
         except Exception as error:
             hint = f" (hwaccel '{config.hwaccel}': no usable device?)" if config.hwaccel else ""
-            raise self._error(classify(error) + hint) from None
+            raise self._error(classify(error) + hint, where) from None
+
+    def _video(self, container: av.container.InputContainer, where: str) -> av.VideoStream:
+        if not container.streams.video:
+            raise self._error("the stream holds no video", where)
+        stream = container.streams.video[0]
+        # Before any decoding; a stream that declares no size yet is checked frame by frame.
+        too_large = frame_too_large(stream.codec_context.width, stream.codec_context.height,
+                                    self.config.max_frame_pixels)
+        if too_large is not None:
+            raise self._error(too_large, where)
+        stream.thread_type = "AUTO"
+        return stream
+
+    def _decoded(self, container: av.container.InputContainer, stream: av.VideoStream, where: str,
+                 clock: CaptureClock | MainFrames | None = None) -> Iterator[tuple[av.VideoFrame, bool]]:
+        """The stream's frames and whether each may show garbage, until it ends or ``stop``;
+        ``clock`` learns when each packet came."""
+        damage = DecodeDamage()
+        for packet, arrival, waited in timed_packets(container, stream):
+            if clock is not None:
+                clock.arrived(packet_time(packet), arrival, waited, container.start_time_realtime)
+            try:
+                decoded = packet.decode()
+            except av.error.InvalidDataError:
+                damage.packet_failed()
+                continue
+            for video_frame in decoded:
+                corrupt = damage.taints(video_frame)
+                too_large = frame_too_large(video_frame.width, video_frame.height, self.config.max_frame_pixels)
+                if too_large is not None:
+                    raise self._error(too_large, where)
+                yield video_frame, corrupt
+            if self._stop.is_set():
+                return
+
+    def _streaming(self) -> float:
+        """A frame of the (detect) stream came: the source is up. Returns the time now."""
+        now = time.monotonic()
+        if self.state is not LiveState.STREAMING:
+            self.state = LiveState.STREAMING
+            self.down_since = None
+            log.info("source '%s' (%s): streaming", self.source_id, self.where)
+        self.last_frame_at = now
+        return now
 
     def _frames(self) -> Iterator[Frame]:
-        container = self._open()
+        if self.config.detect_url is not None:
+            yield from self._paired_frames(self.config.detect_url)
+            return
+        container = self._open(self.config.url, self.where)
         try:
-            if not container.streams.video:
-                raise self._error("the stream holds no video")
-            stream = container.streams.video[0]
-            limit = self.config.max_frame_pixels
-            # Before any decoding; a stream that declares no size yet is checked frame by frame.
-            too_large = frame_too_large(stream.codec_context.width, stream.codec_context.height, limit)
-            if too_large is not None:
-                raise self._error(too_large)
-            stream.thread_type = "AUTO"
+            stream = self._video(container, self.where)
+            stream.codec_context.skip_frame = live_frame_skip(self.config, stream.average_rate)
             sampler = FrameSampler(self.config.every, self.config.fps)
-            damage = DecodeDamage()
-            for packet in container.demux(stream):
-                try:
-                    decoded = packet.decode()
-                except av.error.InvalidDataError:
-                    damage.packet_failed()
+            for video_frame, corrupt in self._decoded(container, stream, self.where):
+                now = self._streaming()
+                index = self.decoded
+                self.decoded += 1
+                if not sampler.keep(index, now):
                     continue
-                for video_frame in decoded:
-                    corrupt = damage.taints(video_frame)
-                    too_large = frame_too_large(video_frame.width, video_frame.height, limit)
-                    if too_large is not None:
-                        raise self._error(too_large)
-                    now = time.monotonic()
-                    if self.state is not LiveState.STREAMING:
-                        self.state = LiveState.STREAMING
-                        self.down_since = None
-                        log.info("source '%s' (%s): streaming", self.source_id, self.where)
-                    self.last_frame_at = now
+                pts = float(video_frame.time) if video_frame.time is not None else None
+                yield Frame(self.source_id, index, pts, datetime.now(UTC),
+                            video_frame.to_ndarray(format="bgr24"), corrupt)
+        finally:
+            container.close()
+
+    def _paired_frames(self, detect_url: str) -> Iterator[Frame]:
+        """A dual-stream camera's frames: those of its detect stream, each carrying the
+        main-stream frame nearest in capture time (``Frame.full``). Detect frames with no
+        main frame near enough are not analysed (``alignment`` counts them)."""
+        if self.alignment is None:
+            raise ValueError("a dual-stream source needs its alignment record")
+        where = redact_url(detect_url)
+        paired_before = self.alignment.paired
+        main = MainFrames(reports_sender_clock(self.config.url))
+        main_stop = threading.Event()
+        # Both streams connect at once: the main stream's thread opens it while this one opens the other.
+        main_thread = threading.Thread(target=self._decode_main, args=(main, main_stop),
+                                       name=f"live-{self.source_id}-main", daemon=True)
+        main_thread.start()
+        try:
+            container = self._open(detect_url, where)
+            try:
+                stream = self._video(container, where)
+                # Only the detect stream: any main frame may turn out nearest to an analysed one.
+                stream.codec_context.skip_frame = live_frame_skip(self.config, stream.average_rate)
+                clock = CaptureClock(reports_sender_clock(detect_url))
+                sampler = FrameSampler(self.config.every, self.config.fps)
+                for video_frame, corrupt in self._decoded(container, stream, where, clock):
+                    if main.failure is not None:
+                        raise main.failure
+                    now = self._streaming()
                     index = self.decoded
                     self.decoded += 1
                     if not sampler.keep(index, now):
                         continue
+                    # Before the wait for the main stream: the latency the pipeline reports includes it.
+                    captured_at = datetime.now(UTC)
                     pts = float(video_frame.time) if video_frame.time is not None else None
-                    yield Frame(self.source_id, index, pts, datetime.now(UTC),
-                                video_frame.to_ndarray(format="bgr24"), corrupt)
-                if self._stop.is_set():
-                    return
+                    paired = main.pair(clock, pts, self._stop, self.alignment)
+                    if paired is None:
+                        continue
+                    full, main_corrupt = paired
+                    yield Frame(self.source_id, index, pts, captured_at,
+                                video_frame.to_ndarray(format="bgr24"), corrupt or main_corrupt, full)
+            finally:
+                container.close()
         finally:
-            container.close()
+            main_stop.set()
+            # The main stream's thread ends with its next frame, or at its read timeout when stalled.
+            main_thread.join(self.config.read_timeout)
+            if self.alignment.paired > paired_before:
+                log.info("source '%s': %s", self.source_id, self.alignment.summary())
+
+    def _decode_main(self, main: MainFrames, stop: threading.Event) -> None:
+        """A dual-stream camera's main stream, decoded into ``main`` until ``stop``; why it
+        ended, unless stopped, goes to ``main.failure``."""
+        try:
+            container = self._open(self.config.url, self.where)
+            try:
+                if stop.is_set():
+                    return  # the detect stream failed while this one was opening
+                stream = self._video(container, self.where)
+                for video_frame, corrupt in self._decoded(container, stream, self.where, main):
+                    if video_frame.time is not None:
+                        main.put(float(video_frame.time), video_frame, corrupt)
+                    if stop.is_set():
+                        return
+            finally:
+                container.close()
+            if not self._stop.is_set():
+                main.fail(self._error("the stream ended", self.where))
+        except SourceError as error:
+            main.fail(error)
+        except Exception as error:  # noqa: BLE001 - any stream failure is the source's outage
+            main.fail(self._error(classify(error), self.where))

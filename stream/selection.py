@@ -15,6 +15,11 @@ carrying its best sighting. Event ids are ``source:run:track:seq``: ``run`` is n
 every run of a source (``new_run_id``), so two runs never share an id, not even of two
 files with the same stem or a camera after a restart; ``seq`` counts the track's
 events from 0. An event keeps its id wherever it goes, journal replays included.
+
+A dual-stream camera's frames carry the full-resolution frame they were paired with
+(``Frame.full``): tracking and standing are judged on the small detect frame, but the
+crop, the stored frame, the box, the first box and the landmarks of its events are those
+of the full-resolution frame.
 """
 
 from __future__ import annotations
@@ -80,6 +85,12 @@ def _box_tuple(box: np.ndarray) -> tuple[float, float, float, float]:
     return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
 
 
+def _scaled(points: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+    """A copy of a box (x1, y1, x2, y2) or of (x, y) landmarks, each axis multiplied by its factor."""
+    factors = np.array(scale * (points.shape[-1] // 2), np.float32)
+    return (points * factors).astype(np.float32)
+
+
 def _stream_time(frame: Frame) -> float:
     return frame.pts if frame.pts is not None else time.monotonic()
 
@@ -123,15 +134,11 @@ class BestShotSelector:
         if record.first_frame_index is None:
             record.first_seen = frame.pts
             record.first_frame_index = frame.index
-            record.first_box = _box_tuple(box)
+            record.first_box = _box_tuple(_scaled(box, frame.scale))
         record.last_seen = frame.pts
         standing = self._standing(frame, box, record.best, quality.score)
         if standing is not None:
-            record.best = _Sighting(
-                standing, quality, frame.index, frame.pts, frame.captured_at, box.copy(),
-                None if landmarks is None else landmarks.copy(), self._cut(frame.image, box, landmarks),
-                frame.image if self._keep_frames else None,
-            )
+            record.best = self._sighting(standing, quality, frame, box, landmarks)
         if record.sightings < self._config.min_track_length or not self._update_due(record, now):
             return []
         record.emitted_at = now
@@ -150,6 +157,20 @@ class BestShotSelector:
             self.dropped["corrupt_frames_only"] += record.sightings
             return []
         return [self._event(track_id, record, EventKind.FINAL)]
+
+    def _sighting(self, standing: Standing, quality: Quality, frame: Frame, box: np.ndarray,
+                  landmarks: np.ndarray | None) -> _Sighting:
+        """The new best sighting, its crop cut now. A dual-stream camera's is cut from the
+        full-resolution frame (converted here, the only place it ever is), its box and
+        landmarks scaled there; the events carry those."""
+        image = frame.image if frame.full is None else frame.full.image()
+        scale = frame.scale
+        box = _scaled(box, scale)
+        landmarks = None if landmarks is None else _scaled(landmarks, scale)
+        return _Sighting(
+            standing, quality, frame.index, frame.pts, frame.captured_at, box, landmarks,
+            self._cut(image, box, landmarks), image if self._keep_frames else None,
+        )
 
     @staticmethod
     def _standing(frame: Frame, box: np.ndarray, best: _Sighting | None, score: float) -> Standing | None:
