@@ -81,6 +81,16 @@ def print_summary(summary: RunSummary, destinations: list[str], config: Config) 
              f"{summary.best_shots} best shots → ") + plain(", ".join(destinations)) + Text(interrupted),
         highlight=False, soft_wrap=True,
     )
+    gated = [s for s in summary.sources if s.detection_skipped or s.detection_on_regions]
+    if gated:
+        analysed = sum(s.analysed for s in gated)
+        skipped = sum(s.detection_skipped for s in gated)
+        regions = sum(s.detection_on_regions for s in gated)
+        console.print(Text(f"motion gating: of {analysed} analysed frames, {skipped} needed no detection and "
+                           f"{regions} were detected on moving regions only"), highlight=False, soft_wrap=True)
+    if summary.overloaded_seconds:
+        console.print(Text(f"analysis could not keep up with the live sources for {summary.overloaded_seconds:.0f} s; "
+                           "every source got an even share", style="yellow"), highlight=False, soft_wrap=True)
     for s in summary.sources:
         why = explain(s.drops, config, s.widest_small_face)
         if why:
