@@ -3,7 +3,12 @@
 The coarse pass decodes a video cheaply, key frames alone (the decoder skips every
 other frame; of dense key frames only as many as keep the samples ``key_frame_gap``
 apart) when they come often enough, else ``coarse_fps`` frames per second, and only
-detects faces in those frames: no tracking, scoring or selection. Each frame with a face
+detects faces in those frames: no tracking, scoring or selection. Most of a recording is
+still: a sample is detected only when something moved since the samples before (the
+``motion`` section's background model, ``stream/motion.py``), when a face was found in
+the sample detected before (a face that stops moving is still there), and at least every
+``index.still_interval`` seconds; a face cannot come into a picture where nothing
+moves, so the samples not detected hold none. Each frame with a face
 gives a stretch from the coarse frame before it to the one after it (the face may have
 come and gone anywhere in between), widened by the analysed frames a track needs and a
 margin; stretches closer than a lost track survives are joined, so no track a whole pass
@@ -19,12 +24,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from fiqa_stream.config import Config
 from fiqa_stream.detectors import Detector
 from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.config import SourceConfig
 from fiqa_stream.stream.decoding import Timeline
 from fiqa_stream.stream.file_source import FileSource
+from fiqa_stream.stream.motion import MotionDetector
 from fiqa_stream.stream.plausibility import not_nested, plausible
 from fiqa_stream.stream.source_base import SourceEnd, SourceItem
 from fiqa_stream.types import Frame
@@ -36,8 +44,8 @@ class CoarsePass:
 
     Attributes:
         spans: ``[start, end]`` media seconds to analyse, in order, joined; empty: no face.
-        decoded: frames decoded.
-        detected: frames detected (the coarse samples).
+        decoded: frames decoded (the coarse samples).
+        detected: samples detected (the others were still).
         with_faces: samples with at least one face.
         key_frames: whether key frames alone were decoded (else ``coarse_fps``).
         widest_gap: the longest time between two samples, s.
@@ -86,6 +94,27 @@ def face_spans(samples: Sequence[tuple[float, bool]], end: float, widen: float,
     return spans
 
 
+class _StillGate:
+    """Which coarse samples are worth a detection (see the module's docstring)."""
+
+    def __init__(self, config: Config) -> None:
+        self._motion = MotionDetector(config.motion) if config.index.coarse_motion else None
+        self._interval = config.index.still_interval
+        self._face = False
+        self._last: float | None = None
+
+    def wants(self, seconds: float, image: np.ndarray) -> bool:
+        if self._motion is None:
+            return True
+        # Observed always: the background learns from every sample.
+        moved = self._motion.observe(image)
+        return (moved.whole or len(moved.boxes) > 0 or self._face or self._last is None
+                or seconds - self._last >= self._interval)
+
+    def detected(self, seconds: float, face: bool) -> None:
+        self._face, self._last = face, seconds
+
+
 def coarse_pass(path: Path, source_id: str, config: Config, detector: Detector, timeline: Timeline,
                 stop: threading.Event, on_progress: Callable[[int], None] | None = None) -> CoarsePass:
     """Detect faces on a few frames of ``path`` and return the stretches to analyse.
@@ -103,8 +132,9 @@ def coarse_pass(path: Path, source_id: str, config: Config, detector: Detector, 
                         key_frame_gap=settings.key_frame_gap if key_frames else None,
                         max_width=settings.coarse_width, timeline=timeline)
     samples: list[tuple[float, bool]] = []
+    gate = _StillGate(config)
+    detected = 0
     end: SourceEnd | None = None
-    batch: list[Frame] = []
     last_progress = 0.0
     source.start()
     try:
@@ -112,20 +142,21 @@ def coarse_pass(path: Path, source_id: str, config: Config, detector: Detector, 
             with wakeup:
                 while not stop.is_set() and not len(buffer):
                     wakeup.wait(0.1)
-            while len(batch) < config.pipeline.batch_frames:
-                item = buffer.get_nowait()
-                if item is None:
-                    break
+            # One sample at a time: whether the next is detected depends on this one's faces.
+            while (item := buffer.get_nowait()) is not None:
                 if isinstance(item, SourceEnd):
                     end = item
                     break
-                if isinstance(item, Frame):
-                    batch.append(item)
-            if batch:
-                for frame, found in zip(batch, detector.detect([f.image for f in batch]), strict=True):
-                    faces = bool((plausible(found) & not_nested(found)).any())
-                    samples.append((frame.pts if frame.pts is not None else 0.0, faces))
-                batch = []
+                if not isinstance(item, Frame):
+                    continue
+                seconds = item.pts if item.pts is not None else 0.0
+                face = False
+                if gate.wants(seconds, item.image):
+                    (found,) = detector.detect([item.image])
+                    face = bool((plausible(found) & not_nested(found)).any())
+                    gate.detected(seconds, face)
+                    detected += 1
+                samples.append((seconds, face))
             now = time.perf_counter()
             if on_progress is not None and (now - last_progress >= 0.5 or end is not None):
                 last_progress = now
@@ -141,7 +172,7 @@ def coarse_pass(path: Path, source_id: str, config: Config, detector: Detector, 
     return CoarsePass(
         spans=face_spans(samples, last, widen, join),
         decoded=source.decoded,
-        detected=len(samples),
+        detected=detected,
         with_faces=sum(1 for _, face in samples if face),
         key_frames=key_frames,
         widest_gap=max(b - a for a, b in zip(times, times[1:], strict=False)),

@@ -37,6 +37,18 @@ class IndexConfig(StrictModel):
         2.0, gt=0.0, le=60.0,
         description="Frames per second the coarse pass detects when it does not take key frames alone.",
     )
+    coarse_motion: bool = Field(
+        True,
+        description="The coarse pass detects a sample only when something moved since the samples before "
+        "(thresholds of the 'motion' section), a face was found in the sample detected before, or "
+        "still_interval has passed: a face cannot come into a picture where nothing moves. Off: every sample "
+        "is detected.",
+    )
+    still_interval: float = Field(
+        10.0, gt=0.0, le=3600.0,
+        description="With coarse_motion, seconds after which a sample is detected even though nothing moved: "
+        "a face the detector missed while it came in, and that has not moved since, is looked for again.",
+    )
     coarse_width: int = Field(
         640, ge=64, le=8192,
         description="The coarse pass converts wider frames to this width before detecting (only whether a "

@@ -17,6 +17,7 @@ from fiqa_stream.archive.commands import _index_config
 from fiqa_stream.archive.database import VideoStatus
 from fiqa_stream.config import Config, parse_config
 from fiqa_stream.media.clips import ClipTruth
+from fiqa_stream.media.scenarios import walk_in_and_stand
 from fiqa_stream.media.surveillance import compose_surveillance_clip
 from fiqa_stream.models import Models, build_models
 from fiqa_stream.stream.file_source import scan_timeline
@@ -74,13 +75,25 @@ def test_coarse_to_fine_gives_the_best_shots_of_a_whole_pass(
         assert face.best_frames[0] - 3 <= frame <= face.best_frames[1] + 3
 
 
+def test_a_face_that_walks_in_and_stands_still_keeps_its_best_shot(tmp_path: Path, models: Models) -> None:
+    # A still scene: one person stands from the first frame, another walks in and freezes.
+    # Once nothing moves, the coarse pass still detects: a face was there the sample before.
+    scene = walk_in_and_stand(tmp_path / "stand.mp4", width=320, height=180, fps=25.0, seconds=12.0, walk=1.5)
+    whole = analyse(scene.path, models, coarse=False)
+    result = analyse(scene.path, models, min_seconds=0)
+    assert [p.name for p in result.passes] == ["coarse", "fine"]
+    assert shots(result) == shots(whole) and len(shots(whole)) == len(scene.faces)
+
+
 def test_only_the_stretches_around_faces_are_decoded(sparse_clip: ClipTruth, models: Models) -> None:
     result = analyse(sparse_clip.path, models, min_seconds=0)
     coarse, fine = result.passes
     timeline = scan_timeline(sparse_clip.path)
     assert timeline is not None
-    # Key frames come every second: the coarse pass decodes those and nothing else.
-    assert coarse.decoded == coarse.analysed == len(timeline.keys)
+    # Key frames come about every second: the coarse pass decodes those and nothing else,
+    # and detects only those where something moved or a face was just seen.
+    assert coarse.decoded == len(timeline.spread_keys(1.25)) <= len(timeline.keys)
+    assert coarse.analysed < 0.7 * coarse.decoded
     # The fine pass decodes the two visits with their margins, not the empty hall between them.
     assert fine.analysed < 0.7 * sparse_clip.frame_count
     assert fine.decoded <= fine.analysed + 2 * 15  # at most a key frame interval of lead-in per stretch
