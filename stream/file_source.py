@@ -212,6 +212,20 @@ class FileSource:
         return SourceOutage(self.source_id, SourceError(
             f"source '{self.source_id}' ({self.path}): skipped to the next stretch, at {seconds:.2f} s"))
 
+    def _decode(self, packet: av.Packet, damage: DecodeDamage) -> Iterator[tuple[av.VideoFrame, bool]]:
+        """The packet's frames, each with whether it may show damage; a packet that fails to
+        decode is counted and taints the frames after it, and its size is checked before use."""
+        try:
+            decoded = packet.decode()
+        except av.error.InvalidDataError:
+            self.bad_packets += 1
+            damage.packet_failed()
+            return
+        for video_frame in decoded:
+            corrupt = damage.taints(video_frame)
+            self._check_size(video_frame)
+            yield video_frame, corrupt
+
     def _decode_all(self, container: av.container.InputContainer, stream: av.VideoStream,
                     sampler: FrameSampler) -> Iterator[Frame | SourceOutage]:
         """Every frame decoded, in order, its index counted; ``spans`` only filter."""
@@ -219,15 +233,7 @@ class FileSource:
         damage = DecodeDamage()
         current: int | None = None
         for packet in self._packets(container, stream):
-            try:
-                decoded = packet.decode()
-            except av.error.InvalidDataError:
-                self.bad_packets += 1
-                damage.packet_failed()
-                continue
-            for video_frame in decoded:
-                corrupt = damage.taints(video_frame)
-                self._check_size(video_frame)
+            for video_frame, corrupt in self._decode(packet, damage):
                 index = self.decoded
                 self.decoded += 1
                 self.position = self.decoded
@@ -296,15 +302,7 @@ class FileSource:
                 setting = keep if needed else skip
                 if context.skip_frame != setting:
                     context.skip_frame = setting
-                try:
-                    decoded = packet.decode()
-                except av.error.InvalidDataError:
-                    self.bad_packets += 1
-                    damage.packet_failed()
-                    continue
-                for video_frame in decoded:
-                    corrupt = damage.taints(video_frame)
-                    self._check_size(video_frame)
+                for video_frame, corrupt in self._decode(packet, damage):
                     self.decoded += 1
                     index = timeline.index(video_frame.pts)
                     if index is None:
