@@ -223,6 +223,14 @@ class PipelineMetrics:
     def watch(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
 
+    def add_sources(self, sources: Iterable[str]) -> None:
+        """Serve each source's motion-gating counters from the start, at 0, so that a dashboard
+        shows a source that has not skipped a frame yet as 0 rather than as no data."""
+        for source in sources:
+            for counter in (self.detection_skipped, self.detection_on_regions, self.detection_whole,
+                            self.regions_detected):
+                counter.labels(source)
+
     def watch_sinks(self, sinks: Iterable[object]) -> None:
         """Report the replay state of those ``sinks`` that keep a journal."""
         self._sinks = [sink for sink in sinks if isinstance(sink, ReplayingSink)]

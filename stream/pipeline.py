@@ -219,6 +219,7 @@ class Pipeline:
         runs = [_SourceRun(spec, self._config, self._scorer.model, decoders_stop, wakeup) for spec in specs]
         dispatchers = [SinkDispatcher(sink, self._config.pipeline.sink_queue) for sink in self._sinks]
         self.metrics.watch(lambda: self._snapshot(runs, dispatchers))
+        self.metrics.add_sources(run.stats.id for run in runs)
         try:
             for run in runs:
                 run.decoder.start()
