@@ -194,8 +194,10 @@ class MotionGate:
 
     def follow(self, frame: Frame, found: Detections, step: TrackerStep) -> None:
         """Remember where the tracker found its faces in ``frame``: they are detected there next."""
+        if not self.enabled:
+            return
         now = frame_time(frame)
-        if not self.enabled or now is None:
+        if now is None:
             return
         for track in step.ended:
             self._tracked.pop(track, None)
