@@ -135,7 +135,10 @@ def test_an_outage_flushes_tracks_and_reconnects_while_another_camera_keeps_runn
     wait_for(lambda: running.analysed("door") >= 60 and running.analysed("gate") >= 60, 60, "both cameras")
     door.kill()
     wait_for(lambda: running.stats["door"].state == "backoff", 15, "the outage to be noticed")
-    door_finals_during_outage = [e for e in events_in(out_dir) if e["source"] == "door" and e["kind"] == "final"]
+    # The sinks write after the analysis loop has taken the outage marker, so the finals
+    # come a little after the state: they must come while the camera is still down.
+    wait_for(lambda: any(e["source"] == "door" and e["kind"] == "final" for e in events_in(out_dir)), 10,
+             "the outage to end the camera's open tracks with final events")
     gate_before = running.analysed("gate")
     time.sleep(3.0)
     assert running.analysed("gate") > gate_before + 25, "the other camera must keep running"
@@ -146,7 +149,6 @@ def test_an_outage_flushes_tracks_and_reconnects_while_another_camera_keeps_runn
     summary = running.finish()
     door_stats = next(s for s in summary.sources if s.id == "door")
     assert door_stats.outages >= 1 and door_stats.reconnects >= 1
-    assert door_finals_during_outage, "the outage must end the camera's open tracks with final events"
     events = events_in(out_dir)
     assert len({e["event_id"] for e in events}) == len(events), "event ids stay unique across the outage"
     assert any(e["source"] == "door" and e["pts"] is not None for e in events)
