@@ -8,8 +8,11 @@ Per analysed frame, the boxes of all open tracks are predicted by a Kalman filte
    confirmed tracks still unmatched (IoU at least 0.5): a briefly blurred or occluded
    face keeps its track instead of breaking it; unmatched confirmed tracks turn lost;
 3. the remaining high detections are matched to tentative tracks (IoU at least
-   ``max(match_iou, 0.3)``: ByteTrack's 0.7 cost, never looser than the first stage);
-   a tentative track that misses a frame ends at once (it was likely a false detection);
+   ``max(match_iou, 0.3)``: ByteTrack's 0.7 cost, never looser than the first stage),
+   then, with appearance, by look near where they stand (as a lost track resumes, below):
+   a tentative track has no velocity yet, and at a sampled rate a walking face moves most
+   of its width between analysed frames; a tentative track that misses a frame ends at
+   once (it was likely a false detection);
 4. high detections still unmatched with ``>= new_track_confidence`` start tentative
    tracks, confirmed after ``min_hits`` consecutive sightings (at once when it is 1).
 
@@ -162,9 +165,10 @@ def _associate(
 def _reidentify(
     tracks: list[_Track], boxes: np.ndarray, candidates: list[int], looks: _Looks, config: TrackerConfig
 ) -> tuple[list[tuple[_Track, int]], list[int]]:
-    """Match tracks that motion could not match (lost ones, and confirmed ones that just
-    missed) to detections by appearance near where they were predicted."""
-    lost = [t for t in tracks if t.state in (TrackState.LOST, TrackState.CONFIRMED) and t.look is not None]
+    """Match tracks that motion could not match (lost ones, confirmed ones that just
+    missed, and tentative ones, whose motion is not known yet) to detections by
+    appearance near where they were predicted."""
+    lost = [t for t in tracks if t.look is not None]
     if not lost or not candidates:
         return [], list(candidates)
     predicted = np.stack([t.kalman.box for t in lost])
@@ -261,6 +265,14 @@ class ByteTracker:
         tentative = [t for t in self._tracks if t.state is TrackState.TENTATIVE]
         tentative_iou = max(config.match_iou, _TENTATIVE_STAGE_IOU)
         third, missed, fresh = _associate(tentative, boxes, unmatched_high, tentative_iou, looks)
+        if looks is not None:
+            # A tentative track has no velocity yet: at a sampled rate (5 analysed frames/s)
+            # a walking face moves most of its width between frames and overlaps too little
+            # with where the track stands, so it would restart as a new tentative track at
+            # every frame and never be confirmed.
+            moved, fresh = _reidentify(missed, boxes, fresh, looks, config)
+            third += moved
+            missed = [t for t in missed if all(t is not m for m, _ in moved)]
         for track, detection in third:
             self._hit(track, boxes[detection], looks, detection)
             if track.hits >= config.min_hits:

@@ -361,3 +361,24 @@ def test_a_face_that_jumps_past_its_iou_gate_keeps_its_id_from_the_next_frame(
     ids = track_scenes(tracker, faces, [[(A, 200, 100)]] * 5 + [[(A, 290, 100)]] * 4)
     assert ids[4] == {A: 1}
     assert ids[6:] == [{A: 1}] * 3
+
+
+@pytest.mark.parametrize(("config", "tracks"),
+                         [(TrackerConfig(), 1), (TrackerConfig(appearance_min_similarity=0.0), 8)],
+                         ids=["appearance", "motion-only"])
+def test_a_face_sampled_at_a_few_frames_a_second_walks_into_one_confirmed_track(
+    faces: list[np.ndarray], config: TrackerConfig, tracks: int
+) -> None:
+    # 5 analysed frames/s of a face walking 250 px/s: 50 px (0.8 box widths, IoU 0.09)
+    # between analysed frames from its first sighting, before any velocity is known.
+    tracker = ByteTracker(config)
+    steps = [tracker.update(*scene(faces, [(A, 40 + 50 * i, 100)])) for i in range(8)]
+    assert len({a.track_id for step in steps for a in step.assigned}) == tracks
+    if tracks == 1:
+        assert [a.state for a in steps[-1].assigned] == [TrackState.CONFIRMED]
+
+
+def test_a_different_face_beside_a_new_track_does_not_continue_it(faces: list[np.ndarray]) -> None:
+    tracker = ByteTracker(TrackerConfig())
+    ids = track_scenes(tracker, faces, [[(A, 100, 100)], [(B, 150, 100)], [(B, 200, 100)]])
+    assert ids[0] == {A: 1} and ids[1] == {B: 2} and ids[2] == {B: 2}
