@@ -19,8 +19,12 @@ from typing import Any
 
 from fiqa_stream.cli.exits import Exit
 from fiqa_stream.errors import ConfigError
+from fiqa_stream.scorers.training.recipe import RECIPES
+from fiqa_stream.scorers.weights import SHIPPED
 
 log = logging.getLogger("fiqa_stream")
+_SHIPPED_NAMES = ", ".join(SHIPPED)
+_RECIPE_NAMES = ", ".join(RECIPES)
 
 
 
@@ -45,11 +49,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     dataset.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
 
     train = commands.add_parser(
-        "train", help="train a model by a recipe (distill, ensemble, mspt or a YAML file)",
+        "train", help=f"train a model by a recipe ({_RECIPE_NAMES} or a YAML file)",
         description="Train by RECIPE on DATA (train/ and val/ in the challenge layout; see `dataset`). "
         "Writes OUT/model.safetensors, OUT/metrics.json and per-stage checkpoints in OUT/checkpoints/.",
     )
-    train.add_argument("recipe", metavar="RECIPE", help="distill, ensemble, mspt, or a recipe YAML file")
+    train.add_argument("recipe", metavar="RECIPE", help=f"{_RECIPE_NAMES}, or a recipe YAML file")
     train.add_argument("--data", type=Path, required=True, metavar="DIR", help="data root with train/ and val/")
     train.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     train.add_argument("--epochs", type=int, help="replace every stage's epochs (quick runs)")
@@ -62,14 +66,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         "eval", help="evaluate a model on labelled images, or every score against recognition utility",
         description="On labelled images: SRCC, PLCC (after a 4-parameter logistic fit), KRCC, RMSE, the "
         "challenge score ((SRCC + PLCC) / 2), parameters, GMACs and CPU latency per crop; MODEL is a shipped "
-        "model (student, ensemble, mspt) or a .safetensors file written by `train`. On a held-out utility "
+        f"model ({_SHIPPED_NAMES}) or a .safetensors file written by `train`. On a held-out utility "
         "folder (DATA/test of `dataset --labels utility`): Spearman with recognition utility (pooled and per "
-        "degradation), FNMR at FMR 1e-3 after rejecting 0/10/20/30/50 %% of the lowest-quality sightings and "
+        "degradation), FNMR at FMR 1e-3 after rejecting 0/10/20/30/50 % of the lowest-quality sightings and "
         "its area, and best-of-8 hit@2, for the fused score (with MODEL, default student), every shipped "
         "model alone, every weight-free component, the Laplacian variance and a random order.",
     )
     evaluate.add_argument("model", metavar="MODEL", nargs="?",
-                          help="student, ensemble, mspt, or a .safetensors file (optional on a utility folder)")
+                          help=f"{_SHIPPED_NAMES}, or a .safetensors file (optional on a utility folder)")
     evaluate.add_argument("--data", type=Path, required=True, metavar="PATH",
                           help="labelled images: a CSV or a folder with labels.csv (e.g. DATA/test)")
     evaluate.add_argument("--fit-fusion", type=Path, metavar="FILE.json",
@@ -80,7 +84,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 
     export = commands.add_parser("export", help="export a model to ONNX",
                                  description="Export MODEL to ONNX (input N×3×S×S float32, output N scores).")
-    export.add_argument("model", metavar="MODEL", help="student, ensemble, mspt, or a .safetensors file")
+    export.add_argument("model", metavar="MODEL", help=f"{_SHIPPED_NAMES}, or a .safetensors file")
     export.add_argument("--out", type=Path, required=True, metavar="FILE.onnx", help="ONNX file to write")
 
     commands.add_parser("models", help="list the model architectures and shipped weights",

@@ -23,7 +23,7 @@ from fiqa_stream.errors import ConfigError
 from fiqa_stream.registry import did_you_mean
 from fiqa_stream.scorers.models import MODELS
 
-RECIPES = ("distill", "ensemble", "mspt", "student-utility")
+RECIPES = ("distill", "distill-utility", "ensemble", "mspt", "student-utility")
 
 
 class LossConfig(StrictModel):

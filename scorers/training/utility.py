@@ -307,6 +307,8 @@ def write_utility_folders(
       strengths (groups of ``severities`` sightings of one face and one degradation),
       plus the clean view; whole 224-px sightings, so evaluation can score them as the
       pipeline would.
+    * ``fusion/``, ``fusion-val/``: whole sightings of the training and of the
+      validation identities through random chains, for fitting fusion weights.
     * ``unlabelled-1/``, ``unlabelled-2/``: further random views of the *training*
       identities (other seeds), images only, for the distillation recipe.
 
@@ -336,6 +338,8 @@ def write_utility_folders(
     write_utility_samples(held_out, root / "test", people, refs, None)
     counts["test"] = len(held_out)
     counts["fusion"] = write_fusion_folder(root / "fusion", people, split.train, refs, recogniser, seed)
+    counts["fusion-val"] = write_fusion_folder(root / "fusion-val", people, split.val, refs, recogniser, seed,
+                                               samples_per_view=FUSION_VAL_SAMPLES_PER_VIEW)
     for number, name in enumerate(UNLABELLED, start=1):
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -354,13 +358,20 @@ def write_utility_folders(
     return counts
 
 
+#: Random chains per view of ``fusion-val/``: its three identities need more sightings
+#: than ``fusion/``'s nineteen for a fit of six weights.
+FUSION_VAL_SAMPLES_PER_VIEW = 40
+
+
 def write_fusion_folder(root: Path, people: Sequence[Identity], members: Sequence[int], refs: Gallery,
                         recogniser: Recogniser, seed: int, samples_per_view: int = 12) -> int:
-    """Whole sightings of the *training* identities for fitting the fusion weights (``fusion.py``).
+    """Whole sightings of ``members`` for fitting the fusion weights (``fusion.py``).
 
-    Per photo, the clean framing and its mirror, each pristine and through
-    ``samples_per_view`` random camera chains; written like ``test/`` (whole sightings),
-    so every weight-free component can be computed as in the pipeline.
+    ``fusion/`` holds the training identities; ``fusion-val/`` the validation ones, which
+    no model learnt from, so a model trained on utility labels is weighed there as on
+    people it has never seen. Per photo, the clean framing and its mirror, each pristine
+    and through ``samples_per_view`` random camera chains; written like ``test/`` (whole
+    sightings), so every weight-free component can be computed as in the pipeline.
 
     Returns:
         The number of sightings written.
