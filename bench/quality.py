@@ -1,6 +1,6 @@
 """Benchmark: how well every quality score predicts face recognition, on held-out identities.
 
-    python bench/quality.py --data DIR/test [--model student] [--no-write]
+    python bench/quality.py --data DIR/test [--model NAME] [--no-write]
 
 ``DIR`` is written by ``fiqa-stream dataset DIR`` (recognition-utility labels; its
 ``test/`` holds identities never trained on, every camera degradation alone at 8
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import write_section  # noqa: E402
 
-from fiqa_stream.cli.evaluate import held_out_faces, utility_reports  # noqa: E402
+from fiqa_stream.cli.evaluate import default_model, held_out_faces, utility_reports  # noqa: E402
 from fiqa_stream.scorers.training.utility_eval import markdown_table, per_degradation_table  # noqa: E402
 
 MIN_SECONDS = 3.0
@@ -45,7 +45,8 @@ def faces_per_second(model: str, faces: list, batch: int = 32) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="the held-out utility folder (DIR/test)")
-    parser.add_argument("--model", default="student", help="the fused scorer's model (default: %(default)s)")
+    parser.add_argument("--model", default=default_model(),
+                        help="the fused scorer's model (default: the default scorer's, %(default)s)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
     args = parser.parse_args()
 

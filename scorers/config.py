@@ -55,11 +55,12 @@ class FiqaScorerConfig(StrictModel):
 
     implementation: ClassVar[str] = "fiqa_stream.scorers.fiqa:FiqaScorer"
     type: Literal["fiqa"] = "fiqa"
-    model: Literal["student", "student-utility", "ensemble", "mspt"] = Field(
-        "student",
-        description="Shipped model: student (seed 002, default: ranks the sightings of one held-out face best), "
-        "student-utility (the seed-002 student trained on recognition-utility labels: the lowest ERC on held-out "
-        "identities), mspt (seed 000, the fastest), ensemble (seed 001). See the model card.",
+    model: Literal["student-utility", "student", "ensemble", "mspt"] = Field(
+        "student-utility",
+        description="Shipped model: student-utility (default: seed 002's teacher -> self-training -> student "
+        "chain on recognition-utility labels; predicts what a recogniser can do with a sighting best on held-out "
+        "identities), student (the seed-002 student of MS-SSIM labels), mspt (seed 000, the fastest), ensemble "
+        "(seed 001). See the model card.",
     )
     weights: FiqaWeights | None = Field(
         None,

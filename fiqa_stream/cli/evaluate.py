@@ -72,10 +72,20 @@ def laplacian_variance(faces: Sequence[Face]) -> np.ndarray:
     return np.array(out)
 
 
-MODELS = ("student", "student-utility", "ensemble", "mspt")
+def default_model() -> str:
+    """The model of the default scorer (``FiqaScorerConfig``'s ``model``)."""
+    from fiqa_stream.scorers.config import FiqaScorerConfig
+
+    return str(FiqaScorerConfig.model_fields["model"].default)
 
 
-def score_held_out(held: HeldOut, default: str = "student", models: Sequence[str] = MODELS,
+def shipped_models() -> tuple[str, ...]:
+    from fiqa_stream.scorers.weights import SHIPPED
+
+    return tuple(SHIPPED)
+
+
+def score_held_out(held: HeldOut, default: str, models: Sequence[str] | None = None,
                    weights: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Every score of every held-out sighting, by name (``fused``, ``model:<name>``, components, ...).
 
@@ -83,7 +93,7 @@ def score_held_out(held: HeldOut, default: str = "student", models: Sequence[str
         held: the held-out sightings.
         default: the fused scorer's model.
         models: shipped models scored alone as well; those shipped with fitted fusion
-            weights are also scored fused (``fused:<name>``).
+            weights are also scored fused (``fused:<name>``); None: every shipped model.
         weights: fusion weights overriding the fused scorer's defaults.
     """
     from fiqa_stream.scorers.config import FiqaScorerConfig
@@ -93,6 +103,7 @@ def score_held_out(held: HeldOut, default: str = "student", models: Sequence[str
     def config(model: str, fusion: dict[str, float] | None = None) -> FiqaScorerConfig:
         return FiqaScorerConfig.model_validate({"model": model} | ({} if fusion is None else {"weights": fusion}))
 
+    models = shipped_models() if models is None else models
     fused = FiqaScorer(config(default, weights))
     alone = {m: fused if m == default else FiqaScorer(config(m)) for m in models}
     others = [m for m in models if m != default and weights is None and shipped(m).fusion_weights() is not None]
@@ -115,7 +126,7 @@ def score_held_out(held: HeldOut, default: str = "student", models: Sequence[str
     return out
 
 
-def utility_reports(data: Path, default: str = "student") -> tuple[HeldOut, dict[str, Report]]:
+def utility_reports(data: Path, default: str) -> tuple[HeldOut, dict[str, Report]]:
     """Load a held-out utility folder and report every score on it."""
     held = load_held_out(data)
     return held, {name: report(scores, held) for name, scores in score_held_out(held, default).items()}
@@ -123,7 +134,7 @@ def utility_reports(data: Path, default: str = "student") -> tuple[HeldOut, dict
 
 def run(data: Path, model: str | None, as_json: bool) -> int:
     """The ``eval`` command on a utility folder: print the table (or JSON)."""
-    held, reports = utility_reports(data, model or "student")
+    held, reports = utility_reports(data, model or default_model())
     if as_json:
         print(json.dumps({
             "data": str(data), "sightings": len(held), "identities": int(len(set(held.identity.tolist()))),
@@ -159,6 +170,6 @@ def fit(data: Path, model: str, out: Path) -> int:
     fused = np.sum([weights[n] * components[n] for n in FUSED], axis=0)
     spearman = report(fused, held).spearman
     identities = len(set(held.identity.tolist()))
-    write_fusion(out, weights, f"{len(held)} sightings of {identities} training identities ({data})", spearman)
+    write_fusion(out, weights, f"{len(held)} sightings of {identities} identities (DATA/{data.name})", spearman)
     print(json.dumps({"weights": weights, "spearman_on_fit": spearman}, indent=2))
     return 0

@@ -74,11 +74,11 @@ SHIPPED: dict[str, ShippedModel] = {
         "5f1d6dd06e87443702ef388aaa0e817ecedac0060b02ecffb3e26dfc43c37d20",
         "7359cbbaf6915833cf3fd5ae5d0fdbe9750a80c983d1df8f1722d84764857e58",
     ),
-    # The seed-002 student trained on recognition-utility labels (issue 12); selectable, not yet the default.
+    # The seed-002 student distilled from its self-trained teacher on recognition-utility labels (issue 12).
     "student-utility": ShippedModel(
-        "fiqa-student-utility-1", "student", 112,
-        "4f688de97c51b8f2647862f260a56b0a4c3624b953fad418cf43c1026c43fd67",
-        "f8d277a0e20ca36a94c81a6a5b8a51a9df00f060b001a19c3f7f467961311a64",
+        "fiqa-student-utility-2", "student", 112,
+        "348273b55d0a12e269081635a40883784621cddcdf3fbfbd3ad7b76bef2be37d",
+        "e30dc136951a4bd4596de4c6976688aba70c2bbc9c58e9eac5003cd42f7f47a7",
     ),
     "ensemble": ShippedModel(
         "fiqa-ensemble-1", "ensemble", 112,

@@ -22,11 +22,11 @@ from fiqa_stream.stream.pipeline import Pipeline
 from .conftest import Scene
 
 
-def test_the_default_config_scores_with_the_shipped_student() -> None:
+def test_the_default_config_scores_with_the_student_trained_on_recognition_utility() -> None:
     config = parse_config({"sources": [{"url": "demo:"}], "sinks": [{"type": "directory", "path": "out"}]})
-    assert config.scorer.type == "fiqa" and config.scorer.model == "student"
+    assert config.scorer.type == "fiqa" and config.scorer.model == "student-utility"
     scorer = build_scorer(config.scorer)
-    assert isinstance(scorer, FiqaScorer) and scorer.model == "fiqa-student-2"
+    assert isinstance(scorer, FiqaScorer) and scorer.model == "fiqa-student-utility-2"
 
 
 def test_qualities_carry_the_model_score_and_every_weight_free_component(scene: Scene) -> None:

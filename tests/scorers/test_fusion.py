@@ -45,7 +45,7 @@ def test_fit_recovers_the_mix_that_ranks_utility() -> None:
 
 def test_fusion_weights_load_with_the_model_and_the_config_wins(weights_folder: Path, astronaut: Scene) -> None:
     only_model = {name: 0.0 for name in FUSED} | {"model": 1.0}
-    _ship(weights_folder, "student", only_model)
+    _ship(weights_folder, FiqaScorerConfig().model, only_model)
     faces = astronaut.faces()
     shipped = FiqaScorer(FiqaScorerConfig())
     assert shipped.fusion == FiqaWeights(**only_model)
@@ -62,7 +62,7 @@ def test_fusion_weights_load_with_the_model_and_the_config_wins(weights_folder: 
 
 
 def test_a_broken_fusion_file_is_a_model_error(weights_folder: Path) -> None:
-    version = weights_module.shipped("student").version
+    version = weights_module.shipped(FiqaScorerConfig().model).version
     (weights_folder / f"{version}.fusion.json").write_text("{\"weights\": 3}")
     with pytest.raises(ModelError, match="fusion"):
         FiqaScorer(FiqaScorerConfig())
@@ -86,7 +86,9 @@ def test_a_fixed_share_is_kept_and_the_rest_fitted_around_it() -> None:
 
 
 def test_the_default_scorer_uses_the_fusion_shipped_with_its_model() -> None:
-    spec = weights_module.shipped("student")
+    config = FiqaScorerConfig()
+    spec = weights_module.shipped(config.model)
     fitted = json.loads((weights_module.FOLDER / f"{spec.version}.fusion.json").read_text())
-    assert FiqaScorer(FiqaScorerConfig()).fusion == FiqaWeights(**fitted["weights"])
-    assert "training identities" in fitted["fitted_on"]
+    assert FiqaScorer(config).fusion == FiqaWeights(**fitted["weights"])
+    # Fitted on the validation identities, which no model learnt from.
+    assert "fusion-val" in fitted["fitted_on"]
