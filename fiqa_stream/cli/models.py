@@ -77,8 +77,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     evaluate.add_argument("--data", type=Path, required=True, metavar="PATH",
                           help="labelled images: a CSV or a folder with labels.csv (e.g. DATA/test)")
     evaluate.add_argument("--fit-fusion", type=Path, metavar="FILE.json",
-                          help="utility folder only (DATA/fusion: training identities): fit the fusion weights of "
-                          "MODEL against utility and write them to FILE.json (ship as <version>.fusion.json)")
+                          help="utility folder only (DATA/fusion-val: identities no model learnt from; DATA/fusion: "
+                          "the training identities): fit the fusion weights of MODEL against utility and write them "
+                          "to FILE.json (ship as <version>.fusion.json)")
     evaluate.add_argument("--device", default="cpu", help="device for the predictions (default: %(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -157,7 +158,7 @@ def _eval(args: argparse.Namespace) -> int:
         from fiqa_stream.cli import evaluate as utility
 
         if args.fit_fusion is not None:
-            return utility.fit(args.data, args.model or "student", args.fit_fusion)
+            return utility.fit(args.data, args.model or utility.default_model(), args.fit_fusion)
         return utility.run(args.data, args.model, args.json)
     if args.model is None:
         raise ConfigError(f"{args.data} is not a held-out utility folder: name the MODEL to evaluate on it")
