@@ -124,7 +124,7 @@ def test_aligned_crops_are_112_square() -> None:
 def test_every_run_has_its_own_id_that_sorts_by_start_time() -> None:
     run_ids = [new_run_id() for _ in range(1000)]
     assert len(set(run_ids)) == 1000
-    assert all(re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", run_id) for run_id in run_ids)
+    assert all(re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{12}", run_id) for run_id in run_ids)
     assert run_ids[0][:16] <= run_ids[-1][:16]
 
 
