@@ -2,7 +2,7 @@
 sustains, and how evenly the cameras share the machine when it cannot keep up.
 
     python bench/live.py [--streams 8 12 16 20] [--seconds 20] [--warmup 8] [--scene faces]
-                         [--motion off on] [--against REV] [--no-write]
+                         [--motion off on] [--cameras together apart] [--against REV] [--no-write]
 
 Serves a composed 1280×720 25 fps clip with real faces from a local GStreamer RTSP
 server (one mount per camera, no re-encoding; needs Debian's gir1.2-gst-rtsp-server-1.0
@@ -10,6 +10,11 @@ and python3-gi), runs the pipeline with every camera at ``fps: 5``, and reports 
 stream count the analysed frames/s per camera (min / mean), the fairness ratio (min /
 mean), the share of decoded frames dropped by the latest-frame-wins buffers, p50/p99
 capture-to-analysed latency of the worst camera, and the server's own CPU use.
+
+``--cameras together`` (the default) has every camera serve the scene at the same moment,
+so faces and motion reach all of them at once; ``apart`` has camera i start i/N of the
+way through the clip (its beginning moved to its end, remuxed at a key frame, not
+re-encoded), as independent cameras watching different places would.
 
 Each measurement runs in a fresh process. ``--motion off on`` measures the pipeline
 ungated and gated side by side (needs the ``motion`` config section); ``--against REV``
@@ -72,6 +77,43 @@ def scene_clip(scene: str, path: Path, seconds: float) -> Path:
     if compose is None:
         sys.exit(f"--scene {scene}: neither faces, walkthrough nor a scene of fiqa_stream.media.scenarios")
     return Path(compose(path, width=1280, height=720, fps=25.0, seconds=seconds).path)
+
+
+def rotated(clip: Path, offset: float, out: Path) -> Path:
+    """``clip`` from its key frame nearest ``offset`` seconds to its end, then its beginning up
+    to there: the same pictures starting elsewhere, remuxed, not re-encoded."""
+    import av
+
+    with av.open(str(clip)) as source, av.open(str(out), "w", format="mp4") as target:
+        video = source.streams.video[0]
+        packets = [packet for packet in source.demux(video) if packet.size]
+        assert video.time_base is not None
+        keys = [n for n, packet in enumerate(packets) if packet.is_keyframe]
+        cut = min(keys, key=lambda n: abs(float(packets[n].pts * video.time_base) - offset))
+        output = target.add_stream_from_template(video)
+        first_pts = packets[0].pts
+        cut_pts = packets[cut].pts
+        # The clip's length in its time base: its last frame's presentation time plus one frame.
+        length = max(p.pts for p in packets) + packets[-1].duration - first_pts
+        for n, packet in enumerate(packets[cut:] + packets[:cut]):
+            shift = -cut_pts if n < len(packets) - cut else length - cut_pts + first_pts
+            packet.pts += shift
+            packet.dts += shift
+            packet.stream = output
+            target.mux(packet)
+    return out
+
+
+def camera_clips(clip: Path, streams: int, cameras: str) -> list[Path]:
+    """The clip each camera serves: the same one (``together``), or each its own starting
+    point spread evenly over the clip (``apart``)."""
+    if cameras == "together":
+        return [clip] * streams
+    import av
+
+    with av.open(str(clip)) as source:
+        seconds = float(source.streams.video[0].duration * source.streams.video[0].time_base)
+    return [rotated(clip, n * seconds / streams, clip.with_name(f"{clip.stem}-{n}.mp4")) for n in range(streams)]
 
 
 def measure(urls: list[str], seconds: float, warmup: float, motion: str | None) -> dict:
@@ -144,12 +186,12 @@ def has_motion_gating(python: Path) -> bool:
     return subprocess.run(probe, check=True, capture_output=True, text=True, cwd="/").stdout.strip() == "True"
 
 
-def serve(clip: Path, streams: int) -> tuple[subprocess.Popen, list[str]]:
+def serve(clips: list[Path]) -> tuple[subprocess.Popen, list[str]]:
     port = free_port()
-    mounts = [f"/cam{n}" for n in range(streams)]
+    mounts = [f"/cam{n}" for n in range(len(clips))]
     server = subprocess.Popen(
         [SYSTEM_PYTHON, str(ROOT / "scripts" / "rtsp_test_server.py"), "--port", str(port),
-         *[arg for mount in mounts for arg in ("--mount", mount)], *[str(clip)] * streams],
+         *[arg for mount in mounts for arg in ("--mount", mount)], *map(str, clips)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     if server.stdout is None or server.stdout.readline().strip() != "ready":
@@ -161,7 +203,7 @@ def serve(clip: Path, streams: int) -> tuple[subprocess.Popen, list[str]]:
 def row(code: str, r: dict) -> str:
     gating = {"on": "gated", "off": "ungated", None: "default"}[r["motion"]]
     overloaded = "–" if r["overloaded"] is None else ("yes" if r["overloaded"] else "no")
-    return (f"| {r['streams']} | {code} | {gating} | {r['min_fps']:.2f} / {r['mean_fps']:.2f} | "
+    return (f"| {r['streams']} | {r['cameras']} | {code} | {gating} | {r['min_fps']:.2f} / {r['mean_fps']:.2f} | "
             f"**{r['fairness']:.2f}** | {r['min_decoded_fps']:.1f} | {100 * r['drop_rate']:.1f}% | "
             f"{1000 * r['p50']:.0f} ms | {1000 * r['p99']:.0f} ms | {100 * r['skipped']:.0f}% | {overloaded} | "
             f"{100 * r['server_cpu']:.0f}% |")
@@ -177,6 +219,8 @@ def main() -> None:
                         "faces about 20 %% of the time) or another scene of fiqa_stream.media.scenarios")
     parser.add_argument("--motion", nargs="+", choices=["on", "off"],
                         help="measure with motion gating on and/or off (default: the config's default)")
+    parser.add_argument("--cameras", nargs="+", choices=["together", "apart"], default=["together"],
+                        help="every camera at the same moment of the scene, and/or each at its own")
     parser.add_argument("--against", help="also measure this earlier revision, side by side")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
@@ -199,45 +243,49 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         clip = scene_clip(args.scene, Path(work) / "live.mp4", args.warmup + args.seconds + 15)
         for streams in args.streams:
-            server, urls = serve(clip, streams)
-            try:
-                for code, python in codes:
-                    for motion in gatings[code]:
-                        result = run_measurement(python, urls, args, motion, server)
-                        print(code, {k: v for k, v in result.items() if k not in ("analysed", "decoded")},
-                              "analysed per camera:", " ".join(f"{x:.2f}" for x in result["analysed"]), flush=True)
-                        rows.append((code if code != "this" else f"{revision}+", result))
-            finally:
-                server.kill()
-                server.wait()
-                if server.stdout:
-                    server.stdout.close()
+            for cameras in args.cameras:
+                server, urls = serve(camera_clips(clip, streams, cameras))
+                try:
+                    for code, python in codes:
+                        for motion in gatings[code]:
+                            result = run_measurement(python, urls, args, motion, server) | {"cameras": cameras}
+                            print(code, {k: v for k, v in result.items() if k not in ("analysed", "decoded")},
+                                  "analysed per camera:", " ".join(f"{x:.2f}" for x in result["analysed"]),
+                                  flush=True)
+                            rows.append((code if code != "this" else f"{revision}+", result))
+                finally:
+                    server.kill()
+                    server.wait()
+                    if server.stdout:
+                        server.stdout.close()
     command = (f"python bench/live.py --streams {' '.join(map(str, args.streams))} --seconds {args.seconds:g} "
                f"--warmup {args.warmup:g} --scene {args.scene}"
                + (f" --motion {' '.join(args.motion)}" if args.motion else "")
+               + (f" --cameras {' '.join(args.cameras)}" if args.cameras != ["together"] else "")
                + (f" --against {args.against}" if args.against else ""))
     lines = [
         f"### Live RTSP cameras, 1280×720 25 fps, {CEILING:g} analysed frames/s each (CPU defaults)",
         "",
         f"`{command}` (local GStreamer RTSP server on loopback, TCP, no re-encoding; {args.seconds:g} s "
-        f"measured after {args.warmup:g} s of warm-up, each run in a fresh process; every camera serves the "
-        "same scene at the same moment, so faces reach all of them at once)",
+        f"measured after {args.warmup:g} s of warm-up, each run in a fresh process. Cameras `together` serve "
+        "the same scene at the same moment, so faces and motion reach all of them at once; cameras `apart` "
+        "start the same clip at points spread evenly over it, as independent cameras would)",
         "",
-        "| streams | code | motion | analysed frames/s per camera (min / mean) | fairness (min / mean) | "
+        "| streams | cameras | code | motion | analysed frames/s per camera (min / mean) | fairness (min / mean) | "
         "decoded frames/s, slowest camera | frames meant for analysis dropped | capture→analysed p50 | p99 | "
         "analysed frames not detected (gating) | overloaded at the end | RTSP server CPU (of one core) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *(row(code, r) for code, r in rows),
         "",
     ]
     for code, _ in codes:
         label = code if code != "this" else f"{revision}+"
-        for motion in gatings[code]:
-            ours = [r for c, r in rows if c == label and r["motion"] == motion]
+        for motion, cameras in ((m, c) for m in gatings[code] for c in args.cameras):
+            ours = [r for c, r in rows if c == label and r["motion"] == motion and r["cameras"] == cameras]
             sustained = [r["streams"] for r in ours if r["min_fps"] >= SUSTAINED_FPS and r["p99"] < 1.0]
-            lines.append(f"- {label}, motion {motion or 'default'}: sustained (every camera ≥ {SUSTAINED_FPS:g} "
-                         f"analysed frames/s, p99 < 1 s) **{max(sustained, default=0)} cameras**; lowest fairness "
-                         f"{min(r['fairness'] for r in ours):.2f} (target ≥ 0.5).")
+            lines.append(f"- {label}, motion {motion or 'default'}, cameras {cameras}: sustained (every camera "
+                         f"≥ {SUSTAINED_FPS:g} analysed frames/s, p99 < 1 s) **{max(sustained, default=0)} cameras**; "
+                         f"lowest fairness {min(r['fairness'] for r in ours):.2f} (target ≥ 0.5).")
     lines += [
         "",
         f"`{revision}+` is this working tree; motion `default` is the revision's own default. Frames the "

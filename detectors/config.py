@@ -29,6 +29,11 @@ class YuNetConfig(StrictModel):
         "replaced once it grew this many MB past its warmed-up size (0: run it in this process, memory "
         "grows without bound).",
     )
+    processes: int = Field(
+        0, ge=0, le=16,
+        description="yuface child processes detecting a batch's frames and regions side by side (0: one per "
+        "core this process may use, at most 4; a worker of `pipeline.workers` counts its share of the cores).",
+    )
 
 
 class CenterFaceConfig(StrictModel):

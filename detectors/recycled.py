@@ -1,13 +1,14 @@
-"""A leaking native detector kept in a child process that is replaced before it grows.
+"""A leaking native detector kept in child processes that are replaced before they grow.
 
-The child (detectors/yunet_host.py) reports its resident memory with every answer.
+Each child (detectors/yunet_host.py) reports its resident memory with every answer.
 Its first ``WARMUP_CALLS`` calls set its baseline (allocator pools, first frame
 sizes); once it has grown ``max_growth`` bytes past that, it is closed and a fresh one
-started. The swap is done in turn, not side by side, so the two never hold memory at
-the same time; it costs one start-up (about 0.1 s) on the call that triggers it.
+started in its place, which starts up (about 0.1 s) while the other children work.
 
-Only the downscaled detection input crosses the pipe (about 0.7 MB for 640×360).
-A child that dies is replaced and the request retried once; a second failure is a
+Several children detect the images of one call side by side, each taking the next
+image as soon as it answered, so the cores the analysis loop leaves idle detect.
+Only the downscaled detection input crosses a pipe (about 0.7 MB for 640×360).
+A child that dies is replaced and its image retried once; a second failure is a
 ``ModelError``. A child whose parent dies reads end of input and exits by itself.
 """
 
@@ -15,11 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import subprocess
 import sys
 import threading
 import weakref
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -42,7 +46,7 @@ class ChildGone(Exception):
 
 
 class _Child:
-    """One detector process and its pipes."""
+    """One detector process and its pipes; at most one request is ever outstanding."""
 
     def __init__(self) -> None:
         # -P: the script's folder (the package's detectors/) must not shadow other modules.
@@ -56,26 +60,45 @@ class _Child:
         self.baseline: int | None = None
         self.rss = 0
 
-    def call(self, image: np.ndarray, confidence: float) -> Answer:
-        """Detect in the child; ``ChildGone`` when it died or never started."""
+    def fileno(self) -> int:
+        """The reply pipe, for ``select``: readable when the child's next message came."""
+        return self.replies.fileno()
+
+    def send(self, image: np.ndarray, confidence: float) -> None:
         try:
-            if not self.ready:
-                ready = read_message(self.replies)
-                if not (isinstance(ready, tuple) and ready[:1] == ("ready",)):
-                    raise ChildGone(f"it did not start (exit code {self.process.poll()})")
-                self.ready = True
             write_message(self.requests, (image, confidence))
+        except (OSError, ValueError) as error:
+            raise ChildGone(str(error)) from error
+
+    def receive(self) -> Answer | None:
+        """The next message: an answer, or ``None`` for the start-up message (the child is
+        ready now). ``ChildGone`` when it died or never started."""
+        try:
             message = read_message(self.replies)
         except (OSError, EOFError, ValueError) as error:
             raise ChildGone(str(error)) from error
         if message is None:
             raise ChildGone(f"it exited (exit code {self.process.poll()})")
+        if not self.ready:
+            if not (isinstance(message, tuple) and message[:1] == ("ready",)):
+                raise ChildGone(f"it did not start (exit code {self.process.poll()})")
+            self.ready = True
+            return None
         confidences, boxes, landmarks, rss = message
         self.calls += 1
         self.rss = int(rss)
         if self.baseline is None and self.calls >= WARMUP_CALLS:
             self.baseline = self.rss
         return confidences, boxes, landmarks
+
+    def call(self, image: np.ndarray, confidence: float) -> Answer:
+        """Detect in the child, waiting for it to start first."""
+        while not self.ready:
+            self.receive()
+        self.send(image, confidence)
+        answer = self.receive()
+        assert answer is not None
+        return answer
 
     def growth(self) -> int:
         return 0 if self.baseline is None else self.rss - self.baseline
@@ -93,62 +116,113 @@ class _Child:
 
 @dataclass
 class _Serving:
-    """The child that answers now (a holder, so that a finalizer can close it)."""
+    """The children that answer now (a holder, so that a finalizer can close them)."""
 
-    child: _Child | None = None
+    children: list[_Child] = field(default_factory=list)
 
     def close(self) -> None:
-        if self.child is not None:
-            self.child.close()
-        self.child = None
+        for child in self.children:
+            child.close()
+        self.children = []
 
 
 class RecycledYuface:
-    """``yuface.detect`` in a child process replaced every ``max_growth`` bytes of growth.
+    """``yuface.detect`` in ``processes`` child processes, each replaced every ``max_growth`` bytes of growth.
 
     Args:
-        max_growth: bytes the child may grow past its warmed-up baseline before it is replaced.
+        max_growth: bytes a child may grow past its warmed-up baseline before it is replaced.
+        processes: children detecting side by side.
     """
 
-    def __init__(self, max_growth: int) -> None:
+    def __init__(self, max_growth: int, processes: int = 1) -> None:
+        if processes < 1:
+            raise ValueError(f"processes must be at least 1, not {processes}")
         self._max_growth = max_growth
         self._lock = threading.Lock()
-        self._serving = _Serving(_Child())
-        # A detector dropped without close() still ends its child.
+        self._serving = _Serving([_Child() for _ in range(processes)])
+        # A detector dropped without close() still ends its children.
         self._finalizer = weakref.finalize(self, self._serving.close)
         self.recycled = 0
 
     @property
     def pids(self) -> list[int]:
-        """Process id of the live child (none once closed)."""
-        return [] if self._serving.child is None else [self._serving.child.process.pid]
+        """Process ids of the live children (none once closed)."""
+        return [child.process.pid for child in self._serving.children]
 
     def detect(self, image: np.ndarray, confidence: float) -> Answer:
+        (answer,) = self.detect_many([image], confidence)
+        return answer
+
+    def detect_many(self, images: Sequence[np.ndarray], confidence: float) -> list[Answer]:
+        """The answer for each image, in order; every child takes the next image as soon as it is free."""
         with self._lock:
-            try:
-                answer = self._child().call(image, confidence)
-            except ChildGone as error:
-                log.warning("yunet detector process failed (%s); starting a new one", error)
-                self._replace()
-                try:
-                    answer = self._child().call(image, confidence)
-                except ChildGone as again:
-                    raise ModelError(f"yunet detector process failed twice: {again}") from again
-            if self._child().growth() >= self._max_growth:
-                log.debug("yunet detector process grew %d bytes: replacing it", self._child().growth())
-                self._replace()
-                self.recycled += 1
-            return answer
+            children = self._children()
+            answers: list[Answer | None] = [None] * len(images)
+            waiting = deque(range(len(images)))
+            working: dict[int, int] = {}  # child's slot -> the image it detects
+            failed: set[int] = set()
+            while waiting or working:
+                for slot, child in enumerate(children):
+                    if waiting and child.ready and slot not in working:
+                        working[slot] = waiting.popleft()
+                        try:
+                            child.send(images[working[slot]], confidence)
+                        except ChildGone as error:
+                            index = working.pop(slot)
+                            answers[index] = self._retried(slot, failed, error, images[index], confidence)
+                # A child with nothing outstanding sends nothing: only the busy and the
+                # starting ones are waited for. Each sends one message at a time, read whole.
+                busy = [child for slot, child in enumerate(children) if slot in working or not child.ready]
+                readable = select.select(busy, [], [])[0] if busy else []
+                for child in readable:
+                    slot = children.index(child)
+                    try:
+                        answer = child.receive()
+                    except ChildGone as error:
+                        lost = working.pop(slot) if slot in working else None
+                        retried = self._retried(slot, failed, error, None if lost is None else images[lost],
+                                                confidence)
+                        if lost is not None:
+                            answers[lost] = retried
+                        continue
+                    if answer is None:
+                        continue
+                    answers[working.pop(slot)] = answer
+                    if child.growth() >= self._max_growth:
+                        log.debug("yunet detector process grew %d bytes: replacing it", child.growth())
+                        self._replace(slot)
+                        self.recycled += 1
+            done = [answer for answer in answers if answer is not None]
+            assert len(done) == len(images), "every image is answered or the call raised"
+            return done
 
     def close(self) -> None:
         with self._lock:
             self._finalizer()
 
-    def _child(self) -> _Child:
-        if self._serving.child is None:
+    def _children(self) -> list[_Child]:
+        if not self._serving.children:
             raise ModelError("the yunet detector was closed")
-        return self._serving.child
+        return self._serving.children
 
-    def _replace(self) -> None:
-        self._serving.close()
-        self._serving.child = _Child()
+    def _retried(self, slot: int, failed: set[int], error: ChildGone, image: np.ndarray | None,
+                 confidence: float) -> Answer | None:
+        """A child failed: its replacement answers ``image`` (if any) at once; a second failure
+        of the same slot within one call is a ``ModelError``."""
+        if slot in failed:
+            raise ModelError(f"yunet detector process failed twice: {error}")
+        failed.add(slot)
+        log.warning("yunet detector process failed (%s); starting a new one", error)
+        child = self._replace(slot)
+        if image is None:
+            return None
+        try:
+            return child.call(image, confidence)
+        except ChildGone as again:
+            raise ModelError(f"yunet detector process failed twice: {again}") from again
+
+    def _replace(self, slot: int) -> _Child:
+        children = self._children()
+        children[slot].close()
+        children[slot] = _Child()
+        return children[slot]

@@ -8,6 +8,7 @@ process that is replaced before it grows past ``recycle_growth_mb``
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,7 +16,7 @@ import yuface
 
 from fiqa_stream.closing import ClosedOnExit
 from fiqa_stream.detectors.config import YuNetConfig
-from fiqa_stream.detectors.recycled import RecycledYuface
+from fiqa_stream.detectors.recycled import Answer, RecycledYuface
 from fiqa_stream.detectors.resize import downscaled
 from fiqa_stream.runtime import CPU, Runtime
 from fiqa_stream.types import Detections
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 # yuface warns (and degrades) when either side of its input exceeds this.
 YUFACE_MAX_SIDE = 960
+# A batch holds a few frames and their regions: more children than this find little to do.
+AUTO_PROCESSES = 4
 
 
 class YuNetDetector(ClosedOnExit):
@@ -45,7 +48,8 @@ class YuNetDetector(ClosedOnExit):
             log.info("detector yunet runs on the CPU (it has no GPU backend)")
         self._config = config
         self._host = (
-            RecycledYuface(int(config.recycle_growth_mb * 2**20)) if config.recycle_growth_mb > 0 else None
+            RecycledYuface(int(config.recycle_growth_mb * 2**20), detector_processes(config, runtime))
+            if config.recycle_growth_mb > 0 else None
         )
 
     @property
@@ -54,28 +58,45 @@ class YuNetDetector(ClosedOnExit):
         return self._host
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        return [self._detect_one(image) for image in images]
+        inputs = [self._input(image) for image in images]
+        smalls = [small for small, _ in inputs]
+        if self._host is None:
+            answers = [yuface.detect(small, conf=self._config.confidence) for small in smalls]
+        else:
+            answers = self._host.detect_many(smalls, self._config.confidence)
+        return [_detections(answer, scale) for answer, (_, scale) in zip(answers, inputs, strict=True)]
 
-    def _detect_one(self, image: np.ndarray) -> Detections:
+    def _input(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """What yuface is given for ``image``, and the factor from its pixels back to the image's."""
         height, width = image.shape[:2]
         limit = min(self._config.max_width, YUFACE_MAX_SIDE, max(1, YUFACE_MAX_SIDE * width // height))
         # The extension reads the raw buffer and ignores strides: it needs a C-contiguous copy.
-        small, scale = downscaled(np.ascontiguousarray(image), limit)
-        if self._host is None:
-            confidences, boxes, landmarks = yuface.detect(small, conf=self._config.confidence)
-        else:
-            confidences, boxes, landmarks = self._host.detect(small, self._config.confidence)
-        if len(confidences) == 0:
-            return Detections.empty()
-        xywh = boxes.astype(np.float32)
-        found = Detections(
-            boxes=np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]),
-            scores=(confidences.astype(np.float32) / 100.0).clip(0.0, 1.0),
-            landmarks=landmarks.astype(np.float32).reshape(-1, 5, 2),
-        )
-        return found if scale == 1.0 else found.scaled(scale)
+        return downscaled(np.ascontiguousarray(image), limit)
 
     def close(self) -> None:
-        """Ends the child process, if any."""
+        """Ends the child processes, if any."""
         if self._host is not None:
             self._host.close()
+
+
+def detector_processes(config: YuNetConfig, runtime: Runtime) -> int:
+    """How many yuface children detect side by side: the configured number, else one per
+    core of this process's share, at most ``AUTO_PROCESSES``."""
+    if config.processes:
+        return config.processes
+    cores = runtime.threads or len(os.sched_getaffinity(0))
+    return max(1, min(AUTO_PROCESSES, cores))
+
+
+def _detections(answer: Answer, scale: float) -> Detections:
+    """yuface's answer as ``Detections`` in the pixels of the image it was asked about."""
+    confidences, boxes, landmarks = answer
+    if len(confidences) == 0:
+        return Detections.empty()
+    xywh = boxes.astype(np.float32)
+    found = Detections(
+        boxes=np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]),
+        scores=(confidences.astype(np.float32) / 100.0).clip(0.0, 1.0),
+        landmarks=landmarks.astype(np.float32).reshape(-1, 5, 2),
+    )
+    return found if scale == 1.0 else found.scaled(scale)

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -223,7 +224,8 @@ class Pipeline:
         try:
             for run in runs:
                 run.decoder.start()
-            self._loop(runs, wakeup, stop, dispatchers)
+            with ThreadPoolExecutor(1, thread_name_prefix="scene-cuts") as cuts:
+                self._loop(runs, wakeup, stop, dispatchers, cuts)
         finally:
             # After a stop request everything below shares one deadline; at the natural
             # end of files the sinks get as long as they need.
@@ -258,13 +260,13 @@ class Pipeline:
         )
 
     def _loop(self, runs: list[_SourceRun], wakeup: threading.Condition, stop: threading.Event,
-              dispatchers: list[SinkDispatcher]) -> None:
+              dispatchers: list[SinkDispatcher], cuts: ThreadPoolExecutor) -> None:
         active = list(runs)
         last_progress = 0.0
         while active and not stop.is_set():
             frames, ended = self._gather(active, wakeup, stop)
             if frames:
-                self._analyse(frames, dispatchers)
+                self._analyse(frames, dispatchers, cuts)
             for run, marker in ended:
                 if isinstance(marker, SourceOutage):
                     self._emit(run.end_tracks(), run, dispatchers)
@@ -344,8 +346,11 @@ class Pipeline:
         self.metrics.overloaded.set(1.0 if self._overloaded else 0.0)
         self.metrics.fairness.set(even)
 
-    def _analyse(self, frames: list[tuple[_SourceRun, Frame]], dispatchers: list[SinkDispatcher]) -> None:
+    def _analyse(self, frames: list[tuple[_SourceRun, Frame]], dispatchers: list[SinkDispatcher],
+                 cuts: ThreadPoolExecutor) -> None:
         clock = time.perf_counter()
+        # Scene cuts depend on the pictures alone: they are found while the detector works.
+        cut_found = cuts.submit(_scene_cuts, frames)
         plans = [run.gate.plan(frame, run.tracker.open_tracks) for run, frame in frames]
         for (run, _), plan in zip(frames, plans, strict=True):
             self._count_plan(run, plan)
@@ -356,11 +361,11 @@ class Pipeline:
         pending: list[tuple[_SourceRun, Frame, int, int]] = []
         faces: list[Face] = []
         ended: list[tuple[_SourceRun, list[int]]] = []
-        for (run, frame), found in zip(frames, detections, strict=True):
+        for (run, frame), found, cut in zip(frames, detections, cut_found.result(), strict=True):
             run.stats.analysed += 1
             run.stats.faces += len(found)
             found = self._plausible(run, found)
-            if not frame.corrupt and run.shots.is_cut(frame.image):
+            if cut:
                 # Another shot: whoever is at a track's place now is not whom it followed.
                 run.stats.scene_cuts += 1
                 self.metrics.scene_cuts.labels(run.stats.id).inc()
@@ -465,3 +470,9 @@ class Pipeline:
                 analysed_fps=stats.analysed_fps, offered_fps=stats.offered_fps, ceiling_fps=stats.ceiling_fps,
             ))
         return sources, {d.sink.name: d.depth for d in dispatchers}
+
+
+def _scene_cuts(frames: list[tuple[_SourceRun, Frame]]) -> list[bool]:
+    """Whether each frame starts a new shot of its source; corrupt frames never do (nor
+    become the picture the next frame is compared with)."""
+    return [not frame.corrupt and run.shots.is_cut(frame.image) for run, frame in frames]

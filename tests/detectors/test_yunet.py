@@ -11,10 +11,12 @@ import warnings
 
 import cv2
 import numpy as np
+import pytest
 
 from fiqa_stream.detectors import Detector, build_detector
 from fiqa_stream.detectors.config import YuNetConfig
-from fiqa_stream.detectors.yunet import YuNetDetector
+from fiqa_stream.detectors.yunet import YuNetDetector, detector_processes
+from fiqa_stream.runtime import Runtime
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -91,21 +93,25 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_memory_stays_flat_over_2000_calls(astronaut: np.ndarray) -> None:
-    # yuface itself keeps ~35 kB per call (70 MB over these calls); its process is replaced instead.
+@pytest.mark.parametrize("processes", [1, 2])
+def test_memory_stays_flat_over_2000_calls(astronaut: np.ndarray, processes: int) -> None:
+    # yuface itself keeps ~35 kB per call (70 MB over these calls); its processes are replaced instead.
     small = cv2.resize(astronaut, (96, 96))
-    with YuNetDetector(YuNetConfig(recycle_growth_mb=4)) as detector:
+    with YuNetDetector(YuNetConfig(recycle_growth_mb=4, processes=processes)) as detector:
         assert detector.host is not None
+        # As many images per call as children: each child takes one.
+        batch = [small] * processes
         for _ in range(200):
-            detector.detect([small])
+            detector.detect(batch)
         start = resident_mb([os.getpid(), *detector.host.pids])
         highest = start
-        for call in range(2000):
-            detector.detect([small])
+        for call in range(2000 // processes):
+            detector.detect(batch)
             if call % 50 == 0:
                 highest = max(highest, resident_mb([os.getpid(), *detector.host.pids]))
-        assert detector.host.recycled >= 1
-    assert highest - start < 5
+        assert detector.host.recycled >= processes
+    # Each child may grow its 4 MB before it is replaced.
+    assert highest - start < 4 * processes + 1
 
 
 def test_it_finds_the_same_faces_in_its_process_as_in_this_one(group_photo: np.ndarray) -> None:
@@ -117,8 +123,37 @@ def test_it_finds_the_same_faces_in_its_process_as_in_this_one(group_photo: np.n
     np.testing.assert_array_equal(apart.landmarks, here.landmarks)
 
 
+def test_children_side_by_side_answer_each_image_in_order(group_photo: np.ndarray, astronaut: np.ndarray) -> None:
+    images = [group_photo, astronaut, np.zeros((240, 320, 3), np.uint8), astronaut[:, ::-1], group_photo]
+    with YuNetDetector(YuNetConfig(processes=3, max_width=1280)) as pooled, \
+            YuNetDetector(YuNetConfig(recycle_growth_mb=0, max_width=1280)) as inline:
+        assert pooled.host is not None and len(pooled.host.pids) == 3
+        apart, here = pooled.detect(images), inline.detect(images)
+    assert [len(found) for found in apart] == [6, 1, 0, 1, 6]
+    for one, other in zip(apart, here, strict=True):
+        np.testing.assert_array_equal(one.boxes, other.boxes)
+        np.testing.assert_array_equal(one.scores, other.scores)
+
+
+def test_a_killed_detector_process_among_two_is_replaced_and_every_image_answered(astronaut: np.ndarray) -> None:
+    with YuNetDetector(YuNetConfig(processes=2)) as detector:
+        assert detector.host is not None
+        detector.detect([astronaut, astronaut])
+        killed, kept = detector.host.pids
+        os.kill(killed, signal.SIGKILL)
+        found = detector.detect([astronaut] * 4)
+        assert [len(f) for f in found] == [1, 1, 1, 1]
+        assert killed not in detector.host.pids and kept in detector.host.pids
+
+
+def test_the_default_is_one_child_per_core_of_this_process_at_most_four() -> None:
+    assert detector_processes(YuNetConfig(), Runtime()) == min(4, len(os.sched_getaffinity(0)))
+    assert detector_processes(YuNetConfig(), Runtime(threads=1)) == 1
+    assert detector_processes(YuNetConfig(processes=3), Runtime(threads=1)) == 3
+
+
 def test_a_killed_detector_process_is_replaced_and_the_call_answered(astronaut: np.ndarray) -> None:
-    with YuNetDetector(YuNetConfig()) as detector:
+    with YuNetDetector(YuNetConfig(processes=1)) as detector:
         assert detector.host is not None
         (killed,) = detector.host.pids
         os.kill(killed, signal.SIGKILL)
@@ -127,12 +162,12 @@ def test_a_killed_detector_process_is_replaced_and_the_call_answered(astronaut: 
         assert detector.host.pids != [killed]
 
 
-def test_close_ends_the_detector_process() -> None:
-    detector = YuNetDetector(YuNetConfig())
+def test_close_ends_every_detector_process() -> None:
+    detector = YuNetDetector(YuNetConfig(processes=2))
     assert detector.host is not None
-    (pid,) = detector.host.pids
+    pids = detector.host.pids
     detector.close()
-    assert not alive(pid)
+    assert len(pids) == 2 and not any(alive(pid) for pid in pids)
 
 
 def test_the_detector_process_exits_when_its_parent_is_killed() -> None:
@@ -141,7 +176,7 @@ def test_the_detector_process_exits_when_its_parent_is_killed() -> None:
          "from fiqa_stream.detectors.config import YuNetConfig\n"
          "from fiqa_stream.detectors.yunet import YuNetDetector\n"
          "import time\n"
-         "detector = YuNetDetector(YuNetConfig())\n"
+         "detector = YuNetDetector(YuNetConfig(processes=1))\n"
          "print(detector.host.pids[0], flush=True)\n"
          "time.sleep(60)\n"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONSAFEPATH": "1"},
