@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,30 +59,65 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def scene_clip(scene: str, path: Path, seconds: float) -> Path:
-    """The clip every camera serves. Longer than a whole measurement: the test server ends
-    the stream at the end of the file, and a camera's reconnection would count against analysis."""
+def scene_clip(scene: str, path: Path, seconds: float) -> tuple[Path, Any]:
+    """The clip every camera serves, and its truth (a ``ScenarioTruth``; None for ``faces``).
+    Longer than a whole measurement: the test server ends the stream at the end of the
+    file, and a camera's reconnection would count against analysis."""
     if scene == "faces":
         from fiqa_stream.media.clips import compose_face_clip
 
-        return compose_face_clip(path, width=1280, height=720, fps=25.0, seconds=seconds, faces=3, seed=2).path
+        return compose_face_clip(path, width=1280, height=720, fps=25.0, seconds=seconds, faces=3, seed=2).path, None
     import fiqa_stream.media.scenarios as scenarios
 
     if scene == "walkthrough":
         # People cross one at a time, at the scene's own pace: as many as keep faces in the
-        # picture about 20 % of the time.
+        # picture about 20 % of the time (one crossing in a minute at the default pace).
         crossing = inspect.signature(scenarios.walk_through).parameters["crossing"].default
-        return scenarios.walk_through(path, width=1280, height=720, fps=25.0, seconds=seconds,
-                                      people=max(1, round(0.2 * seconds / crossing))).path
+        seconds = min(60.0, max(seconds, 5 * crossing))
+        truth = scenarios.walk_through(path, width=1280, height=720, fps=25.0, seconds=seconds,
+                                       people=max(1, round(0.2 * seconds / crossing)))
+        return truth.path, truth
     compose = getattr(scenarios, scene, None)
     if compose is None:
         sys.exit(f"--scene {scene}: neither faces, walkthrough nor a scene of fiqa_stream.media.scenarios")
-    return Path(compose(path, width=1280, height=720, fps=25.0, seconds=seconds).path)
+    truth = compose(path, width=1280, height=720, fps=25.0, seconds=seconds)
+    return Path(truth.path), truth
 
 
-def rotated(clip: Path, offset: float, out: Path) -> Path:
+def judged(shots: list[tuple[int, float | None, list[float]]], truth: Any, starts: list[float],
+           streamed: float) -> dict[str, float]:
+    """Recall and best shots in window over every face whose best moment some camera streamed.
+
+    Camera ``n`` streams the clip from media time ``starts[n]``, and a shot's ``pts`` counts
+    from there (the stream's first frame is its 0). A face counts for a camera when its best
+    moment came between 1 s after the start and 1 s before ``streamed`` seconds; it was
+    found when a best shot of that camera lies on its box at its time, in window when that
+    time lies in its ground-truth best window (``ScenarioFace.best_window``)."""
+    length = truth.frame_count / truth.fps
+    expected = found = in_window = 0
+    for camera, start in enumerate(starts):
+        frames = [(round(((pts + start) % length) * truth.fps) % truth.frame_count, box)
+                  for n, pts, box in shots if n == camera and pts is not None]
+        for face in truth.faces:
+            if not 1.0 <= (face.best_frame / truth.fps - start) % length <= streamed - 1.0:
+                continue
+            expected += 1
+            on_face = [frame for frame, box in frames if frame in face.boxes and _overlaps(box, face.boxes[frame])]
+            found += bool(on_face)
+            in_window += any(face.best_window[0] <= frame <= face.best_window[1] for frame in on_face)
+    return {"expected": expected, "recall": found / max(1, expected), "window": in_window / max(1, expected)}
+
+
+def _overlaps(shot: list[float], face: Any) -> bool:
+    """Whether a best shot's box lies on a composed face's box (centre within the box's size)."""
+    return (abs((shot[0] + shot[2]) / 2 - (face[0] + face[2]) / 2) < face[2] - face[0]
+            and abs((shot[1] + shot[3]) / 2 - (face[1] + face[3]) / 2) < face[3] - face[1])
+
+
+def rotated(clip: Path, offset: float, out: Path) -> tuple[Path, float]:
     """``clip`` from its key frame nearest ``offset`` seconds to its end, then its beginning up
-    to there: the same pictures starting elsewhere, remuxed, not re-encoded."""
+    to there: the same pictures starting elsewhere, remuxed, not re-encoded. Returns the
+    new file and the media time of ``clip`` it starts at."""
     import av
 
     with av.open(str(clip)) as source, av.open(str(out), "w", format="mp4") as target:
@@ -101,14 +137,14 @@ def rotated(clip: Path, offset: float, out: Path) -> Path:
             packet.dts += shift
             packet.stream = output
             target.mux(packet)
-    return out
+        return out, float((cut_pts - first_pts) * video.time_base)
 
 
-def camera_clips(clip: Path, streams: int, cameras: str) -> list[Path]:
-    """The clip each camera serves: the same one (``together``), or each its own starting
-    point spread evenly over the clip (``apart``)."""
+def camera_clips(clip: Path, streams: int, cameras: str) -> list[tuple[Path, float]]:
+    """The clip each camera serves and the media time of ``clip`` it starts at: the same
+    one (``together``), or each its own starting point spread evenly over the clip (``apart``)."""
     if cameras == "together":
-        return [clip] * streams
+        return [(clip, 0.0)] * streams
     import av
 
     with av.open(str(clip)) as source:
@@ -148,6 +184,9 @@ def measure(urls: list[str], seconds: float, warmup: float, motion: str | None) 
         overloaded = registry.get_sample_value("fiqa_pipeline_overloaded")
         stop.set()
         runner.join(60)
+        # Every final best shot, open tracks' included (stopping flushes them): camera, media time, box.
+        events = [json.loads(line) for line in (Path(out) / "events.jsonl").read_text().splitlines()]
+        shots = [(int(e["source"].removeprefix("cam")), e["pts"], e["box"]) for e in events if e["kind"] == "final"]
     pairs = list(zip(after, before, strict=True))
     analysed = [(a.analysed - b.analysed) / seconds for a, b in pairs]
     # Motion gating's count of analysed frames the detector never saw (absent before it existed).
@@ -164,6 +203,7 @@ def measure(urls: list[str], seconds: float, warmup: float, motion: str | None) 
         "p50": max(s.latency_p50 or 0.0 for s in after), "p99": max(s.latency_p99 or 0.0 for s in after),
         "overloaded": overloaded, "overloaded_s": getattr(summaries[0], "overloaded_seconds", None),
         "skipped": skipped / max(1.0, sum(analysed) * seconds),
+        "shots": shots,
     }
 
 
@@ -187,6 +227,7 @@ def has_motion_gating(python: Path) -> bool:
 
 
 def serve(clips: list[Path]) -> tuple[subprocess.Popen, list[str]]:
+    """An RTSP server with camera ``n`` serving ``clips[n]`` in a loop, and the cameras' URLs."""
     port = free_port()
     mounts = [f"/cam{n}" for n in range(len(clips))]
     server = subprocess.Popen(
@@ -206,7 +247,13 @@ def row(code: str, r: dict) -> str:
     return (f"| {r['streams']} | {r['cameras']} | {code} | {gating} | {r['min_fps']:.2f} / {r['mean_fps']:.2f} | "
             f"**{r['fairness']:.2f}** | {r['min_decoded_fps']:.1f} | {100 * r['drop_rate']:.1f}% | "
             f"{1000 * r['p50']:.0f} ms | {1000 * r['p99']:.0f} ms | {100 * r['skipped']:.0f}% | {overloaded} | "
-            f"{100 * r['server_cpu']:.0f}% |")
+            f"{100 * r['server_cpu']:.0f}% | {_judgement(r)} |")
+
+
+def _judgement(r: dict) -> str:
+    if "expected" not in r:
+        return "– | – | –"
+    return f"{r['expected']} | {r['recall']:.2f} | {r['window']:.2f}"
 
 
 def main() -> None:
@@ -241,15 +288,19 @@ def main() -> None:
                               capture_output=True, text=True).stdout.strip()
     rows: list[tuple[str, dict]] = []
     with tempfile.TemporaryDirectory() as work:
-        clip = scene_clip(args.scene, Path(work) / "live.mp4", args.warmup + args.seconds + 15)
+        clip, truth = scene_clip(args.scene, Path(work) / "live.mp4", args.warmup + args.seconds + 15)
         for streams in args.streams:
             for cameras in args.cameras:
-                server, urls = serve(camera_clips(clip, streams, cameras))
+                served = camera_clips(clip, streams, cameras)
+                server, urls = serve([path for path, _ in served])
                 try:
                     for code, python in codes:
                         for motion in gatings[code]:
                             result = run_measurement(python, urls, args, motion, server) | {"cameras": cameras}
-                            print(code, {k: v for k, v in result.items() if k not in ("analysed", "decoded")},
+                            if truth is not None:
+                                result |= judged(result["shots"], truth, [start for _, start in served],
+                                                 args.warmup + args.seconds)
+                            print(code, {k: v for k, v in result.items() if k not in ("analysed", "decoded", "shots")},
                                   "analysed per camera:", " ".join(f"{x:.2f}" for x in result["analysed"]),
                                   flush=True)
                             rows.append((code if code != "this" else f"{revision}+", result))
@@ -273,8 +324,9 @@ def main() -> None:
         "",
         "| streams | cameras | code | motion | analysed frames/s per camera (min / mean) | fairness (min / mean) | "
         "decoded frames/s, slowest camera | frames meant for analysis dropped | capture→analysed p50 | p99 | "
-        "analysed frames not detected (gating) | overloaded at the end | RTSP server CPU (of one core) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "analysed frames not detected (gating) | overloaded at the end | RTSP server CPU (of one core) | "
+        "faces whose best moment was streamed | recall | best shot in window |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *(row(code, r) for code, r in rows),
         "",
     ]
@@ -293,7 +345,9 @@ def main() -> None:
         "latest-frame-wins buffers discarded because analysis lagged. Fairness is the slowest camera's analysed "
         "rate over the mean (all cameras share one ceiling). Latencies are those of the worst camera (its last "
         "4096 frames, warm-up included). The RTSP server only repackets the H.264 file (no re-encoding); its CPU "
-        "time is measured over each whole run.",
+        "time is measured over each whole run. Recall: of the (camera, face) pairs whose best moment the camera "
+        "streamed (from 1 s after its start to 1 s before the run ended), those with a best shot on the face; "
+        "best shot in window: those whose best shot lies in the face's ground-truth best window.",
     ]
     report = "\n".join(lines)
     print(report)

@@ -190,7 +190,7 @@ class Pipeline:
         self._sinks = sinks if sinks is not None else [build_sink(c) for c in config.sinks]
         self._on_progress = on_progress
         self._progress_interval = progress_interval
-        self._stage_seconds = dict.fromkeys(STAGES, 0.0)
+        self._stage_seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self._overloaded = False
         self._overloaded_seconds = 0.0
         self._load_judged = time.monotonic()
