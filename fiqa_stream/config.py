@@ -31,7 +31,9 @@ class PipelineConfig(StrictModel):
     """How the analysis loop batches work and reports progress."""
 
     batch_frames: int = Field(
-        4, ge=1, le=256, description="Most frames (across sources) detected and scored in one batch.",
+        8, ge=1, le=256,
+        description="Most frames (across sources) detected and scored in one batch: enough to keep every "
+        "detector process busy (8 analysed 16 gated cameras about a quarter faster than 4 on 2 cores).",
     )
     max_wait_ms: float = Field(
         0.0, ge=0.0, le=1000.0,
