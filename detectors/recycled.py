@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import select
 import subprocess
 import sys
@@ -46,12 +47,17 @@ class ChildGone(Exception):
 
 
 class _Child:
-    """One detector process and its pipes; at most one request is ever outstanding."""
+    """One detector process and its pipes; at most one request is ever outstanding.
 
-    def __init__(self) -> None:
+    Args:
+        threads: its OpenMP threads (``OMP_NUM_THREADS``); None: inherited.
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        env = None if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
         # -P: the script's folder (the package's detectors/) must not shadow other modules.
         self.process = subprocess.Popen(
-            [sys.executable, "-P", str(HOST_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-P", str(HOST_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
         )
         self.requests: IO[bytes] = self.process.stdin  # type: ignore[assignment]
         self.replies: IO[bytes] = self.process.stdout  # type: ignore[assignment]
@@ -132,14 +138,16 @@ class RecycledYuface:
     Args:
         max_growth: bytes a child may grow past its warmed-up baseline before it is replaced.
         processes: children detecting side by side.
+        threads: each child's OpenMP threads; None: inherited from this process's environment.
     """
 
-    def __init__(self, max_growth: int, processes: int = 1) -> None:
+    def __init__(self, max_growth: int, processes: int = 1, threads: int | None = None) -> None:
         if processes < 1:
             raise ValueError(f"processes must be at least 1, not {processes}")
         self._max_growth = max_growth
+        self._threads = threads
         self._lock = threading.Lock()
-        self._serving = _Serving([_Child() for _ in range(processes)])
+        self._serving = _Serving([_Child(threads) for _ in range(processes)])
         # A detector dropped without close() still ends its children.
         self._finalizer = weakref.finalize(self, self._serving.close)
         self.recycled = 0
@@ -224,5 +232,5 @@ class RecycledYuface:
     def _replace(self, slot: int) -> _Child:
         children = self._children()
         children[slot].close()
-        children[slot] = _Child()
+        children[slot] = _Child(self._threads)
         return children[slot]

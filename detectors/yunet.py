@@ -47,8 +47,9 @@ class YuNetDetector(ClosedOnExit):
         if runtime.device != "cpu":
             log.info("detector yunet runs on the CPU (it has no GPU backend)")
         self._config = config
+        processes = detector_processes(config, runtime)
         self._host = (
-            RecycledYuface(int(config.recycle_growth_mb * 2**20), detector_processes(config, runtime))
+            RecycledYuface(int(config.recycle_growth_mb * 2**20), processes, child_threads(processes, runtime))
             if config.recycle_growth_mb > 0 else None
         )
 
@@ -84,8 +85,23 @@ def detector_processes(config: YuNetConfig, runtime: Runtime) -> int:
     core of this process's share, at most ``AUTO_PROCESSES``."""
     if config.processes:
         return config.processes
-    cores = runtime.threads or len(os.sched_getaffinity(0))
-    return max(1, min(AUTO_PROCESSES, cores))
+    return max(1, min(AUTO_PROCESSES, _cores(runtime)))
+
+
+def child_threads(processes: int, runtime: Runtime) -> int | None:
+    """Each yuface child's OpenMP threads: its share of the cores, at least 2 (two children
+    of 2 threads detected fastest on 2 cores), so that many children on a large machine do
+    not each start a thread per core. None (inherited) where ``OMP_NUM_THREADS`` is set: a
+    worker's share, or the user's choice."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return None
+    cores = _cores(runtime)
+    return min(cores, max(2, cores // processes))
+
+
+def _cores(runtime: Runtime) -> int:
+    """The cores this process may use: a worker's share, else the CPUs it may run on."""
+    return runtime.threads or len(os.sched_getaffinity(0))
 
 
 def _detections(answer: Answer, scale: float) -> Detections:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 
 from fiqa_stream.detectors import Detector, build_detector
 from fiqa_stream.detectors.config import YuNetConfig
-from fiqa_stream.detectors.yunet import YuNetDetector, detector_processes
+from fiqa_stream.detectors.yunet import YuNetDetector, child_threads, detector_processes
 from fiqa_stream.runtime import Runtime
 
 
@@ -150,6 +151,23 @@ def test_the_default_is_one_child_per_core_of_this_process_at_most_four() -> Non
     assert detector_processes(YuNetConfig(), Runtime()) == min(4, len(os.sched_getaffinity(0)))
     assert detector_processes(YuNetConfig(), Runtime(threads=1)) == 1
     assert detector_processes(YuNetConfig(processes=3), Runtime(threads=1)) == 3
+
+
+def test_each_child_gets_its_share_of_the_cores_as_openmp_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert child_threads(4, Runtime(threads=16)) == 4
+    assert child_threads(2, Runtime(threads=2)) == 2
+    assert child_threads(4, Runtime(threads=4)) == 2
+    assert child_threads(1, Runtime(threads=1)) == 1
+    with YuNetDetector(YuNetConfig(processes=2), Runtime(threads=8)) as detector:
+        assert detector.host is not None
+        environments = [Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") for pid in detector.host.pids]
+    assert all(b"OMP_NUM_THREADS=4" in environment for environment in environments)
+
+
+def test_a_worker_s_own_openmp_setting_is_inherited(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert child_threads(2, Runtime(threads=8)) is None
 
 
 def test_a_killed_detector_process_is_replaced_and_the_call_answered(astronaut: np.ndarray) -> None:
