@@ -1,8 +1,9 @@
 """libfacedetection's YuNet CNN through the ``yuface`` package: the embedded CPU default.
 
-``yuface`` leaks native memory on every call, so by default it runs in a child
-process that is replaced before it grows past ``recycle_growth_mb``
-(detectors/recycled.py); ``recycle_growth_mb: 0`` calls it in this process.
+``yuface`` leaks native memory on every call, so by default it runs in child
+processes (``processes`` of them, detecting a batch side by side), each replaced before
+it grows past ``recycle_growth_mb`` (detectors/recycled.py); ``recycle_growth_mb: 0``
+calls it in this process.
 """
 
 from __future__ import annotations
