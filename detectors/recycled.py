@@ -157,10 +157,6 @@ class RecycledYuface:
         """Process ids of the live children (none once closed)."""
         return [child.process.pid for child in self._serving.children]
 
-    def detect(self, image: np.ndarray, confidence: float) -> Answer:
-        (answer,) = self.detect_many([image], confidence)
-        return answer
-
     def detect_many(self, images: Sequence[np.ndarray], confidence: float) -> list[Answer]:
         """The answer for each image, in order; every child takes the next image as soon as it is free."""
         with self._lock:

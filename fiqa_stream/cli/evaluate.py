@@ -79,12 +79,6 @@ def default_model() -> str:
     return str(FiqaScorerConfig.model_fields["model"].default)
 
 
-def shipped_models() -> tuple[str, ...]:
-    from fiqa_stream.scorers.weights import SHIPPED
-
-    return tuple(SHIPPED)
-
-
 def score_held_out(held: HeldOut, default: str, models: Sequence[str] | None = None,
                    weights: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Every score of every held-out sighting, by name (``fused``, ``model:<name>``, components, ...).
@@ -98,12 +92,12 @@ def score_held_out(held: HeldOut, default: str, models: Sequence[str] | None = N
     """
     from fiqa_stream.scorers.config import FiqaScorerConfig
     from fiqa_stream.scorers.fiqa import FUSED, FiqaScorer
-    from fiqa_stream.scorers.weights import shipped
+    from fiqa_stream.scorers.weights import SHIPPED, shipped
 
     def config(model: str, fusion: dict[str, float] | None = None) -> FiqaScorerConfig:
         return FiqaScorerConfig.model_validate({"model": model} | ({} if fusion is None else {"weights": fusion}))
 
-    models = shipped_models() if models is None else models
+    models = tuple(SHIPPED) if models is None else models
     fused = FiqaScorer(config(default, weights))
     alone = {m: fused if m == default else FiqaScorer(config(m)) for m in models}
     others = [m for m in models if m != default and weights is None and shipped(m).fusion_weights() is not None]
