@@ -7,7 +7,9 @@
 strengths). Prints and records in docs/BENCHMARKS.md (with the machine) the figures of
 ``fiqa-stream eval`` for the fused score, each shipped model alone, every weight-free
 component, the Laplacian variance and a random order, plus the fused scorer's CPU
-throughput at batch 32 (faces/s, alignment and every component included).
+throughput at batch 32 (faces/s, alignment and every component included), and the
+figures of a yardstick no scorer can be: ``utility_eval.degradation_oracle``, a
+perfectly calibrated, face-agnostic degradation meter.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_section  # noqa: E402
 
 from fiqa_stream.cli.evaluate import default_model, held_out_faces, utility_reports  # noqa: E402
-from fiqa_stream.scorers.training.utility_eval import markdown_table, per_degradation_table  # noqa: E402
+from fiqa_stream.scorers.training.utility_eval import (  # noqa: E402
+    degradation_oracle,
+    markdown_table,
+    per_degradation_table,
+    report,
+)
 
 MIN_SECONDS = 3.0
 
@@ -51,6 +58,8 @@ def main() -> int:
     args = parser.parse_args()
 
     held, reports = utility_reports(args.data, args.model)
+    yardstick = {"degradation oracle (knows the degradation and strength; not a scorer)":
+                 report(degradation_oracle(held), held)}
     speed = faces_per_second(args.model, held_out_faces(held, 0, min(len(held), 256)))
     identities = len(set(held.identity.tolist()))
     body = "\n".join([
@@ -70,6 +79,15 @@ def main() -> int:
         "Spearman with utility per degradation:",
         "",
         per_degradation_table(reports),
+        "",
+        "Yardstick: each sighting scored by the mean utility of *other* identities' sightings through the same "
+        "degradation at the same strength (`utility_eval.degradation_oracle`): a perfectly calibrated meter of "
+        "the degradation that knows nothing of the face. What it cannot reach is decided by how the held-out "
+        "people differ in the labels, not by the degradation.",
+        "",
+        markdown_table(yardstick),
+        "",
+        per_degradation_table(yardstick),
     ])
     print(body)
     if not args.no_write:

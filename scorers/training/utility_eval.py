@@ -131,6 +131,24 @@ def hit_at_2(scores: np.ndarray, held: HeldOut) -> float:
     return float(np.mean(hits)) if hits else 0.0
 
 
+def degradation_oracle(held: HeldOut) -> np.ndarray:
+    """A face-agnostic reference score: what a perfectly calibrated degradation meter would say.
+
+    Each sighting scores the mean utility of the sightings of *other* identities through
+    the same degradation at the same strength. It knows what no scorer can (the
+    degradation and its strength) and nothing of the face itself, so its figures show
+    how far the labels reward telling degradations apart, and what is left to how the
+    people differ. It is a yardstick for the targets, not a score a scorer can match.
+    """
+    strength = np.round(held.severity, 4)
+    degradation = np.array(held.degradation)
+    out = np.empty(len(held))
+    for i in range(len(held)):
+        peers = (degradation == degradation[i]) & (strength == strength[i]) & (held.identity != held.identity[i])
+        out[i] = held.utility[peers].mean() if peers.any() else held.utility.mean()
+    return out
+
+
 def report(scores: np.ndarray, held: HeldOut) -> Report:
     """Every figure of ``scores`` (one per sighting, higher is better)."""
     scores = np.asarray(scores, np.float64)

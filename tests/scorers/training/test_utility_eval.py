@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fiqa_stream.scorers.training.utility_eval import HeldOut, erc, hit_at_2, report
+from fiqa_stream.scorers.training.utility_eval import HeldOut, degradation_oracle, erc, hit_at_2, report
 
 needs_dlib = pytest.mark.skipif(
     importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None,
@@ -55,6 +55,15 @@ def test_report_ranks_an_oracle_above_random() -> None:
     assert min(oracle.per_degradation.values()) == pytest.approx(1.0)
     assert oracle.erc_area < 0.5 * random.erc_area
     assert oracle.fnmr[0.5] == 0.0
+
+
+def test_the_degradation_oracle_scores_a_sighting_by_other_people_at_the_same_strength() -> None:
+    # Two identities, blur at two strengths each: each sighting gets the other identity's utility at its strength.
+    identity = np.array([1, 1, 2, 2])
+    held = HeldOut(Path("."), [f"{i}.png" for i in range(4)], identity, np.zeros(4, int), np.zeros(4, int),
+                   ["blur"] * 4, np.array([0.25, 0.75, 0.25, 0.75]), np.ones(4), np.zeros(4),
+                   np.array([0.9, 0.4, 0.8, 0.2]), 0.5)
+    assert degradation_oracle(held).tolist() == pytest.approx([0.8, 0.2, 0.9, 0.4])
 
 
 @needs_dlib
