@@ -23,7 +23,7 @@ from fiqa_stream.errors import ConfigError
 from fiqa_stream.registry import did_you_mean
 from fiqa_stream.scorers.models import MODELS
 
-RECIPES = ("distill", "distill-utility", "ensemble", "mspt", "student-utility")
+RECIPES = ("distill", "distill-utility", "ensemble", "ensemble-utility", "mspt", "mspt-utility", "student-utility")
 
 
 class LossConfig(StrictModel):
@@ -88,7 +88,31 @@ class _RecipeBase(StrictModel):
     description: str = Field("", description="What the recipe reproduces, for people.")
 
 
-class EnsembleRecipe(_RecipeBase):
+class PseudoLabels(StrictModel):
+    """Seed 002's pseudo-labelling lent to a compact recipe: a shipped model labels unlabelled crops for it."""
+
+    model: str = Field(description="Shipped model that labels the crops (see `fiqa-stream models`).")
+    unlabelled: list[str] = Field(min_length=1, description="Folders of the data root whose crops it labels; "
+                                  "they join the training set of every stage.")
+
+    @field_validator("model")
+    @classmethod
+    def _shipped(cls, name: str) -> str:
+        from fiqa_stream.scorers.weights import SHIPPED
+
+        if name not in SHIPPED:
+            raise ValueError(f"no shipped model '{name}'{did_you_mean(name, sorted(SHIPPED))}")
+        return name
+
+
+class _CompactRecipe(_RecipeBase):
+    pseudo_labels: PseudoLabels | None = Field(
+        None,
+        description="Train on the labelled set plus crops a shipped model labelled (null: the labelled set only).",
+    )
+
+
+class EnsembleRecipe(_CompactRecipe):
     """Seed 001: two regressors trained separately, their predictions averaged."""
 
     type: Literal["ensemble"]
@@ -112,7 +136,7 @@ class EnsembleRecipe(_RecipeBase):
         return self.members[0].input_size
 
 
-class MSPTRecipe(_RecipeBase):
+class MSPTRecipe(_CompactRecipe):
     """Seed 000: one compact network trained in stages of rising input size and data diversity."""
 
     type: Literal["mspt"]

@@ -40,7 +40,14 @@ from fiqa_stream.scorers.training.degradation_set import FACES_CSV
 from fiqa_stream.scorers.training.losses import MSECorrLoss, PLCCMSELoss, fidelity_rank_loss
 from fiqa_stream.scorers.training.metrics import Metrics, evaluate
 from fiqa_stream.scorers.training.pretrained import imagenet_mobilenet_v2
-from fiqa_stream.scorers.training.recipe import DistillRecipe, EnsembleRecipe, LossConfig, MSPTRecipe, Stage
+from fiqa_stream.scorers.training.recipe import (
+    DistillRecipe,
+    EnsembleRecipe,
+    LossConfig,
+    MSPTRecipe,
+    PseudoLabels,
+    Stage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,22 +140,25 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
-def degradation_counts(folder: Path) -> dict[str, int] | None:
-    """Image name → number of degradations applied, from ``faces.csv``; None without it."""
+def degradation_counts(folder: Path) -> dict[Path, int] | None:
+    """Image path → number of degradations applied, from ``faces.csv``; None without it."""
     path = folder / FACES_CSV
     if not path.is_file():
         return None
     with path.open(newline="", encoding="utf-8") as handle:
-        return {row["image_name"]: len(row["chain"].split()) for row in csv.DictReader(handle)}
+        return {folder / row["image_name"]: len(row["chain"].split()) for row in csv.DictReader(handle)}
 
 
 def stage_items(
-    items: Sequence[ScoredImage], stage: Stage, counts: dict[str, int] | None, seed: int
+    items: Sequence[ScoredImage], stage: Stage, counts: dict[Path, int] | None, seed: int
 ) -> list[ScoredImage]:
-    """The training samples a stage uses: at most ``max_degradations`` degradations, a nested ``fraction``."""
+    """The training samples a stage uses: at most ``max_degradations`` degradations, a nested ``fraction``.
+
+    Crops without a recorded chain (pseudo-labelled folders have no ``faces.csv``) pass the chain filter.
+    """
     chosen = list(items)
     if stage.max_degradations is not None and counts is not None:
-        chosen = [item for item in chosen if counts.get(item.path.name, 0) <= stage.max_degradations]
+        chosen = [item for item in chosen if counts.get(item.path, 0) <= stage.max_degradations]
     if stage.fraction < 1.0:
         # One permutation for every stage of the recipe: a smaller share is a prefix of a larger one.
         order = np.random.default_rng(seed).permutation(len(chosen))
@@ -310,6 +320,8 @@ def train_recipe(
             raise ConfigError(f"data root {data} has no {part}/ folder (see `fiqa-stream dataset --help`)")
     train, val = scored_images(data / "train"), scored_images(data / "val")
     counts = degradation_counts(data / "train")
+    if not isinstance(recipe, DistillRecipe) and recipe.pseudo_labels is not None:
+        train = [*train, *_shipped_pseudo_labels(recipe.pseudo_labels, data, out, device)]
     log.info("recipe %s (seed %d) on %s: %d train, %d val samples, device %s",
              recipe.type, seed, data, len(train), len(val), device)
     results: list[StageResult] = []
@@ -362,6 +374,23 @@ def train_recipe(
     log.info("%s: val SRCC %.4f PLCC %.4f; weights in %s", recipe.type, final_metrics.srcc, final_metrics.plcc,
              out / MODEL_FILE)
     return summary
+
+
+def _shipped_pseudo_labels(spec: PseudoLabels, data: Path, out: Path, device: torch.device) -> list[ScoredImage]:
+    """The recipe's unlabelled crops labelled by a shipped model (also written to ``OUT/pseudo-N.csv``)."""
+    from fiqa_stream.scorers.weights import load_shipped, shipped
+
+    for folder in spec.unlabelled:
+        if not (data / folder).is_dir():
+            raise ConfigError(f"pseudo_labels.unlabelled: data root {data} has no {folder}/ folder")
+    labeller = load_shipped(spec.model).to(device)
+    labelled: list[ScoredImage] = []
+    for number, folder in enumerate(spec.unlabelled, start=1):
+        items = _pseudo_labelled(labeller, data / folder, shipped(spec.model).input_size, device)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_pseudo_labels(out / f"pseudo-{number}.csv", items)
+        labelled.extend(items)
+    return labelled
 
 
 def _pseudo_labelled(teacher: nn.Module, folder: Path, input_size: int, device: torch.device) -> list[ScoredImage]:

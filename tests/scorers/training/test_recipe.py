@@ -46,6 +46,23 @@ def test_distillation_uses_mse_plus_plcc_and_a_shipped_student() -> None:
     assert recipe.teacher.input_size > recipe.student.input_size
 
 
+@pytest.mark.parametrize("name", ["mspt-utility", "ensemble-utility"])
+def test_the_compact_utility_recipes_learn_from_crops_the_default_model_labelled(name: str) -> None:
+    recipe, seed = load_recipe(name), load_recipe(name.removesuffix("-utility"))
+    assert isinstance(recipe, MSPTRecipe | EnsembleRecipe) and recipe.pseudo_labels is not None
+    assert recipe.pseudo_labels.model == "student-utility"
+    assert recipe.pseudo_labels.unlabelled == ["unlabelled-1", "unlabelled-2"]
+    assert type(recipe) is type(seed) and recipe.seed == seed.seed and recipe.architecture == seed.architecture
+
+
+def test_pseudo_labels_from_a_model_not_shipped_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("type: mspt\npseudo_labels: {model: student-utilty, unlabelled: [u]}\nstages:\n"
+                    "  - {name: s, model: mspt, input_size: 64, epochs: 1, loss: {type: mse}}\n")
+    with pytest.raises(ConfigError, match=r"pseudo_labels.model.*did you mean 'student-utility'"):
+        load_recipe(path)
+
+
 def test_an_unknown_recipe_gets_a_hint() -> None:
     with pytest.raises(ConfigError, match="did you mean 'mspt'"):
         load_recipe("msp")

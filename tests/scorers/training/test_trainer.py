@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.models.io import load_weights
 from fiqa_stream.scorers.training.data import scored_images, write_scored_images
-from fiqa_stream.scorers.training.recipe import LossConfig, MSPTRecipe, Stage
+from fiqa_stream.scorers.training.recipe import LossConfig, MSPTRecipe, PseudoLabels, Stage
 from fiqa_stream.scorers.training.trainer import (
     CHECKPOINTS,
     MODEL_FILE,
@@ -110,6 +110,29 @@ def test_a_data_root_without_val_is_named(tmp_path: Path) -> None:
         train_recipe(_recipe(), tmp_path, tmp_path / "out", RunOptions(device="cpu"))
 
 
+def test_a_shipped_model_labels_the_unlabelled_crops_a_recipe_names(tmp_path: Path) -> None:
+    from fiqa_stream.scorers.weights import load_shipped
+
+    data, unlabelled = tmp_path / "data", tmp_path / "data" / "unlabelled-1"
+    _blurred_set(data / "train", 16, 0)
+    _blurred_set(data / "val", 8, 1)
+    _blurred_set(unlabelled, 16, 2)
+    pseudo = PseudoLabels(model="mspt", unlabelled=["unlabelled-1"])
+    train_recipe(_recipe(epochs=1).model_copy(update={"pseudo_labels": pseudo}), data, tmp_path / "out",
+                 RunOptions(device="cpu"))
+    rows = [line.split(",") for line in (tmp_path / "out" / "pseudo-1.csv").read_text().splitlines()]
+    expected = predict(load_shipped("mspt"), [unlabelled / name for name, _ in rows], 112, torch.device("cpu"))
+    assert len(rows) == 16
+    assert [float(score) for _, score in rows] == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def test_a_missing_unlabelled_folder_is_named(data: Path, tmp_path: Path) -> None:
+    pseudo = PseudoLabels(model="mspt", unlabelled=["nowhere"])
+    recipe = _recipe(epochs=1).model_copy(update={"pseudo_labels": pseudo})
+    with pytest.raises(ConfigError, match="pseudo_labels.unlabelled: .* no nowhere/ folder"):
+        train_recipe(recipe, data, tmp_path, RunOptions(device="cpu"))
+
+
 def test_stages_take_nested_shares_of_the_samples(data: Path) -> None:
     items = scored_images(data / "train")
     stage = _recipe().stages[0]
@@ -120,9 +143,9 @@ def test_stages_take_nested_shares_of_the_samples(data: Path) -> None:
 
 def test_stages_can_keep_only_short_degradation_chains(data: Path) -> None:
     items = scored_images(data / "train")
-    counts = {item.path.name: i % 3 for i, item in enumerate(items)}
+    counts = {item.path: i % 3 for i, item in enumerate(items)}
     chosen = stage_items(items, _recipe().stages[0].model_copy(update={"max_degradations": 1}), counts, 0)
-    assert chosen and all(counts[item.path.name] <= 1 for item in chosen)
+    assert chosen and all(counts[item.path] <= 1 for item in chosen)
 
 
 def test_cuda_is_refused_clearly_where_there_is_none(data: Path, tmp_path: Path) -> None:
