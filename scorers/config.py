@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from fiqa_stream.configbase import StrictModel, default_type
 
@@ -76,6 +76,22 @@ class FiqaScorerConfig(StrictModel):
     threads: int = Field(
         0, ge=0, le=256, description="onnxruntime intra-op threads (0: onnxruntime's default, one per core)."
     )
+    precision: Literal["auto", "float32", "int8"] = Field(
+        "auto",
+        description="The model's arithmetic: int8 (the 8-bit integer model shipped for CPUs, about twice as "
+        "fast; see the model card for what it costs), float32, or auto: int8 on the CPU where the model ships "
+        "one, float32 otherwise (CUDA runs the float model).",
+    )
+
+    @model_validator(mode="after")
+    def _int8_shipped(self) -> FiqaScorerConfig:
+        from fiqa_stream.scorers.weights import SHIPPED
+
+        if self.precision == "int8" and SHIPPED[self.model].int8_onnx_sha256 is None:
+            with_int8 = sorted(name for name, spec in SHIPPED.items() if spec.int8_onnx_sha256 is not None)
+            raise ValueError(f"precision: int8: model '{self.model}' ships no int8 model (those that do: "
+                             f"{', '.join(with_int8)}); use float32 or auto")
+        return self
 
 
 # Without a ``type`` the default scorer's keys apply, as with no scorer section at all.

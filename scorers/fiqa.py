@@ -8,8 +8,10 @@ chunks of ``batch_size``. The weight-free components come from
 the model's score (``FiqaScorerConfig.weights`` when set, else the weights fitted with
 the shipped model, else ``FiqaWeights``' defaults; normalised to sum to 1), and every
 component is reported in ``Quality.components``, the model's as ``model``. The
-scorer's ``model`` is the shipped version (``fiqa-student-2``). onnxruntime, not
-torch, runs the model, so a CPU install needs no torch.
+scorer's ``model`` is the shipped version (``fiqa-student-utility-2``, or
+``fiqa-student-utility-2+int8`` where its 8-bit integer model runs: by default on the
+CPU, see ``FiqaScorerConfig.precision``). onnxruntime, not torch, runs the model, so a
+CPU install needs no torch.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ def aligned_crops(faces: Sequence[Face], size: int) -> np.ndarray:
     return np.stack([align_face(f.image, f.landmarks, f.box, size) for f in faces])
 
 
+def runs_int8(config: FiqaScorerConfig, device: str) -> bool:
+    """Whether the scorer of ``config`` on ``device`` runs its model's 8-bit integer version."""
+    if config.precision != "auto":
+        return config.precision == "int8"
+    return device == "cpu" and shipped(config.model).int8_onnx_sha256 is not None
+
+
 class FiqaScorer(ClosedOnExit):
     """Quality from a shipped learned model and the weight-free components.
 
@@ -68,7 +77,9 @@ class FiqaScorer(ClosedOnExit):
         if total <= 0.0:
             raise ValueError("fiqa scorer weights must not all be zero")
         self._weights = weights / total
-        self.model = spec.version
+        int8 = runs_int8(config, runtime.device)
+        #: The model events name: the shipped version, with ``+int8`` when its integer model runs.
+        self.model = f"{spec.version}+int8" if int8 else spec.version
         self.input_size = spec.input_size
         self._batch = config.batch_size
         # Only the heuristic's components are used, never its own fused score: its weights are
@@ -87,7 +98,7 @@ class FiqaScorer(ClosedOnExit):
         # Spinning worker threads would starve the decode and detect threads between batches.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        path = spec.onnx
+        path = spec.int8_onnx if int8 else spec.onnx
         providers = runtime.providers("scorer fiqa")
         try:
             self._session = onnxruntime.InferenceSession(str(path), options, providers=providers)

@@ -94,15 +94,19 @@ def score_held_out(held: HeldOut, default: str, models: Sequence[str] | None = N
     from fiqa_stream.scorers.fiqa import FUSED, FiqaScorer
     from fiqa_stream.scorers.weights import SHIPPED, shipped
 
-    def config(model: str, fusion: dict[str, float] | None = None) -> FiqaScorerConfig:
-        return FiqaScorerConfig.model_validate({"model": model} | ({} if fusion is None else {"weights": fusion}))
+    def config(model: str, fusion: dict[str, float] | None = None, precision: str = "auto") -> FiqaScorerConfig:
+        return FiqaScorerConfig.model_validate({"model": model, "precision": precision}
+                                               | ({} if fusion is None else {"weights": fusion}))
 
     models = tuple(SHIPPED) if models is None else models
     fused = FiqaScorer(config(default, weights))
     alone = {m: fused if m == default else FiqaScorer(config(m)) for m in models}
+    # Where the CPU runs a model's integer version, its float version is judged beside it.
+    alone |= {f"{m}:float32": FiqaScorer(config(m, precision="float32"))
+              for m in models if SHIPPED[m].int8_onnx_sha256 is not None}
     others = [m for m in models if m != default and weights is None and shipped(m).fusion_weights() is not None]
     columns: dict[str, list[float]] = {name: [] for name in ("fused", *[f"fused:{m}" for m in others],
-                                                              *[f"model:{m}" for m in models], *FUSED[1:],
+                                                              *[f"model:{m}" for m in alone], *FUSED[1:],
                                                               "laplacian_variance")}
     for start in range(0, len(held), _CHUNK):
         faces = held_out_faces(held, start, min(start + _CHUNK, len(held)))

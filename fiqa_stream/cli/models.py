@@ -87,6 +87,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
                                  description="Export MODEL to ONNX (input N×3×S×S float32, output N scores).")
     export.add_argument("model", metavar="MODEL", help=f"{_SHIPPED_NAMES}, or a .safetensors file")
     export.add_argument("--out", type=Path, required=True, metavar="FILE.onnx", help="ONNX file to write")
+    export.add_argument("--int8", type=Path, metavar="CROPS",
+                        help="write the 8-bit integer model instead (CPU), its activation ranges calibrated on the "
+                        "aligned face crops in the folder CROPS (e.g. DATA/val: identities the model never trained on)")
 
     commands.add_parser("models", help="list the model architectures and shipped weights",
                         description="Every registered architecture with its parameters and GMACs at its "
@@ -199,9 +202,33 @@ def _export(args: argparse.Namespace) -> int:
     from fiqa_stream.scorers.models.io import export_onnx
 
     model, label, input_size = _load(args.model)
-    path = export_onnx(model, input_size, args.out)
-    print(f"{label} → {path} (input N×3×{input_size}×{input_size})")
+    if args.int8 is None:
+        path = export_onnx(model, input_size, args.out)
+        print(f"{label} → {path} (input N×3×{input_size}×{input_size})")
+        return Exit.OK
+    import tempfile
+
+    from fiqa_stream.scorers.models.quantize import quantize_int8
+
+    crops = _calibration_crops(args.int8, input_size)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = quantize_int8(export_onnx(model, input_size, Path(scratch) / "float.onnx"), args.out, crops)
+    print(f"{label} → {path} (int8, calibrated on {len(crops)} crops of {args.int8}; "
+          f"input N×3×{input_size}×{input_size})")
     return Exit.OK
+
+
+def _calibration_crops(folder: Path, input_size: int) -> Any:
+    """The aligned face crops of ``folder`` at ``input_size``, as N×S×S×3 uint8 BGR."""
+    import numpy as np
+
+    from fiqa_stream.scorers.models.preprocess import resize_crop
+    from fiqa_stream.scorers.training.data import read_image
+    from fiqa_stream.scorers.training.trainer import image_files
+
+    if not folder.is_dir():
+        raise ConfigError(f"--int8 {folder}: not a folder of aligned face crops")
+    return np.stack([resize_crop(read_image(path), input_size) for path in image_files(folder)])
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -34,6 +34,8 @@ class ShippedModel:
         input_size: the side of the aligned face crop it was trained and runs at.
         safetensors_sha256: digest of ``<version>.safetensors``.
         onnx_sha256: digest of ``<version>.onnx``.
+        int8_onnx_sha256: digest of ``<version>.int8.onnx``, the 8-bit integer model for
+            CPUs (``scorers/models/quantize.py``); None when none is shipped.
     """
 
     version: str
@@ -41,6 +43,7 @@ class ShippedModel:
     input_size: int
     safetensors_sha256: str
     onnx_sha256: str
+    int8_onnx_sha256: str | None = None
 
     @property
     def safetensors(self) -> Path:
@@ -51,6 +54,17 @@ class ShippedModel:
     def onnx(self) -> Path:
         """The verified ONNX file (see ``verified``)."""
         return verified(FOLDER / f"{self.version}.onnx", self.onnx_sha256)
+
+    @property
+    def int8_onnx(self) -> Path:
+        """The verified 8-bit integer ONNX file (see ``verified``).
+
+        Raises:
+            ModelError: none is shipped for this model, or the file is missing or corrupt.
+        """
+        if self.int8_onnx_sha256 is None:
+            raise ModelError(f"{self.version} ships no int8 model")
+        return verified(FOLDER / f"{self.version}.int8.onnx", self.int8_onnx_sha256)
 
     def fusion_weights(self) -> dict[str, float] | None:
         """The fusion weights fitted with this model (``<version>.fusion.json``), or None when none were fitted.
@@ -79,6 +93,7 @@ SHIPPED: dict[str, ShippedModel] = {
         "fiqa-student-utility-2", "student", 112,
         "348273b55d0a12e269081635a40883784621cddcdf3fbfbd3ad7b76bef2be37d",
         "e30dc136951a4bd4596de4c6976688aba70c2bbc9c58e9eac5003cd42f7f47a7",
+        "675673c01a2bf513fd8380c10bd2ee9574915ddb5a76b00c33e090f1d090b158",
     ),
     "ensemble": ShippedModel(
         "fiqa-ensemble-1", "ensemble", 112,

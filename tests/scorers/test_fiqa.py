@@ -15,7 +15,7 @@ from fiqa_stream.media.clips import compose_face_clip
 from fiqa_stream.runtime import Runtime
 from fiqa_stream.scorers import build_scorer
 from fiqa_stream.scorers.config import FiqaScorerConfig, FiqaWeights, HeuristicScorerConfig
-from fiqa_stream.scorers.fiqa import FUSED, FiqaScorer
+from fiqa_stream.scorers.fiqa import FUSED, FiqaScorer, runs_int8
 from fiqa_stream.scorers.heuristic import HeuristicScorer
 from fiqa_stream.stream.pipeline import Pipeline
 
@@ -26,7 +26,33 @@ def test_the_default_config_scores_with_the_student_trained_on_recognition_utili
     config = parse_config({"sources": [{"url": "demo:"}], "sinks": [{"type": "directory", "path": "out"}]})
     assert config.scorer.type == "fiqa" and config.scorer.model == "student-utility"
     scorer = build_scorer(config.scorer)
-    assert isinstance(scorer, FiqaScorer) and scorer.model == "fiqa-student-utility-2"
+    assert isinstance(scorer, FiqaScorer) and scorer.model == "fiqa-student-utility-2+int8"
+
+
+def test_the_cpu_runs_the_integer_model_where_one_ships_and_cuda_the_float_one() -> None:
+    default = FiqaScorerConfig()
+    assert runs_int8(default, "cpu") and not runs_int8(default, "cuda:0")
+    assert not runs_int8(FiqaScorerConfig(model="mspt"), "cpu")
+    assert not runs_int8(FiqaScorerConfig(precision="float32"), "cpu")
+    assert FiqaScorer(FiqaScorerConfig(precision="float32")).model == "fiqa-student-utility-2"
+
+
+def test_the_integer_model_ranks_sightings_as_the_float_one_does(astronaut: Scene) -> None:
+    import cv2
+
+    faces = [face for sigma in (0.0, 1.0, 2.0, 3.0, 5.0)
+             for face in astronaut.faces(cv2.GaussianBlur(astronaut.image, (0, 0), sigma) if sigma else None)]
+    integer = FiqaScorer(FiqaScorerConfig(precision="int8"))
+    floating = FiqaScorer(FiqaScorerConfig(precision="float32"))
+    fast, exact = integer.model_scores(integer.crops(faces)), floating.model_scores(floating.crops(faces))
+    assert np.argsort(-fast).tolist() == np.argsort(-exact).tolist() == [0, 1, 2, 3, 4]
+    assert np.abs(fast - exact).max() < 0.1
+
+
+def test_int8_for_a_model_shipped_without_one_is_refused_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"scorer.*precision: int8: model 'mspt' ships no int8 model"):
+        parse_config({"sources": [{"url": "demo:"}], "sinks": [{"type": "directory", "path": "out"}],
+                      "scorer": {"type": "fiqa", "model": "mspt", "precision": "int8"}})
 
 
 def test_qualities_carry_the_model_score_and_every_weight_free_component(scene: Scene) -> None:

@@ -44,7 +44,8 @@ def held_out_faces() -> list[np.ndarray]:
 def test_shipped_files_are_pinned_and_small(name: str) -> None:
     model = weights.shipped(name)
     assert re.fullmatch(rf"fiqa-{name}-[1-9][0-9]*", model.version)
-    for path in (model.safetensors, model.onnx):
+    integer = [] if model.int8_onnx_sha256 is None else [model.int8_onnx]
+    for path in (model.safetensors, model.onnx, *integer):
         assert path.stat().st_size < MAX_FILE_BYTES
 
 
@@ -57,7 +58,7 @@ def test_shipped_models_meet_the_challenge_limits_at_their_input_size(name: str)
 @pytest.mark.parametrize("name", SHIPPED)
 def test_onnx_scores_equal_torch_scores(name: str, held_out_faces: list[np.ndarray]) -> None:
     crops = np.stack([*held_out_faces, *(defocus_blur(c, 0.5, np.random.default_rng(0)) for c in held_out_faces)])
-    scorer = FiqaScorer(FiqaScorerConfig(model=name))
+    scorer = FiqaScorer(FiqaScorerConfig(model=name, precision="float32"))
     with torch.no_grad():
         expected = weights.load_shipped(name)(crops_to_tensor(crops)).numpy()
     np.testing.assert_allclose(scorer.model_scores(crops), expected, atol=1e-4)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime
 import pytest
 
@@ -39,6 +40,19 @@ def test_export_writes_a_model_onnxruntime_runs(tmp_path: Path) -> None:
     assert main(["export", "mspt", "--out", str(out)]) == 0
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert session.run(None, {"input": np.zeros((3, 3, 112, 112), np.float32)})[0].shape == (3,)
+
+
+def test_export_int8_writes_an_integer_model_calibrated_on_a_crop_folder(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.int8.onnx"
+    assert main(["export", "mspt", "--out", str(out), "--int8", str(data / "val")]) == 0
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert any(node.op_type == "QuantizeLinear" for node in onnx.load(str(out)).graph.node)
+    assert session.run(None, {"input": np.zeros((3, 3, 112, 112), np.float32)})[0].shape == (3,)
+
+
+def test_export_int8_names_a_missing_crop_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["export", "mspt", "--out", str(tmp_path / "m.onnx"), "--int8", str(tmp_path / "none")]) == 2
+    assert f"--int8 {tmp_path / 'none'}: not a folder of aligned face crops" in capsys.readouterr().err
 
 
 def test_models_lists_architectures_with_their_cost(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,61 @@
+"""The 8-bit integer models: written from the float ONNX export, calibrated on face crops, ranking as it does."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from fiqa_stream.media.faces import face_photos
+from fiqa_stream.scorers.align import align_face
+from fiqa_stream.scorers.models.preprocess import crops_to_array
+from fiqa_stream.scorers.models.quantize import quantize_int8
+from fiqa_stream.scorers.training.degradation_set import detect_landmarks
+from fiqa_stream.scorers.training.degradations import defocus_blur
+from fiqa_stream.scorers.weights import shipped
+
+
+@pytest.fixture(scope="module")
+def crops() -> np.ndarray:
+    out = []
+    for photo in face_photos()[:4]:
+        landmarks = detect_landmarks(photo)
+        assert landmarks is not None
+        out.append(align_face(photo, landmarks, np.zeros(4, np.float32), 112))
+    return np.stack(out)
+
+
+def _scores(path: Path, crops: np.ndarray) -> np.ndarray:
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: crops_to_array(crops)})[0].reshape(-1)
+
+
+def test_the_integer_model_follows_the_float_one_on_blurred_faces(crops: np.ndarray, tmp_path: Path) -> None:
+    source = shipped("mspt").onnx
+    target = quantize_int8(source, tmp_path / "mspt.int8.onnx", crops)
+    face = crops[0]
+    ladder = np.stack([face, *(defocus_blur(face, s, np.random.default_rng(0)) for s in (0.3, 0.6, 1.0))])
+    fast, exact = _scores(target, ladder), _scores(source, ladder)
+    assert np.argsort(-fast).tolist() == np.argsort(-exact).tolist()
+    assert np.abs(fast - exact).max() < 0.1
+    assert target.stat().st_size < source.stat().st_size / 2
+
+
+def test_the_same_crops_give_the_same_file(crops: np.ndarray, tmp_path: Path) -> None:
+    first = quantize_int8(shipped("mspt").onnx, tmp_path / "a.onnx", crops)
+    second = quantize_int8(shipped("mspt").onnx, tmp_path / "b.onnx", crops)
+    assert hashlib.sha256(first.read_bytes()).digest() == hashlib.sha256(second.read_bytes()).digest()
+
+
+def test_calibration_needs_crops(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="needs calibration crops"):
+        quantize_int8(shipped("mspt").onnx, tmp_path / "x.onnx", np.zeros((0, 112, 112, 3), np.uint8))
+
+
+def test_the_shipped_integer_model_is_the_float_one_calibrated(crops: np.ndarray) -> None:
+    model = shipped("student-utility")
+    fast, exact = _scores(model.int8_onnx, crops), _scores(model.onnx, crops)
+    assert np.abs(fast - exact).max() < 0.1
