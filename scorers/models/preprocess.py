@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_MEAN = np.array(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1)
-_STD = np.array(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1)
+_MEAN = np.array(IMAGENET_MEAN, np.float32)
+_STD = np.array(IMAGENET_STD, np.float32)
+# Every uint8 value's input per RGB channel, computed as the arithmetic would be per pixel
+# (float32 (v / 255 − mean) / std), so a lookup gives the same bits in one pass.
+_TABLE = np.ascontiguousarray(((np.arange(256, dtype=np.float32)[:, None] / np.float32(255.0)) - _MEAN) / _STD).T
 
 
 def resize_crop(crop: np.ndarray, size: int) -> np.ndarray:
@@ -51,8 +54,11 @@ def crops_to_array(crops: np.ndarray, size: int | None = None) -> np.ndarray:
         raise ValueError(f"crops must be N×H×W×3 uint8 BGR, got shape {crops.shape} dtype {crops.dtype}")
     if size is not None:
         batch = np.stack([resize_crop(crop, size) for crop in batch])
-    rgb = batch[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
-    return np.ascontiguousarray((rgb - _MEAN) / _STD)
+    out = np.empty((batch.shape[0], 3, batch.shape[1], batch.shape[2]), np.float32)
+    for channel in range(3):
+        # BGR in, RGB out: output channel c reads input channel 2 − c.
+        np.take(_TABLE[channel], batch[..., 2 - channel], out=out[:, channel])
+    return out
 
 
 def crops_to_tensor(crops: np.ndarray, size: int | None = None) -> torch.Tensor:

@@ -44,3 +44,13 @@ def test_the_numpy_and_torch_paths_agree() -> None:
     array = crops_to_array(crops, 32)
     assert array.dtype == np.float32 and array.flags.c_contiguous
     assert np.array_equal(crops_to_tensor(crops, 32).numpy(), array)
+
+
+def test_every_pixel_value_gets_exactly_the_arithmetic_of_the_formula() -> None:
+    values = np.arange(256, dtype=np.uint8)
+    # Each of the 256 values once in every channel, on a 1×256 crop.
+    crops = np.stack([values, values[::-1], np.roll(values, 85)], axis=-1)[None, None]
+    bgr = crops.astype(np.float32) / np.float32(255.0)
+    mean, std = np.array(IMAGENET_MEAN, np.float32), np.array(IMAGENET_STD, np.float32)
+    expected = ((bgr[..., ::-1] - mean) / std).transpose(0, 3, 1, 2)
+    assert np.array_equal(crops_to_array(crops), expected)
