@@ -55,12 +55,13 @@ class FiqaScorerConfig(StrictModel):
 
     implementation: ClassVar[str] = "fiqa_stream.scorers.fiqa:FiqaScorer"
     type: Literal["fiqa"] = "fiqa"
-    model: Literal["student-utility", "student", "ensemble", "mspt"] = Field(
+    model: Literal["student-utility", "student", "ensemble", "mspt", "ensemble-utility", "mspt-utility"] = Field(
         "student-utility",
         description="Shipped model: student-utility (default: seed 002's teacher -> self-training -> student "
         "chain on recognition-utility labels; predicts what a recogniser can do with a sighting best on held-out "
         "identities), student (the seed-002 student of MS-SSIM labels), mspt (seed 000, the fastest), ensemble "
-        "(seed 001). See the model card.",
+        "(seed 001); mspt-utility and ensemble-utility: seeds 000 and 001 on recognition-utility labels (from "
+        "scratch, so they rank worse than student-utility). See the model card.",
     )
     weights: FiqaWeights | None = Field(
         None,

@@ -95,6 +95,18 @@ SHIPPED: dict[str, ShippedModel] = {
         "e30dc136951a4bd4596de4c6976688aba70c2bbc9c58e9eac5003cd42f7f47a7",
         "675673c01a2bf513fd8380c10bd2ee9574915ddb5a76b00c33e090f1d090b158",
     ),
+    # Seed 000's recipe on utility labels, with crops student-utility pseudo-labelled (recipe mspt-utility).
+    "mspt-utility": ShippedModel(
+        "fiqa-mspt-utility-1", "mspt", 112,
+        "fc1fff9792f5d35db13f1b75dc36cd2d4b552aea8478268e854e4793dcd110c1",
+        "5ae550c1bf94e3adfe350e576b42b229211b90b3d4379858272fbba5726fa419",
+    ),
+    # Seed 001's recipe on utility labels, with crops student-utility pseudo-labelled (recipe ensemble-utility).
+    "ensemble-utility": ShippedModel(
+        "fiqa-ensemble-utility-1", "ensemble", 112,
+        "fa9b24da834e200eeade95c2f641a3a739b888a54989ed96d86e35d745ac17e8",
+        "c7a8856d868a3d35e4179f8a8c33ae9ff60780cdc7ce58ee2b5c63c147b77c07",
+    ),
     "ensemble": ShippedModel(
         "fiqa-ensemble-1", "ensemble", 112,
         "e342930fab269331387c8d6124cafaad1dd793a5150ba1e6370670716864634e",
