@@ -141,12 +141,16 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def degradation_counts(folder: Path) -> dict[Path, int] | None:
-    """Image path → number of degradations applied, from ``faces.csv``; None without it."""
+    """Resolved image path (as ``scored_images`` gives it) → number of degradations applied, from ``faces.csv``.
+
+    None without ``faces.csv``.
+    """
     path = folder / FACES_CSV
     if not path.is_file():
         return None
+    root = folder.resolve()
     with path.open(newline="", encoding="utf-8") as handle:
-        return {folder / row["image_name"]: len(row["chain"].split()) for row in csv.DictReader(handle)}
+        return {root / row["image_name"]: len(row["chain"].split()) for row in csv.DictReader(handle)}
 
 
 def stage_items(

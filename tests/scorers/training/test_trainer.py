@@ -13,11 +13,13 @@ from safetensors.torch import load_file
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.models.io import load_weights
 from fiqa_stream.scorers.training.data import scored_images, write_scored_images
+from fiqa_stream.scorers.training.degradation_set import FACES_CSV
 from fiqa_stream.scorers.training.recipe import LossConfig, MSPTRecipe, PseudoLabels, Stage
 from fiqa_stream.scorers.training.trainer import (
     CHECKPOINTS,
     MODEL_FILE,
     RunOptions,
+    degradation_counts,
     predict,
     stage_items,
     train_recipe,
@@ -146,6 +148,20 @@ def test_stages_can_keep_only_short_degradation_chains(data: Path) -> None:
     counts = {item.path: i % 3 for i, item in enumerate(items)}
     chosen = stage_items(items, _recipe().stages[0].model_copy(update={"max_degradations": 1}), counts, 0)
     assert chosen and all(counts[item.path] <= 1 for item in chosen)
+
+
+def test_chain_lengths_find_their_samples_from_a_relative_data_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _blurred_set(tmp_path / "train", 8, 0)
+    names = [item.path.name for item in scored_images(tmp_path / "train")]
+    chains = "".join(f"{name},0,0,{'blur:0.5 noise:0.2' if i % 2 else ''}\n" for i, name in enumerate(names))
+    (tmp_path / "train" / FACES_CSV).write_text("image_name,face_id,view,chain\n" + chains)
+    monkeypatch.chdir(tmp_path)
+    counts, items = degradation_counts(Path("train")), scored_images(Path("train"))
+    assert counts is not None and all(item.path in counts for item in items)
+    stage = _recipe().stages[0].model_copy(update={"max_degradations": 1})
+    assert len(stage_items(items, stage, counts, 0)) == 4
 
 
 def test_cuda_is_refused_clearly_where_there_is_none(data: Path, tmp_path: Path) -> None:
