@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_section  # noqa: E402
 
 from fiqa_stream.cli.evaluate import default_model, held_out_faces, utility_reports  # noqa: E402
+from fiqa_stream.scorers.config import FiqaScorerConfig  # noqa: E402
+from fiqa_stream.scorers.fiqa import FiqaScorer, runs_int8  # noqa: E402
 from fiqa_stream.scorers.training.utility_eval import (  # noqa: E402
     degradation_oracle,
     markdown_table,
@@ -36,9 +38,6 @@ MIN_SECONDS = 3.0
 
 def faces_per_second(model: str, faces: list, precision: str = "auto", batch: int = 32) -> float:
     """Faces scored per second by the fused scorer in batches of ``batch``."""
-    from fiqa_stream.scorers.config import FiqaScorerConfig
-    from fiqa_stream.scorers.fiqa import FiqaScorer
-
     scorer = FiqaScorer(FiqaScorerConfig.model_validate({"model": model, "batch_size": batch,
                                                          "precision": precision}))
     scorer.score(faces[:batch])
@@ -61,9 +60,6 @@ def main() -> int:
     held, reports = utility_reports(args.data, args.model)
     yardstick = {"degradation oracle (knows the degradation and strength; not a scorer)":
                  report(degradation_oracle(held), held)}
-    from fiqa_stream.scorers.config import FiqaScorerConfig
-    from fiqa_stream.scorers.fiqa import runs_int8
-
     sample = held_out_faces(held, 0, min(len(held), 256))
     speed = faces_per_second(args.model, sample)
     integer = runs_int8(FiqaScorerConfig.model_validate({"model": args.model}), "cpu")

@@ -61,13 +61,11 @@ def held_out_faces(held: HeldOut, start: int = 0, stop: int | None = None) -> li
     return faces
 
 
-def laplacian_variance(faces: Sequence[Face]) -> np.ndarray:
-    """Variance of the Laplacian of each aligned 112-px face (the classic focus measure)."""
-    from fiqa_stream.scorers.align import align_face
-
+def laplacian_variance(crops: np.ndarray) -> np.ndarray:
+    """Variance of the Laplacian of each aligned 112-px face crop (the classic focus measure)."""
     out = []
-    for face in faces:
-        grey = cv2.cvtColor(align_face(face.image, face.landmarks, face.box), cv2.COLOR_BGR2GRAY)
+    for crop in crops:
+        grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
         out.append(float(cv2.Laplacian(grey, cv2.CV_64F).var()))
     return np.array(out)
 
@@ -90,8 +88,9 @@ def score_held_out(held: HeldOut, default: str, models: Sequence[str] | None = N
             weights are also scored fused (``fused:<name>``); None: every shipped model.
         weights: fusion weights overriding the fused scorer's defaults.
     """
+    from fiqa_stream.scorers.align import TEMPLATE_SIZE
     from fiqa_stream.scorers.config import FiqaScorerConfig
-    from fiqa_stream.scorers.fiqa import FUSED, FiqaScorer
+    from fiqa_stream.scorers.fiqa import FUSED, FiqaScorer, aligned_crops
     from fiqa_stream.scorers.weights import SHIPPED, shipped
 
     def config(model: str, fusion: dict[str, float] | None = None, precision: str = "auto") -> FiqaScorerConfig:
@@ -116,9 +115,11 @@ def score_held_out(held: HeldOut, default: str, models: Sequence[str] | None = N
             columns[f"fused:{m}"].extend(q.score for q in alone[m].score(faces))
         for name in FUSED[1:]:
             columns[name].extend(q.components[name] for q in qualities)
+        # Every model sees the same aligned crops at its input side: align once per side.
+        crops = {size: aligned_crops(faces, size) for size in {TEMPLATE_SIZE, *(s.input_size for s in alone.values())}}
         for m, scorer in alone.items():
-            columns[f"model:{m}"].extend(scorer.model_scores(scorer.crops(faces)).tolist())
-        columns["laplacian_variance"].extend(laplacian_variance(faces).tolist())
+            columns[f"model:{m}"].extend(scorer.model_scores(crops[scorer.input_size]).tolist())
+        columns["laplacian_variance"].extend(laplacian_variance(crops[TEMPLATE_SIZE]).tolist())
     out = {name: np.array(values) for name, values in columns.items()}
     out["random"] = np.random.default_rng(0).random(len(held))
     return out

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fiqa_stream.cli.exits import Exit
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.training.recipe import RECIPES
@@ -218,10 +220,8 @@ def _export(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _calibration_crops(folder: Path, input_size: int) -> Any:
+def _calibration_crops(folder: Path, input_size: int) -> np.ndarray:
     """The aligned face crops of ``folder`` at ``input_size``, as N×S×S×3 uint8 BGR."""
-    import numpy as np
-
     from fiqa_stream.scorers.models.preprocess import resize_crop
     from fiqa_stream.scorers.training.data import read_image
     from fiqa_stream.scorers.training.trainer import image_files

@@ -387,11 +387,11 @@ def _shipped_pseudo_labels(spec: PseudoLabels, data: Path, out: Path, device: to
     for folder in spec.unlabelled:
         if not (data / folder).is_dir():
             raise ConfigError(f"pseudo_labels.unlabelled: data root {data} has no {folder}/ folder")
-    labeller = load_shipped(spec.model).to(device)
+    labeller, input_size = load_shipped(spec.model).to(device), shipped(spec.model).input_size
+    out.mkdir(parents=True, exist_ok=True)
     labelled: list[ScoredImage] = []
     for number, folder in enumerate(spec.unlabelled, start=1):
-        items = _pseudo_labelled(labeller, data / folder, shipped(spec.model).input_size, device)
-        out.mkdir(parents=True, exist_ok=True)
+        items = _pseudo_labelled(labeller, data / folder, input_size, device)
         _write_pseudo_labels(out / f"pseudo-{number}.csv", items)
         labelled.extend(items)
     return labelled
