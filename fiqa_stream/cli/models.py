@@ -63,6 +63,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     train.add_argument("--resume", action="store_true", help="continue from OUT's checkpoints")
     train.add_argument("--seed", type=int, help="replace the recipe's seed")
     train.add_argument("--workers", type=int, default=0, help="data-loading processes (default: 0, reproducible)")
+    train.add_argument("--start-from", type=Path, metavar="WEIGHTS",
+                       help="continue these .safetensors weights (mspt-type recipes; the same architecture)")
 
     evaluate = commands.add_parser(
         "eval", help="evaluate a model on labelled images, or every score against recognition utility",
@@ -119,7 +121,7 @@ def _train(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe)
     options = RunOptions(device=args.device, epochs=args.epochs, seed=args.seed, resume=args.resume,
-                         num_workers=args.workers)
+                         num_workers=args.workers, start_from=args.start_from)
     summary = train_recipe(recipe, args.data, args.out, options)
     print(json.dumps(summary["val"], indent=2))
     return Exit.OK

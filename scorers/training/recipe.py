@@ -23,7 +23,8 @@ from fiqa_stream.errors import ConfigError
 from fiqa_stream.registry import did_you_mean
 from fiqa_stream.scorers.models import MODELS
 
-RECIPES = ("distill", "distill-utility", "ensemble", "ensemble-utility", "mspt", "mspt-utility", "student-utility")
+RECIPES = ("distill", "distill-utility", "ensemble", "ensemble-utility", "mspt", "mspt-utility", "student-utility",
+           "student-utility-pooled")
 
 
 class LossConfig(StrictModel):
@@ -105,10 +106,24 @@ class PseudoLabels(StrictModel):
         return name
 
 
+class PooledLabels(StrictModel):
+    """Labels pooled over people (``pooled_labels.py``): what a degradation costs recognition, not whose face."""
+
+    share: float = Field(ge=0.0, le=1.0, description="Share of each label replaced by the pooled utility "
+                         "(0: own utility; 1: the pooled one alone).")
+    neighbours: int = Field(16, ge=1, description="Sightings of other identities, through the same degradations "
+                            "at the nearest strengths, whose utility is averaged.")
+
+
 class _CompactRecipe(_RecipeBase):
     pseudo_labels: PseudoLabels | None = Field(
         None,
         description="Train on the labelled set plus crops a shipped model labelled (null: the labelled set only).",
+    )
+    pooled_labels: PooledLabels | None = Field(
+        None,
+        description="Pool the labelled set's utility labels over people (null: each sighting's own utility). "
+        "Needs a training folder written by `fiqa-stream dataset`.",
     )
 
 

@@ -34,11 +34,12 @@ from torch.utils.data import DataLoader
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.models import build_model
 from fiqa_stream.scorers.models.ensemble import AveragingEnsemble
-from fiqa_stream.scorers.models.io import save_weights
+from fiqa_stream.scorers.models.io import load_weights, save_weights
 from fiqa_stream.scorers.training.data import IMAGE_SUFFIXES, ScoredImage, ScoredImageDataset, scored_images
 from fiqa_stream.scorers.training.degradation_set import FACES_CSV
 from fiqa_stream.scorers.training.losses import MSECorrLoss, PLCCMSELoss, fidelity_rank_loss
 from fiqa_stream.scorers.training.metrics import Metrics, evaluate
+from fiqa_stream.scorers.training.pooled_labels import pool_labels
 from fiqa_stream.scorers.training.pretrained import imagenet_mobilenet_v2
 from fiqa_stream.scorers.training.recipe import (
     DistillRecipe,
@@ -67,6 +68,8 @@ class RunOptions:
         seed: replaces the recipe's seed when given.
         resume: continue from the checkpoints in the output folder.
         num_workers: data-loading processes (0 keeps runs bit-reproducible).
+        start_from: weights (``.safetensors``) the first stage of an MSPT-type recipe continues
+            instead of starting afresh; their architecture must be the recipe's.
     """
 
     device: str = "auto"
@@ -74,6 +77,7 @@ class RunOptions:
     seed: int | None = None
     resume: bool = False
     num_workers: int = 0
+    start_from: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -324,6 +328,9 @@ def train_recipe(
             raise ConfigError(f"data root {data} has no {part}/ folder (see `fiqa-stream dataset --help`)")
     train, val = scored_images(data / "train"), scored_images(data / "val")
     counts = degradation_counts(data / "train")
+    start = _starting_weights(recipe, options.start_from)
+    if not isinstance(recipe, DistillRecipe) and recipe.pooled_labels is not None:
+        train = pool_labels(train, data / "train", recipe.pooled_labels.share, recipe.pooled_labels.neighbours)
     if not isinstance(recipe, DistillRecipe) and recipe.pseudo_labels is not None:
         train = [*train, *_shipped_pseudo_labels(recipe.pseudo_labels, data, out, device)]
     log.info("recipe %s (seed %d) on %s: %d train, %d val samples, device %s",
@@ -350,7 +357,7 @@ def train_recipe(
         members = [run(fresh(s, i), s, i, train) for i, s in enumerate(recipe.members)]
         final = AveragingEnsemble(members)
     elif isinstance(recipe, MSPTRecipe):
-        final = fresh(recipe.stages[0], 0)
+        final = fresh(recipe.stages[0], 0) if start is None else start
         for i, stage in enumerate(recipe.stages):
             run(final, stage, i, train)
     else:
@@ -378,6 +385,26 @@ def train_recipe(
     log.info("%s: val SRCC %.4f PLCC %.4f; weights in %s", recipe.type, final_metrics.srcc, final_metrics.plcc,
              out / MODEL_FILE)
     return summary
+
+
+def _starting_weights(
+    recipe: EnsembleRecipe | MSPTRecipe | DistillRecipe, path: Path | None
+) -> nn.Module | None:
+    """The model ``--start-from`` names, checked against the recipe (None without one).
+
+    Raises:
+        ConfigError: the recipe is not MSPT-type, or the weights are another architecture.
+        ModelError: the file is missing or not weights.
+    """
+    if path is None:
+        return None
+    if not isinstance(recipe, MSPTRecipe):
+        raise ConfigError(f"--start-from: only recipes of type mspt continue given weights, not {recipe.type}")
+    model, metadata = load_weights(path)
+    if metadata.get("architecture") != recipe.architecture:
+        raise ConfigError(f"--start-from {path}: holds a {metadata.get('architecture')} model, the recipe trains "
+                          f"{recipe.architecture}")
+    return model
 
 
 def _shipped_pseudo_labels(spec: PseudoLabels, data: Path, out: Path, device: torch.device) -> list[ScoredImage]:

@@ -63,6 +63,20 @@ def test_pseudo_labels_from_a_model_not_shipped_are_refused(tmp_path: Path) -> N
         load_recipe(path)
 
 
+def test_the_pooled_student_recipe_pools_every_label_over_people() -> None:
+    recipe = load_recipe("student-utility-pooled")
+    assert isinstance(recipe, MSPTRecipe) and recipe.architecture == "student"
+    assert recipe.pooled_labels is not None and recipe.pooled_labels.share == 1.0
+
+
+def test_a_pooled_share_outside_zero_to_one_is_refused_by_key(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("type: mspt\npooled_labels: {share: 1.5}\nstages:\n"
+                    "  - {name: s, model: mspt, input_size: 64, epochs: 1, loss: {type: mse}}\n")
+    with pytest.raises(ConfigError, match=r"pooled_labels.share"):
+        load_recipe(path)
+
+
 def test_an_unknown_recipe_gets_a_hint() -> None:
     with pytest.raises(ConfigError, match="did you mean 'mspt'"):
         load_recipe("msp")

@@ -14,7 +14,14 @@ from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.models.io import load_weights
 from fiqa_stream.scorers.training.data import scored_images, write_scored_images
 from fiqa_stream.scorers.training.degradation_set import FACES_CSV
-from fiqa_stream.scorers.training.recipe import LossConfig, MSPTRecipe, PseudoLabels, Stage
+from fiqa_stream.scorers.training.recipe import (
+    EnsembleRecipe,
+    LossConfig,
+    MSPTRecipe,
+    PooledLabels,
+    PseudoLabels,
+    Stage,
+)
 from fiqa_stream.scorers.training.trainer import (
     CHECKPOINTS,
     MODEL_FILE,
@@ -24,6 +31,7 @@ from fiqa_stream.scorers.training.trainer import (
     stage_items,
     train_recipe,
 )
+from fiqa_stream.scorers.training.utility import SIGHTINGS_CSV
 
 
 def _blurred_set(root: Path, count: int, seed: int) -> None:
@@ -104,6 +112,51 @@ def test_the_same_seed_gives_the_same_weights(data: Path, trained: Path, tmp_pat
 def test_checkpoints_are_not_overwritten_without_resume(data: Path, trained: Path) -> None:
     with pytest.raises(ConfigError, match="--resume"):
         train_recipe(_recipe(), data, trained, RunOptions(device="cpu"))
+
+
+def test_a_run_can_continue_given_weights(data: Path, trained: Path, tmp_path: Path) -> None:
+    # A learning rate too small to move them: the run ends where the given weights were.
+    recipe = _recipe(epochs=1)
+    recipe = recipe.model_copy(update={"stages": [recipe.stages[0].model_copy(update={"lr": 1e-12})]})
+    train_recipe(recipe, data, tmp_path, RunOptions(device="cpu", start_from=trained / MODEL_FILE))
+    given, after = load_file(str(trained / MODEL_FILE)), load_file(str(tmp_path / MODEL_FILE))
+    learnt = [k for k in given if "running_" not in k and "num_batches" not in k]
+    assert all(torch.allclose(given[k], after[k], atol=1e-6) for k in learnt)
+
+
+def test_given_weights_of_another_architecture_are_refused(data: Path, trained: Path, tmp_path: Path) -> None:
+    recipe = _recipe(epochs=1)
+    recipe = recipe.model_copy(update={"stages": [recipe.stages[0].model_copy(update={"model": "student"})]})
+    with pytest.raises(ConfigError, match="--start-from .* holds a mspt model, the recipe trains student"):
+        train_recipe(recipe, data, tmp_path, RunOptions(device="cpu", start_from=trained / MODEL_FILE))
+
+
+def test_only_mspt_type_recipes_continue_given_weights(data: Path, trained: Path, tmp_path: Path) -> None:
+    members = [Stage(name=m, model=m, input_size=32, epochs=1, loss=LossConfig(type="mse"))
+               for m in ("mobilenet_v3_small", "shufflenet_v2")]
+    recipe = EnsembleRecipe(type="ensemble", members=members)
+    with pytest.raises(ConfigError, match="--start-from: only recipes of type mspt"):
+        train_recipe(recipe, data, tmp_path, RunOptions(device="cpu", start_from=trained / MODEL_FILE))
+
+
+def test_pooled_labels_need_a_training_folder_that_records_its_people(data: Path, tmp_path: Path) -> None:
+    recipe = _recipe(epochs=1).model_copy(update={"pooled_labels": PooledLabels(share=1.0)})
+    with pytest.raises(ConfigError, match=f"pooled_labels: .*train has no {SIGHTINGS_CSV}"):
+        train_recipe(recipe, data, tmp_path, RunOptions(device="cpu"))
+
+
+def test_a_recipe_trains_on_labels_pooled_over_people(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _blurred_set(data / "train", 16, 0)
+    _blurred_set(data / "val", 8, 1)
+    items = scored_images(data / "train")
+    with (data / "train" / SIGHTINGS_CSV).open("w") as handle:
+        handle.write("image_name,identity,chain,utility\n")
+        handle.writelines(f"{i.path.name},{n % 4},defocus_blur:{1 - i.score:.4f},{i.score}\n"
+                          for n, i in enumerate(items))
+    recipe = _recipe(epochs=1).model_copy(update={"pooled_labels": PooledLabels(share=1.0, neighbours=2)})
+    summary = train_recipe(recipe, data, tmp_path / "out", RunOptions(device="cpu"))
+    assert summary["stages"][0]["epochs"] == 1
 
 
 def test_a_data_root_without_val_is_named(tmp_path: Path) -> None:
