@@ -57,13 +57,18 @@ def test_report_ranks_an_oracle_above_random() -> None:
     assert oracle.fnmr[0.5] == 0.0
 
 
-def test_the_degradation_oracle_scores_a_sighting_by_other_people_at_the_same_strength() -> None:
-    # Two identities, blur at two strengths each: each sighting gets the other identity's utility at its strength.
-    identity = np.array([1, 1, 2, 2])
-    held = HeldOut(Path("."), [f"{i}.png" for i in range(4)], identity, np.zeros(4, int), np.zeros(4, int),
-                   ["blur"] * 4, np.array([0.25, 0.75, 0.25, 0.75]), np.ones(4), np.zeros(4),
-                   np.array([0.9, 0.4, 0.8, 0.2]), 0.5)
-    assert degradation_oracle(held).tolist() == pytest.approx([0.8, 0.2, 0.9, 0.4])
+def _sightings(identity: list[int], degradation: list[str], severity: list[float], utility: list[float]) -> HeldOut:
+    n = len(identity)
+    return HeldOut(Path("."), [f"{i}.png" for i in range(n)], np.array(identity), np.zeros(n, int), np.zeros(n, int),
+                   degradation, np.array(severity), np.ones(n), np.zeros(n), np.array(utility), 0.5)
+
+
+def test_the_degradation_oracle_scores_a_sighting_by_other_people_at_the_nearest_strengths() -> None:
+    reference = _sightings([5, 6, 5, 6, 7], ["blur", "blur", "blur", "blur", "noise"], [0.2, 0.3, 0.8, 0.9, 0.5],
+                           [0.9, 0.7, 0.3, 0.1, 0.6])
+    held = _sightings([1, 1, 2], ["blur", "blur", "jpeg"], [0.25, 0.85, 0.5], [0.5, 0.5, 0.5])
+    oracle = degradation_oracle(held, reference, neighbours=2)
+    assert oracle.tolist() == pytest.approx([0.8, 0.2, np.mean([0.9, 0.7, 0.3, 0.1, 0.6])])
 
 
 @needs_dlib
