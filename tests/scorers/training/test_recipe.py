@@ -55,11 +55,15 @@ def test_the_compact_utility_recipes_learn_from_crops_the_default_model_labelled
     assert type(recipe) is type(seed) and recipe.seed == seed.seed and recipe.architecture == seed.architecture
 
 
-def test_pseudo_labels_from_a_model_not_shipped_are_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("key", "expected"), [
+    ("pseudo_labels: {model: student-utilty, unlabelled: [u]}", r"pseudo_labels.model.*did you mean 'student-utility'"),
+    ("pooled_labels: {share: 1.5}", r"pooled_labels.share"),
+])
+def test_a_bad_label_source_is_refused_by_key(tmp_path: Path, key: str, expected: str) -> None:
     path = tmp_path / "r.yaml"
-    path.write_text("type: mspt\npseudo_labels: {model: student-utilty, unlabelled: [u]}\nstages:\n"
+    path.write_text(f"type: mspt\n{key}\nstages:\n"
                     "  - {name: s, model: mspt, input_size: 64, epochs: 1, loss: {type: mse}}\n")
-    with pytest.raises(ConfigError, match=r"pseudo_labels.model.*did you mean 'student-utility'"):
+    with pytest.raises(ConfigError, match=expected):
         load_recipe(path)
 
 
@@ -67,14 +71,6 @@ def test_the_pooled_student_recipe_pools_every_label_over_people() -> None:
     recipe = load_recipe("student-utility-pooled")
     assert isinstance(recipe, MSPTRecipe) and recipe.architecture == "student"
     assert recipe.pooled_labels is not None and recipe.pooled_labels.share == 1.0
-
-
-def test_a_pooled_share_outside_zero_to_one_is_refused_by_key(tmp_path: Path) -> None:
-    path = tmp_path / "r.yaml"
-    path.write_text("type: mspt\npooled_labels: {share: 1.5}\nstages:\n"
-                    "  - {name: s, model: mspt, input_size: 64, epochs: 1, loss: {type: mse}}\n")
-    with pytest.raises(ConfigError, match=r"pooled_labels.share"):
-        load_recipe(path)
 
 
 def test_an_unknown_recipe_gets_a_hint() -> None:
