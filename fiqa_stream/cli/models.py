@@ -163,7 +163,12 @@ def _eval(args: argparse.Namespace) -> int:
 
     if is_utility_folder(args.data):
         from fiqa_stream.cli import evaluate as utility
+        from fiqa_stream.scorers.weights import SHIPPED
 
+        if args.model is not None and args.model not in SHIPPED:
+            raise ConfigError(f"MODEL {args.model}: a held-out utility folder ({args.data}) is scored by the "
+                              f"pipeline's scorer, which runs shipped models only ({', '.join(SHIPPED)}); "
+                              "judge a trained file on labelled crops (--data DATA/val)")
         if args.fit_fusion is not None:
             return utility.fit(args.data, args.model or utility.default_model(), args.fit_fusion)
         return utility.run(args.data, args.model, args.json)

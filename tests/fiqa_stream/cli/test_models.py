@@ -65,3 +65,14 @@ def test_an_unknown_model_file_kind_is_one_line(capsys: pytest.CaptureFixture[st
     assert main(["export", str(tmp_path / "x.pt"), "--out", str(tmp_path / "x.onnx")]) == 2
     expected = "give one of student, student-utility, mspt-utility, ensemble-utility, ensemble, mspt or a .safetensors"
     assert expected in capsys.readouterr().err
+
+
+def test_eval_on_a_utility_folder_names_a_model_that_is_not_shipped(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from fiqa_stream.scorers.training.utility import DESCRIPTORS, SIGHTINGS_CSV
+
+    (tmp_path / SIGHTINGS_CSV).write_text("image_name\n")
+    (tmp_path / DESCRIPTORS).write_bytes(b"")
+    assert main(["eval", "runs/x/model.safetensors", "--data", str(tmp_path), "--fit-fusion", "f.json"]) == 2
+    assert "MODEL runs/x/model.safetensors: a held-out utility folder" in capsys.readouterr().err
