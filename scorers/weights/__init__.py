@@ -88,12 +88,12 @@ SHIPPED: dict[str, ShippedModel] = {
         "5f1d6dd06e87443702ef388aaa0e817ecedac0060b02ecffb3e26dfc43c37d20",
         "7359cbbaf6915833cf3fd5ae5d0fdbe9750a80c983d1df8f1722d84764857e58",
     ),
-    # The seed-002 student distilled from its self-trained teacher on recognition-utility labels (issue 12).
+    # The seed-002 student distilled on recognition-utility labels, then taught on labels pooled over people.
     "student-utility": ShippedModel(
-        "fiqa-student-utility-2", "student", 112,
-        "348273b55d0a12e269081635a40883784621cddcdf3fbfbd3ad7b76bef2be37d",
-        "e30dc136951a4bd4596de4c6976688aba70c2bbc9c58e9eac5003cd42f7f47a7",
-        "675673c01a2bf513fd8380c10bd2ee9574915ddb5a76b00c33e090f1d090b158",
+        "fiqa-student-utility-3", "student", 112,
+        "05ac70a569e774ddbb7ea45e0cae0b68266546b264eb93526ea4849cc302fc1d",
+        "2bb9c163322520aad01a7cca4eaa414ed52546f4f68a8dda057a71625672f0f1",
+        "f4dd3f2cf7c2b8ce7c546bfd768c19160c4be92444ef9c78eccc5c8373de9ec8",
     ),
     # Seed 000's recipe on utility labels, with crops student-utility pseudo-labelled (recipe mspt-utility).
     "mspt-utility": ShippedModel(

@@ -6,13 +6,14 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime
 import pytest
 
 from fiqa_stream.media.faces import face_photos
 from fiqa_stream.scorers.align import align_face
 from fiqa_stream.scorers.models.preprocess import crops_to_array
-from fiqa_stream.scorers.models.quantize import quantize_int8
+from fiqa_stream.scorers.models.quantize import FLOAT_STEM_CONVS, quantize_int8
 from fiqa_stream.scorers.training.degradation_set import detect_landmarks
 from fiqa_stream.scorers.training.degradations import defocus_blur
 from fiqa_stream.scorers.weights import shipped
@@ -42,6 +43,15 @@ def test_the_integer_model_follows_the_float_one_on_blurred_faces(crops: np.ndar
     assert np.argsort(-fast).tolist() == np.argsort(-exact).tolist()
     assert np.abs(fast - exact).max() < 0.1
     assert target.stat().st_size < source.stat().st_size / 2
+
+
+def test_the_stem_convolutions_stay_float(crops: np.ndarray, tmp_path: Path) -> None:
+    target = quantize_int8(shipped("mspt").onnx, tmp_path / "mspt.int8.onnx", crops)
+    graph = onnx.load(str(target)).graph
+    dequantised = {node.output[0] for node in graph.node if node.op_type == "DequantizeLinear"}
+    convolutions = [node for node in graph.node if node.op_type == "Conv"]
+    fed_integers = [any(name in dequantised for name in node.input) for node in convolutions]
+    assert not any(fed_integers[:FLOAT_STEM_CONVS]) and all(fed_integers[FLOAT_STEM_CONVS:])
 
 
 def test_the_same_crops_give_the_same_file(crops: np.ndarray, tmp_path: Path) -> None:
