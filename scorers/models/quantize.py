@@ -24,7 +24,7 @@ CALIBRATION_BATCH = 32
 #: Convolutions at the input kept in float. An under-exposed face carries its whole signal
 #: in a few grey levels; quantising the stem's activations to the ranges of ordinary crops
 #: erased it (fiqa-student-utility-3 then ranked six strengths of darkness on a held-out
-#: face at Spearman 0.58; 0.94 with its first five convolutions in float).
+#: face at Spearman 0.58; 0.93 with its first five convolutions in float).
 FLOAT_STEM_CONVS = 5
 
 
