@@ -58,10 +58,11 @@ class FiqaScorerConfig(StrictModel):
     model: Literal["student-utility", "student", "ensemble", "mspt", "ensemble-utility", "mspt-utility"] = Field(
         "student-utility",
         description="Shipped model: student-utility (default: seed 002's teacher -> self-training -> student "
-        "chain on recognition-utility labels; predicts what a recogniser can do with a sighting best on held-out "
-        "identities), student (the seed-002 student of MS-SSIM labels), mspt (seed 000, the fastest), ensemble "
-        "(seed 001); mspt-utility and ensemble-utility: seeds 000 and 001 on recognition-utility labels (from "
-        "scratch, so they rank worse than student-utility). See the model card.",
+        "chain on recognition-utility labels, then taught on labels pooled over people; predicts what a "
+        "recogniser can do with a sighting best on held-out identities), student (the seed-002 student of "
+        "MS-SSIM labels), mspt (seed 000, the fastest), ensemble (seed 001); mspt-utility and "
+        "ensemble-utility: seeds 000 and 001 on recognition-utility labels (from scratch, so they rank worse "
+        "than student-utility). See the model card.",
     )
     weights: FiqaWeights | None = Field(
         None,

@@ -81,9 +81,10 @@ def pooled_utility(sightings: Sequence[Sighting], neighbours: int) -> np.ndarray
     pooled = utility.copy()
     for kind, members in by_kind.items():
         rows = np.array(members)
+        people = identity[rows]
         strengths = np.array([[sightings[i].strengths[k] for k in kind] for i in members]).reshape(len(rows), -1)
         for at, i in enumerate(rows):
-            others = identity[rows] != identity[i]
+            others = people != people[at]
             if not others.any():
                 continue
             distance = ((strengths[others] - strengths[at]) ** 2).sum(axis=1)
