@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +156,17 @@ def degradation_oracle(held: HeldOut, reference: HeldOut, neighbours: int = 16) 
     return out
 
 
+def strength_order(held: HeldOut) -> np.ndarray:
+    """A sighting's degradation strength, negated: the stronger, the lower.
+
+    Within one degradation every score that knows only the strength ranks the sightings
+    at best like this (where utility falls with strength), so its per-degradation
+    Spearman is the ceiling of a face-agnostic degradation meter: above it, a score must
+    tell from the image which people the recogniser finds harder.
+    """
+    return -held.severity
+
+
 def report(scores: np.ndarray, held: HeldOut) -> Report:
     """Every figure of ``scores`` (one per sighting, higher is better)."""
     scores = np.asarray(scores, np.float64)
@@ -168,6 +179,56 @@ def report(scores: np.ndarray, held: HeldOut) -> Report:
     points = erc(scores, held.genuine, held.threshold, np.array(REJECT_POINTS))
     return Report(spearman(scores, held.utility), per, dict(zip(REJECT_POINTS, map(float, points), strict=True)),
                   float(fine.mean()), hit_at_2(scores, held))
+
+
+def subset(held: HeldOut, keep: np.ndarray) -> HeldOut:
+    """The sightings of ``held`` where the boolean mask ``keep`` is true (same threshold)."""
+    index = np.flatnonzero(keep)
+    return replace(held, names=[held.names[i] for i in index], identity=held.identity[index],
+                   photo=held.photo[index], view=held.view[index],
+                   degradation=[held.degradation[i] for i in index], severity=held.severity[index],
+                   scale=held.scale[index], genuine=held.genuine[index], utility=held.utility[index])
+
+
+@dataclass(frozen=True)
+class PersonFigures:
+    """How one held-out person sits in a score's figures."""
+
+    identity: int
+    photos: int
+    clean_utility: float
+    clean_score: float
+    worst_without: float
+    worst_kind_without: str
+
+
+def per_person(scores: np.ndarray, held: HeldOut) -> list[PersonFigures]:
+    """Per held-out person: their clean views' mean utility and mean score, and the worst
+    per-degradation Spearman of ``scores`` over everyone else.
+
+    Shows how much one person's offset (a score the image earns that the labels cannot
+    see, or a utility no image shows) decides a per-degradation figure.
+    """
+    scores = np.asarray(scores, np.float64)
+    clean = np.array([d == "clean" for d in held.degradation])
+    out = []
+    for identity in sorted(set(held.identity.tolist())):
+        mine = held.identity == identity
+        others = report(scores[~mine], subset(held, ~mine))
+        kind = min(others.per_degradation, key=others.per_degradation.__getitem__)
+        out.append(PersonFigures(identity, len(set(held.photo[mine].tolist())),
+                                 float(held.utility[mine & clean].mean()), float(scores[mine & clean].mean()),
+                                 others.per_degradation[kind], kind))
+    return out
+
+
+def per_person_table(rows: list[PersonFigures]) -> str:
+    """The ``per_person`` figures, one row per person."""
+    lines = ["| held-out person | photos | clean views: utility | clean views: score | "
+             "worst degradation without this person |", "|---:|---:|---:|---:|---|"]
+    lines += [f"| {r.identity} | {r.photos} | {r.clean_utility:.4f} | {r.clean_score:.3f} | "
+              f"{r.worst_without:.3f} ({r.worst_kind_without}) |" for r in rows]
+    return "\n".join(lines)
 
 
 def markdown_table(reports: Mapping[str, Report]) -> str:

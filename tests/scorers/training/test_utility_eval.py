@@ -9,7 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fiqa_stream.scorers.training.utility_eval import HeldOut, degradation_oracle, erc, hit_at_2, report
+from fiqa_stream.scorers.training.utility_eval import (
+    HeldOut,
+    degradation_oracle,
+    erc,
+    hit_at_2,
+    per_person,
+    report,
+    strength_order,
+    subset,
+)
 
 needs_dlib = pytest.mark.skipif(
     importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None,
@@ -69,6 +78,37 @@ def test_the_degradation_oracle_scores_a_sighting_by_other_people_at_the_nearest
     held = _sightings([1, 1, 2], ["blur", "blur", "jpeg"], [0.25, 0.85, 0.5], [0.5, 0.5, 0.5])
     oracle = degradation_oracle(held, reference, neighbours=2)
     assert oracle.tolist() == pytest.approx([0.8, 0.2, np.mean([0.9, 0.7, 0.3, 0.1, 0.6])])
+
+
+def test_the_strength_order_ranks_a_degradation_as_its_strengths_do() -> None:
+    held = _sightings([1, 1, 2, 2], ["blur"] * 4, [0.1, 0.9, 0.2, 0.7], [0.95, 0.4, 0.9, 0.6])
+    assert report(strength_order(held), held).per_degradation["blur"] == pytest.approx(1.0)
+
+
+def test_a_subset_keeps_the_chosen_sightings_and_the_threshold() -> None:
+    held = _sightings([1, 2, 1], ["blur", "noise", "clean"], [0.2, 0.5, 0.0], [0.7, 0.4, 1.0])
+    part = subset(held, held.identity == 1)
+    assert part.names == ["0.png", "2.png"]
+    assert part.degradation == ["blur", "clean"]
+    assert part.utility.tolist() == [0.7, 1.0]
+    assert part.threshold == held.threshold
+
+
+def test_per_person_shows_the_one_person_whose_offset_decides_a_degradation() -> None:
+    # Persons 1 and 2 are ranked by strength; person 3's utility sits lower at every
+    # strength, which the score (strength alone) cannot see.
+    people = [1] * 4 + [2] * 4 + [3] * 4
+    severity = [0.0, 0.3, 0.6, 0.9] * 3
+    kinds = ["clean", "blur", "blur", "blur"] * 3
+    utility = [1.0, 0.9, 0.8, 0.7, 1.0, 0.89, 0.79, 0.69, 0.8, 0.6, 0.5, 0.4]
+    held = _sightings(people, kinds, severity, utility)
+    score = -np.array(severity)
+    rows = {r.identity: r for r in per_person(score, held)}
+    assert report(score, held).per_degradation["blur"] < 0.6
+    assert rows[3].worst_without > 0.9
+    assert rows[3].worst_kind_without == "blur"
+    assert rows[1].worst_without < 0.6
+    assert (rows[3].photos, rows[3].clean_utility, rows[3].clean_score) == (1, pytest.approx(0.8), pytest.approx(0.0))
 
 
 @needs_dlib
