@@ -34,7 +34,7 @@ from fiqa_stream.scorers.training.utility_eval import (  # noqa: E402
     per_person,
     per_person_table,
     report,
-    strength_order,
+    strength_ceiling,
 )
 
 MIN_SECONDS = 3.0
@@ -67,8 +67,8 @@ def main() -> int:
     reference = load_held_out(args.data.parent / "train")
     oracle = "degradation oracle (knows the degradation and strength; not a scorer)"
     yardstick = {oracle: report(degradation_oracle(held, reference), held)}
-    ceiling = {oracle: yardstick[oracle], "strength alone (ceiling of any face-agnostic meter)":
-               report(strength_order(held), held)}
+    ceiling = {oracle: yardstick[oracle], "best order of the strengths (ceiling of any face-agnostic meter)":
+               report(strength_ceiling(held), held)}
     sample = held_out_faces(held, 0, min(len(held), 256))
     speed = faces_per_second(args.model, sample)
     integer = runs_int8(FiqaScorerConfig.model_validate({"model": args.model}), "cpu")
@@ -101,10 +101,10 @@ def main() -> int:
         "",
         markdown_table(yardstick),
         "",
-        "Within one degradation, a score that knows only the strength ranks the sightings at best in the order "
-        "of the strengths (`utility_eval.strength_order`; on these sightings the best of all 8! orders of the "
-        "strengths is the same within 0.004), so the second column is what any face-agnostic meter can reach "
-        "per degradation; above it a score must see from the image which people the recogniser finds harder:",
+        "Within one degradation, a score that knows only the strength can do no better than order the "
+        "strengths by the utility of their sightings (`utility_eval.strength_ceiling`, which reads the labels): "
+        "the second column is what any face-agnostic meter can reach per degradation; above it a score must "
+        "see from the image which people the recogniser finds harder:",
         "",
         per_degradation_table(ceiling),
         "",

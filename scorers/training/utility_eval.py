@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import rankdata
 
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.training.metrics import spearman
@@ -156,15 +157,26 @@ def degradation_oracle(held: HeldOut, reference: HeldOut, neighbours: int = 16) 
     return out
 
 
-def strength_order(held: HeldOut) -> np.ndarray:
-    """A sighting's degradation strength, negated: the stronger, the lower.
+def strength_ceiling(held: HeldOut) -> np.ndarray:
+    """The best any function of the degradation's strength can rank within each degradation.
 
-    Within one degradation every score that knows only the strength ranks the sightings
-    at best like this (where utility falls with strength), so its per-degradation
-    Spearman is the ceiling of a face-agnostic degradation meter: above it, a score must
-    tell from the image which people the recogniser finds harder.
+    Each sighting scores the mean rank of utility among the sightings of its degradation
+    at its strength. With as many sightings at every strength (the held-out set's 8
+    strengths of every face view), sorting the strengths so is the best of all their
+    orders by the rearrangement inequality, so per degradation its Spearman is the
+    ceiling of a face-agnostic degradation meter: above it, a score must tell from the
+    image which people the recogniser finds harder. It reads the labels: a yardstick,
+    not a score (its pooled figure means nothing).
     """
-    return -held.severity
+    out = np.zeros(len(held))
+    degradation = np.array(held.degradation)
+    for kind in set(held.degradation):
+        members = np.flatnonzero(degradation == kind)
+        ranks = rankdata(held.utility[members])
+        for strength in np.unique(held.severity[members]):
+            level = held.severity[members] == strength
+            out[members[level]] = ranks[level].mean()
+    return out
 
 
 def report(scores: np.ndarray, held: HeldOut) -> Report:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from fiqa_stream.scorers.training.utility_eval import (
     hit_at_2,
     per_person,
     report,
-    strength_order,
+    strength_ceiling,
     subset,
 )
 
@@ -80,9 +81,17 @@ def test_the_degradation_oracle_scores_a_sighting_by_other_people_at_the_nearest
     assert oracle.tolist() == pytest.approx([0.8, 0.2, np.mean([0.9, 0.7, 0.3, 0.1, 0.6])])
 
 
-def test_the_strength_order_ranks_a_degradation_as_its_strengths_do() -> None:
-    held = _sightings([1, 1, 2, 2], ["blur"] * 4, [0.1, 0.9, 0.2, 0.7], [0.95, 0.4, 0.9, 0.6])
-    assert report(strength_order(held), held).per_degradation["blur"] == pytest.approx(1.0)
+def test_the_strength_ceiling_is_the_best_order_of_the_strengths() -> None:
+    # Utility falls with strength for person 1 but not for person 2 at the two mildest
+    # strengths, so the ceiling orders strengths by their sightings' utility, not by strength.
+    held = _sightings([1, 1, 1, 2, 2, 2], ["blur"] * 6, [0.1, 0.5, 0.9] * 2, [0.9, 0.95, 0.3, 0.7, 0.99, 0.2])
+    ceiling = report(strength_ceiling(held), held).per_degradation["blur"]
+    by_strength = report(-held.severity, held).per_degradation["blur"]
+    assert strength_ceiling(held).tolist() == [3.5, 5.5, 1.5] * 2
+    assert ceiling > by_strength
+    best = max(report(np.array(order, float)[[0, 1, 2, 0, 1, 2]], held).per_degradation["blur"]
+               for order in itertools.permutations(range(3)))
+    assert ceiling == pytest.approx(best)
 
 
 def test_a_subset_keeps_the_chosen_sightings_and_the_threshold() -> None:
