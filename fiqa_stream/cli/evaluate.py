@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.training.utility_eval import (
     HeldOut,
     Report,
@@ -50,15 +51,30 @@ def sighting_face(image: np.ndarray, scale: float = 1.0) -> Face:
     return Face(image, np.array(SIGHTING_BOX, np.float32) * scale, min(confidence, 1.0), SIGHTING_LANDMARKS * scale)
 
 
+def read_sighting(held: HeldOut, index: int) -> np.ndarray:
+    """The held-out sighting ``index`` (BGR uint8).
+
+    Raises:
+        OSError: the image cannot be read.
+        ConfigError: it is not a whole sighting (``train/`` and ``val/`` hold training crops).
+    """
+    from fiqa_stream.scorers.training.utility import SIGHTING_SIZE
+
+    path = held.root / held.names[index]
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"cannot read {path}")
+    if image.shape[:2] != (SIGHTING_SIZE, SIGHTING_SIZE):
+        raise ConfigError(f"{path}: {image.shape[1]}x{image.shape[0]} px, but a held-out sighting is "
+                          f"{SIGHTING_SIZE}x{SIGHTING_SIZE} (give test/, fusion/ or fusion-val/ of "
+                          "`fiqa-stream dataset`; train/ and val/ hold training crops)")
+    return image
+
+
 def held_out_faces(held: HeldOut, start: int = 0, stop: int | None = None) -> list[Face]:
     """The ``Face`` of every held-out sighting in ``[start, stop)`` (see ``sighting_face``)."""
-    faces = []
-    for i in range(start, len(held) if stop is None else stop):
-        image = cv2.imread(str(held.root / held.names[i]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise OSError(f"cannot read {held.root / held.names[i]}")
-        faces.append(sighting_face(image, float(held.scale[i])))
-    return faces
+    return [sighting_face(read_sighting(held, i), float(held.scale[i]))
+            for i in range(start, len(held) if stop is None else stop)]
 
 
 def laplacian_variance(crops: np.ndarray) -> np.ndarray:
@@ -97,6 +113,7 @@ def score_held_out(held: HeldOut, default: str, models: Sequence[str] | None = N
         return FiqaScorerConfig.model_validate({"model": model, "precision": precision}
                                                | ({} if fusion is None else {"weights": fusion}))
 
+    read_sighting(held, 0)  # a folder of training crops fails here, before any model loads
     models = tuple(SHIPPED) if models is None else models
     fused = FiqaScorer(config(default, weights))
     alone = {m: fused if m == default else FiqaScorer(config(m)) for m in models}

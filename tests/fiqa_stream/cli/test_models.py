@@ -76,3 +76,23 @@ def test_eval_on_a_utility_folder_names_a_model_that_is_not_shipped(
     (tmp_path / DESCRIPTORS).write_bytes(b"")
     assert main(["eval", "runs/x/model.safetensors", "--data", str(tmp_path), "--fit-fusion", "f.json"]) == 2
     assert "MODEL runs/x/model.safetensors: a held-out utility folder" in capsys.readouterr().err
+
+
+def test_eval_refuses_a_folder_of_training_crops_before_loading_any_model(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import cv2
+
+    from fiqa_stream.scorers.training.utility import DESCRIPTORS, SIGHTINGS_CSV
+
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(tmp_path / "a.png"), rng.integers(0, 255, (112, 112, 3), np.uint8))
+    (tmp_path / SIGHTINGS_CSV).write_text(
+        "image_name,identity,photo,view,index,degradation,chain,severity,scale,genuine,impostor,utility\n"
+        "a.png,1,0,0,0,clean,,0.0,1.0,0.1,0.8,0.99\n")
+    np.savez(tmp_path / DESCRIPTORS, descriptors=rng.normal(size=(1, 128)), gallery=rng.normal(size=(2, 128)),
+             gallery_identities=np.array([1, 2]))
+    assert main(["eval", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'a.png'}: 112x112 px, but a held-out sighting is 224x224" in err
+    assert "scorer fiqa" not in err
