@@ -30,7 +30,7 @@ from fiqa_stream.stream.plausibility import not_nested, plausible, subset
 from fiqa_stream.stream.selection import BestShotSelector, new_run_id
 from fiqa_stream.stream.shot_boundary import ShotBoundaryDetector
 from fiqa_stream.stream.source_base import Marker, SourceEnd, SourceItem, SourceOutage
-from fiqa_stream.stream.sources import SourceSpec, expand_sources, open_source
+from fiqa_stream.stream.sources import SourceSpec, UnopenedSource, expand_sources, open_source
 from fiqa_stream.stream.tracker import ByteTracker
 from fiqa_stream.types import BestShot, Detections, EventKind, Face, Frame
 
@@ -75,6 +75,11 @@ class SourceStats:
     detection_on_regions: int = 0
     regions_detected: int = 0
     detection_whole: int = 0
+
+
+def unopened_stats(source: UnopenedSource) -> SourceStats:
+    """The summary row of a source that named nothing to decode."""
+    return SourceStats(source.id, source.where, state="failed", error=str(source.error))
 
 
 @dataclass(slots=True)
@@ -212,9 +217,9 @@ class Pipeline:
     def run(self, stop: threading.Event | None = None) -> RunSummary:
         stop = stop or threading.Event()
         started = time.perf_counter()
-        specs, expansion_errors = expand_sources(self._config.sources)
-        for error in expansion_errors:
-            log.error("%s", error)
+        specs, unopened = expand_sources(self._config.sources)
+        for source in unopened:
+            log.error("%s", source.error)
         decoders_stop = threading.Event()
         wakeup = threading.Condition()
         runs = [_SourceRun(spec, self._config, self._scorer.model, decoders_stop, wakeup) for spec in specs]
@@ -247,8 +252,8 @@ class Pipeline:
                 self.metrics_server.close()
         for run in runs:
             run.refresh_stats()
-        stats = [run.stats for run in runs]
-        failures = [str(e) for e in expansion_errors] + [s.error for s in stats if s.error]
+        stats = [*map(unopened_stats, unopened), *(run.stats for run in runs)]
+        failures = [s.error for s in stats if s.error]
         return RunSummary(
             sources=stats,
             failures=failures,

@@ -62,6 +62,17 @@ class SourceSpec:
         return self.config.live_queue_size if self.path is None else self.config.queue_size
 
 
+@dataclass(frozen=True, slots=True)
+class UnopenedSource:
+    """A configured source that named nothing to decode (a missing file, an empty folder,
+    a pattern that matches nothing, a hwaccel this FFmpeg lacks): the run goes on without it
+    and its summary row says why."""
+
+    id: str
+    where: str
+    error: SourceError
+
+
 def open_source(spec: SourceSpec, buffer: FrameBuffer[SourceItem], stop: threading.Event) -> Source:
     """The source that decodes ``spec`` into ``buffer`` until the end or ``stop``."""
     if spec.path is None:
@@ -82,18 +93,16 @@ def _paths_of(config: SourceConfig) -> list[Path]:
     if _is_glob(url):
         matches = sorted(Path(p) for p in glob.glob(url, recursive=True) if Path(p).is_file())
         if not matches:
-            raise SourceError(f"source '{url}': no file matches this pattern")
+            raise SourceError("no file matches this pattern")
         return matches
     path = Path(url).expanduser()
     if path.is_dir():
         videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
         if not videos:
-            raise SourceError(
-                f"source '{url}': folder holds no video files (looked for {', '.join(sorted(VIDEO_SUFFIXES))})"
-            )
+            raise SourceError(f"folder holds no video files (looked for {', '.join(sorted(VIDEO_SUFFIXES))})")
         return videos
     if not path.exists():
-        raise SourceError(f"source '{url}': file not found")
+        raise SourceError("file not found")
     return [path]
 
 
@@ -120,31 +129,43 @@ def _hwaccel_error(config: SourceConfig) -> SourceError | None:
     if config.hwaccel is None or config.hwaccel in available:
         return None
     return SourceError(
-        f"{redact_url(config.url)}: hwaccel: '{config.hwaccel}' is not supported by this FFmpeg build "
-        f"(it has: {', '.join(available) or 'none'})"
+        f"hwaccel: '{config.hwaccel}' is not supported by this FFmpeg build (it has: {', '.join(available) or 'none'})"
     )
+
+
+def _unopened(config: SourceConfig, reason: SourceError) -> UnopenedSource:
+    where = redact_url(config.url)
+    name = Path(where).name
+    source_id = config.id or (_live_id(config.url) if is_live(config.url)
+                              else _safe_id(name if _is_glob(name) else Path(where).stem))
+    label = f"source '{config.id}' ({where})" if config.id else f"source '{where}'"
+    return UnopenedSource(source_id, where, SourceError(f"{label}: {reason}"))
 
 
 def _safe_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "source"
 
 
-def expand_sources(configs: list[SourceConfig]) -> tuple[list[SourceSpec], list[SourceError]]:
+def _live_id(url: str) -> str:
+    parts = urlsplit(url)
+    return _safe_id(f"{parts.hostname or ''}{parts.path}" or url)
+
+
+def expand_sources(configs: list[SourceConfig]) -> tuple[list[SourceSpec], list[UnopenedSource]]:
     """Turn configured sources into concrete videos with unique ids.
 
     A source that expands to nothing is reported in the second list; the others go on.
     """
     specs: list[SourceSpec] = []
-    errors: list[SourceError] = []
+    errors: list[UnopenedSource] = []
     taken: set[str] = set()
     for config in configs:
         hwaccel_error = _hwaccel_error(config)
         if hwaccel_error is not None:
-            errors.append(hwaccel_error)
+            errors.append(_unopened(config, hwaccel_error))
             continue
         if is_live(config.url):
-            parts = urlsplit(config.url)
-            base = config.id or _safe_id(f"{parts.hostname or ''}{parts.path}" or config.url)
+            base = config.id or _live_id(config.url)
             source_id, n = base, 1
             while source_id in taken:
                 n += 1
@@ -155,7 +176,7 @@ def expand_sources(configs: list[SourceConfig]) -> tuple[list[SourceSpec], list[
         try:
             paths = _paths_of(config)
         except SourceError as error:
-            errors.append(error)
+            errors.append(_unopened(config, error))
             continue
         for path in paths:
             base = config.id if config.id and len(paths) == 1 else _safe_id(path.stem)

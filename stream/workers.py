@@ -24,7 +24,7 @@ from fiqa_stream.config import Config
 from fiqa_stream.sinks.config import sink_for_worker
 from fiqa_stream.stream.config import SourceConfig
 from fiqa_stream.stream.parent_watch import exit_orphaned
-from fiqa_stream.stream.pipeline import Pipeline, RunSummary
+from fiqa_stream.stream.pipeline import Pipeline, RunSummary, unopened_stats
 from fiqa_stream.stream.sources import SourceSpec, expand_sources
 from fiqa_stream.stream.worker_bootstrap import start_worker
 
@@ -75,9 +75,9 @@ def _worker(config: Config, stop: ctypes.c_bool, results: Any, index: int, threa
 
 def run_sharded(config: Config, stop: threading.Event) -> RunSummary:
     """Run the config over ``config.pipeline.workers`` processes and merge their summaries."""
-    specs, expansion_errors = expand_sources(config.sources)
-    for error in expansion_errors:
-        log.error("%s", error)
+    specs, unopened = expand_sources(config.sources)
+    for source in unopened:
+        log.error("%s", source.error)
     configs = shard_configs(config, specs, config.pipeline.workers)
     context = multiprocessing.get_context("spawn")
     # A lock-free flag: a worker killed while holding an Event's lock would make set() hang.
@@ -94,7 +94,7 @@ def run_sharded(config: Config, stop: threading.Event) -> RunSummary:
         process.start()
     log.info("%d sources over %d worker processes", len(specs), len(processes))
     summaries: list[RunSummary] = []
-    failures = [str(e) for e in expansion_errors]
+    failures = [str(source.error) for source in unopened]
     pending = len(processes)
     while pending:
         if stop.is_set():
@@ -116,7 +116,7 @@ def run_sharded(config: Config, stop: threading.Event) -> RunSummary:
     for process in processes:
         process.join(10)
     return RunSummary(
-        sources=[s for summary in summaries for s in summary.sources],
+        sources=[*map(unopened_stats, unopened), *(s for summary in summaries for s in summary.sources)],
         failures=failures + [f for summary in summaries for f in summary.failures],
         seconds=max((s.seconds for s in summaries), default=0.0),
         stage_seconds={},

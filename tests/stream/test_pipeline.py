@@ -87,6 +87,8 @@ def test_bad_sources_are_reported_and_the_good_one_still_finishes(
     assert any("missing.mp4" in f and "file not found" in f for f in summary.failures)
     good = next(s for s in summary.sources if s.id == "good")
     assert good.finished and good.error is None and good.analysed == face_clip.frame_count
+    missing = next(s for s in summary.sources if s.id == "missing")
+    assert (missing.state, missing.analysed, missing.error) == ("failed", 0, summary.failures[0])
     assert_one_best_final_per_face(events_in(out_dir), face_clip)
 
 

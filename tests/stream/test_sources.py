@@ -85,15 +85,17 @@ def test_folders_and_globs_expand_to_one_source_per_video_with_unique_ids(face_c
 
 
 def test_sources_that_match_nothing_are_reported_and_the_rest_go_on(face_clip: ClipTruth, tmp_path: Path) -> None:
-    specs, errors = expand_sources([
+    specs, unopened = expand_sources([
         SourceConfig(url=str(tmp_path / "missing.mp4")),
         SourceConfig(url=str(tmp_path / "*.webm")),
+        SourceConfig(url=str(tmp_path / "lobby.mp4"), id="lobby"),
         SourceConfig(url=str(face_clip.path), id="good"),
     ])
     assert [s.id for s in specs] == ["good"]
-    assert [str(e) for e in errors] == [
-        f"source '{tmp_path / 'missing.mp4'}': file not found",
-        f"source '{tmp_path / '*.webm'}': no file matches this pattern",
+    assert [(u.id, str(u.error)) for u in unopened] == [
+        ("missing", f"source '{tmp_path / 'missing.mp4'}': file not found"),
+        ("webm", f"source '{tmp_path / '*.webm'}': no file matches this pattern"),
+        ("lobby", f"source 'lobby' ({tmp_path / 'lobby.mp4'}): file not found"),
     ]
 
 
@@ -161,9 +163,10 @@ def test_a_hwaccel_this_ffmpeg_lacks_fails_that_source_alone(face_clip: ClipTrut
         SourceConfig(url=str(face_clip.path), id="sw"),
     ])
     assert [spec.id for spec in specs] == ["sw"]
-    (error,) = errors
-    assert str(error) == (f"{face_clip.path}: hwaccel: '{missing}' is not supported by this FFmpeg build "
-                          f"(it has: {', '.join(hwdevices_available()) or 'none'})")
+    (unopened,) = errors
+    assert unopened.id == "hw"
+    assert str(unopened.error) == (f"source 'hw' ({face_clip.path}): hwaccel: '{missing}' is not supported by "
+                                   f"this FFmpeg build (it has: {', '.join(hwdevices_available()) or 'none'})")
 
 
 def test_a_malformed_hwaccel_name_is_a_config_error() -> None:

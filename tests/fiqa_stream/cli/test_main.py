@@ -198,7 +198,7 @@ def test_a_truncated_file_fails_run_with_exit_1_by_the_same_rule_and_words_as_in
 
 
 @pytest.mark.slow
-def test_run_prints_a_failed_sources_error_once_the_log_line_and_its_row_says_failed(
+def test_run_prints_a_failed_sources_error_once_the_log_line_and_its_row_says_failed_even_if_it_never_opened(
     video_archive: VideoArchive, tmp_path: Path
 ) -> None:
     missing, cut = tmp_path / "gone.mp4", video_archive.folder / "cut.mp4"
@@ -210,7 +210,7 @@ def test_run_prints_a_failed_sources_error_once_the_log_line_and_its_row_says_fa
     for error in (f"{cut}: truncated or damaged: decoded ", f"source '{missing}': file not found"):
         assert both.count(error) == 1, both
         assert any(line.startswith(f"fiqa-stream: ERROR: {error}") for line in run.stderr.splitlines())
-    assert statuses(run.stdout) == {"cut": "failed", "lobby": "done"}
+    assert statuses(run.stdout) == {"cut": "failed", "gone": "failed", "lobby": "done"}
     assert "failed: 2 source(s) (each error is in the log above)" in run.stdout.splitlines()
 
 
