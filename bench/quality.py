@@ -28,11 +28,13 @@ from fiqa_stream.scorers.config import FiqaScorerConfig  # noqa: E402
 from fiqa_stream.scorers.fiqa import FiqaScorer, runs_int8  # noqa: E402
 from fiqa_stream.scorers.training.utility_eval import (  # noqa: E402
     degradation_oracle,
+    interval_table,
     load_held_out,
     markdown_table,
     per_degradation_table,
     per_person,
     per_person_table,
+    person_intervals,
     report,
     strength_ceiling,
 )
@@ -67,8 +69,14 @@ def main() -> int:
     reference = load_held_out(args.data.parent / "train")
     oracle = "degradation oracle (knows the degradation and strength; not a scorer)"
     yardstick = {oracle: report(degradation_oracle(held, reference), held)}
-    ceiling = {oracle: yardstick[oracle], "best order of the strengths (ceiling of any face-agnostic meter)":
-               report(strength_ceiling(held), held)}
+    strength_order = "best order of the strengths (ceiling of any face-agnostic meter)"
+    ceiling_scores = strength_ceiling(held)
+    ceiling = {oracle: yardstick[oracle], strength_order: report(ceiling_scores, held)}
+    model_alone = f"model:{args.model}"
+    spread = {"fused": scores["fused"], model_alone: scores[model_alone], strength_order: ceiling_scores}
+    intervals = {name: person_intervals(values, held) for name, values in spread.items()}
+    spread_reports = {"fused": reports["fused"], model_alone: reports[model_alone],
+                      strength_order: ceiling[strength_order]}
     sample = held_out_faces(held, 0, min(len(held), 256))
     speed = faces_per_second(args.model, sample)
     integer = runs_int8(FiqaScorerConfig.model_validate({"model": args.model}), "cpu")
@@ -114,6 +122,13 @@ def main() -> int:
         "what the photo itself costs recognition (a turned head, a hand over the mouth).",
         "",
         per_person_table(per_person(scores["fused"], held)),
+        "",
+        f"How much a per-degradation figure depends on which {identities} people were held out: the interval "
+        f"holding 90 % of its values when the {identities} are drawn again with replacement (1,000 draws, "
+        "`utility_eval.person_intervals`). Where it is wide, the figure says more about the people drawn than "
+        "about the score.",
+        "",
+        interval_table(spread_reports, intervals),
     ])
     print(body)
     if not args.no_write:

@@ -16,6 +16,7 @@ from fiqa_stream.scorers.training.utility_eval import (
     erc,
     hit_at_2,
     per_person,
+    person_intervals,
     report,
     strength_ceiling,
     subset,
@@ -118,6 +119,22 @@ def test_per_person_shows_the_one_person_whose_offset_decides_a_degradation() ->
     assert rows[3].worst_kind_without == "blur"
     assert rows[1].worst_without < 0.6
     assert (rows[3].photos, rows[3].clean_utility, rows[3].clean_score) == (1, pytest.approx(0.8), pytest.approx(0.0))
+
+
+def test_person_intervals_are_wide_when_one_person_decides_the_figure_and_narrow_when_none_does() -> None:
+    # Four people ranked by strength alone; in "blur" person 4's utility sits below
+    # everyone's at every strength, in "noise" nobody's does.
+    people = [p for p in (1, 2, 3, 4) for _ in range(4)]
+    severity = [0.0, 0.3, 0.6, 0.9] * 4
+    base = [0.9, 0.8, 0.7, 0.6]
+    blur = _sightings(people, ["blur"] * 16, severity, base * 3 + [u - 0.5 for u in base])
+    noise = _sightings(people, ["noise"] * 16, severity, base * 4)
+    score = -np.array(severity)
+    blur_low, blur_high = person_intervals(score, blur, draws=300)["blur"]
+    noise_low, noise_high = person_intervals(score, noise, draws=300)["noise"]
+    assert blur_low < report(score, blur).per_degradation["blur"] < blur_high
+    assert blur_high - blur_low > 0.3
+    assert noise_low == pytest.approx(1.0) and noise_high == pytest.approx(1.0)
 
 
 @needs_dlib
