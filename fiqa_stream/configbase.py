@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
@@ -32,11 +33,22 @@ def default_type(name: str) -> Callable[[Any], Any]:
     return fill
 
 
-def refuse_ambiguous_credentials(url: str) -> str:
+def checked_url(url: str) -> str:
     """A URL field's validator: refuse a password holding a raw '/', '?' or '#', which
-    parsers take in part for the host or path (connecting elsewhere and printing it)."""
+    parsers take in part for the host or path (connecting elsewhere and printing it), and
+    a URL that urllib cannot split (an unclosed '[' of an IPv6 host, a port that is not a
+    number from 0 to 65535). A plain path (no '://') passes as it is."""
     if ambiguous_credentials(url):
         raise PydanticCustomError(
             "ambiguous_credentials", "the password contains '/', '?' or '#': percent-encode it (%2F, %3F, %23)",
         )
+    if "://" in url:
+        try:
+            parts = urlsplit(url)
+        except ValueError as error:
+            raise PydanticCustomError("malformed_url", "not a valid URL: {reason}", {"reason": str(error)}) from None
+        try:
+            _ = parts.port
+        except ValueError:
+            raise PydanticCustomError("malformed_url", "the port is not a number from 0 to 65535") from None
     return url

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from fiqa_stream.configbase import MAX_SECONDS, StrictModel, refuse_ambiguous_credentials
+from fiqa_stream.configbase import MAX_SECONDS, StrictModel, checked_url
 
 
 class DirectorySinkConfig(StrictModel):
@@ -79,10 +79,10 @@ class RedisSinkConfig(StrictModel):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, url: str) -> str:
-        scheme = urlsplit(url).scheme
-        if scheme not in ("redis", "rediss", "unix"):
+        url = checked_url(url)
+        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
             raise ValueError("expected a redis://, rediss:// or unix:// URL")
-        return refuse_ambiguous_credentials(url)
+        return url
 
     @field_validator("stream")
     @classmethod
@@ -219,14 +219,10 @@ class MqttSinkConfig(StrictModel):
     @field_validator("url")
     @classmethod
     def _mqtt_url(cls, url: str) -> str:
-        url = refuse_ambiguous_credentials(url)
+        url = checked_url(url)
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or parts.path not in ("", "/"):
             raise ValueError("expected mqtt://host[:port] or mqtts://host[:port]")
-        try:
-            parts.port  # noqa: B018 - raises on a port that is not a number in range
-        except ValueError:
-            raise ValueError("the port is not a number from 0 to 65535") from None
         return url
 
     @field_validator("topic")
@@ -293,16 +289,12 @@ class WebhookSinkConfig(StrictModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str) -> str:
-        url = refuse_ambiguous_credentials(url)
+        url = checked_url(url)
         if not url.isascii() or not url.isprintable() or " " in url:
             raise ValueError("contains a space, a control or a non-ASCII character: percent-encode it")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("expected an http:// or https:// URL with a host")
-        try:
-            parts.port  # noqa: B018 - raises on a port that is not a number in range
-        except ValueError:
-            raise ValueError("the port is not a number from 0 to 65535") from None
         return url
 
     @field_validator("secret", "token")

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from fiqa_stream.configbase import MAX_SECONDS, StrictModel, refuse_ambiguous_credentials
+from fiqa_stream.configbase import MAX_SECONDS, StrictModel, checked_url
 
 # 8K UHD. Larger frames fail their source before they are decoded: one 16000×16000 frame
 # is 768 MB as BGR, and a source buffers several.
@@ -87,14 +87,14 @@ class SourceConfig(StrictModel):
         "are decoded, so hostile or careless input cannot take gigabytes of memory; other sources go on.",
     )
 
-    _url_credentials = field_validator("url")(refuse_ambiguous_credentials)
+    _url_credentials = field_validator("url")(checked_url)
 
     @field_validator("detect_url")
     @classmethod
     def _sub_stream_of_a_camera(cls, detect_url: str | None, info: ValidationInfo) -> str | None:
         if detect_url is None:
             return None
-        refuse_ambiguous_credentials(detect_url)
+        checked_url(detect_url)
         # sources.py imports this module; its rule of what is live is looked up when needed.
         from fiqa_stream.stream.sources import is_live
 

@@ -20,6 +20,7 @@ from fiqa_stream.cli.exits import Exit, install_stop_handlers
 from fiqa_stream.errors import ConfigError, FiqaError
 from fiqa_stream.logs import configure_logging
 from fiqa_stream.native_heap import bound_native_heap
+from fiqa_stream.redact import redact_url
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -190,10 +191,18 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _consume(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from fiqa_stream.readers.redis_consumer import BestShotConsumer, ConsumerSettings
+    from fiqa_stream.sinks.config import RedisSinkConfig
 
     if not args.url:
         raise ConfigError("consume: give --url or set FIQA_REDIS_URL")
+    try:
+        RedisSinkConfig.model_validate({"url": args.url})
+    except ValidationError as error:
+        reason = error.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"consume --url {redact_url(args.url)}: {reason}") from None
     consumer = BestShotConsumer(ConsumerSettings(
         url=args.url, stream=args.stream, group=args.group, consumer=args.consumer, out=args.out,
         password=os.environ.get("FIQA_REDIS_PASSWORD"), claim_idle_ms=args.claim_idle_ms,

@@ -173,6 +173,21 @@ def test_a_raw_slash_question_mark_or_hash_in_a_url_password_asks_for_percent_en
     assert password not in message
 
 
+@pytest.mark.parametrize(("url", "reason"), [
+    ("{scheme}://admin:hunter2@[::1/cam", "not a valid URL: Invalid IPv6 URL"),
+    ("{scheme}://admin:hunter2@cam:70000/x", "the port is not a number from 0 to 65535"),
+    ("{scheme}://admin:hunter2@cam:rtsp/x", "the port is not a number from 0 to 65535"),
+])
+@pytest.mark.parametrize(("section", "scheme"), [("sources", "rtsp"), ("sinks", "redis")])
+def test_a_url_no_parser_can_split_is_refused_at_load_time_without_its_password(
+    section: str, scheme: str, url: str, reason: str
+) -> None:
+    entry = {"url": url.format(scheme=scheme)} | ({"type": "redis"} if section == "sinks" else {})
+    message = error_of({**MINIMAL, section: [entry]})
+    assert message.startswith(f"c.yaml: {section}[0].url: {reason} (got '{scheme}://admin:***@")
+    assert "hunter2" not in message
+
+
 def test_a_percent_encoded_or_raw_at_sign_password_is_accepted() -> None:
     config = parse_config({**MINIMAL, "sources": [{"url": "rtsp://admin:pa%2Fss@10.0.0.5/cam"},
                                                   {"url": "rtsp://admin:p@ss@10.0.0.5/cam"}]})

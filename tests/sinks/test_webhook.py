@@ -478,7 +478,7 @@ def test_what_http_cannot_carry_is_refused_in_the_config(key: str, value: str, m
     sink = {"type": "webhook", "url": "http://127.0.0.1:1/", key: value}
     with pytest.raises(ConfigError) as caught:
         parse_config({"sources": [{"url": "a.mp4"}], "sinks": [sink]})
-    assert f"sinks[0].{key}: Value error, {message}" in str(caught.value)
+    assert f"sinks[0].{key}: {message}" in str(caught.value).replace("Value error, ", "")
     assert "X-Injected" not in str(caught.value)
 
 

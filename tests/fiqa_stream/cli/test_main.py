@@ -374,6 +374,20 @@ def test_a_raw_slash_in_a_url_password_is_refused_by_check_and_run_without_showi
             assert secret not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(("url", "reason"), [
+    ("redis://u:Hidden99@[::1", "not a valid URL: Invalid IPv6 URL"),
+    ("redis://u:Hidden99@127.0.0.1:99999/0", "the port is not a number from 0 to 65535"),
+    ("http://u:Hidden99@127.0.0.1:9/", "expected a redis://, rediss:// or unix:// URL"),
+])
+def test_consume_refuses_a_url_it_cannot_use_in_one_line_without_the_password(
+    url: str, reason: str, tmp_path: Path
+) -> None:
+    result = fiqa_stream("consume", "--url", url, "--out", str(tmp_path / "got"))
+    assert result.returncode == 2
+    assert result.stderr == f"fiqa-stream: error: consume --url {url.replace('Hidden99', '***')}: {reason}\n"
+    assert "Hidden99" not in result.stdout + result.stderr
+
+
 def test_no_password_shows_in_the_logs_or_summary_of_a_camera_that_fails(tmp_path: Path, unused_port: int) -> None:
     config = tmp_path / "c.yaml"
     live = "{open_timeout: 1, read_timeout: 1, reconnect: {max_attempts: 1, initial_delay: 0.1}"
