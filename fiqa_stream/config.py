@@ -226,6 +226,8 @@ def describe_validation_error(error: ValidationError, data: Any, origin: str, sc
 
 def parse_config(data: Any, origin: str = "config") -> Config:
     """Validate a parsed YAML tree (after ``${ENV}`` interpolation) into a Config."""
+    if data is None:
+        raise ConfigError(f"{origin}: the config is empty; expected at least 'sources' and 'sinks'")
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping of keys at the top level, got {type(data).__name__}")
     data = _interpolate(data, "", origin)

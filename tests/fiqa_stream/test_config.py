@@ -85,8 +85,17 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
 def test_the_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     path = tmp_path / "list.yaml"
     path.write_text("- a\n- b\n")
-    with pytest.raises(ConfigError, match="expected a mapping of keys at the top level"):
+    with pytest.raises(ConfigError, match="expected a mapping of keys at the top level, got list"):
         load_config(path)
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n"])
+def test_an_empty_config_says_so_and_what_it_needs(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: the config is empty; expected at least 'sources' and 'sinks'"
 
 
 # Nine nested aliases: 342 bytes that expand to 9**9 (387 million) strings.
