@@ -138,6 +138,8 @@ def _search(args: argparse.Namespace) -> int:
 
     if args.min_quality is not None and not 0.0 <= args.min_quality <= 1.0:
         raise ConfigError(f"search: --min-quality must be between 0 and 1 (got {args.min_quality:g})")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"search: --limit must be at least 1 (got {args.limit})")
     between = None
     if args.between:
         between = (parse_time(args.between[0]), parse_time(args.between[1]))

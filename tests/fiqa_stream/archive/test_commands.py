@@ -261,6 +261,13 @@ def test_search_refuses_a_minimum_quality_outside_0_to_1(tmp_path: Path, quality
     assert result.stderr.strip() == f"fiqa-stream: error: search: --min-quality must be between 0 and 1 (got {quality})"
 
 
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_search_refuses_a_limit_below_one(tmp_path: Path, limit: str) -> None:
+    result = fiqa_stream("search", tmp_path, "--limit", limit)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"fiqa-stream: error: search: --limit must be at least 1 (got {limit})"
+
+
 def test_index_of_nothing_is_a_clear_fatal_error(tmp_path: Path) -> None:
     result = fiqa_stream("index", tmp_path / "missing", "--out", tmp_path / "out")
     assert result.returncode == 2
