@@ -138,7 +138,7 @@ class FileSource:
         except Exception as error:  # noqa: BLE001 - any decoder failure ends this source only
             failure = self._error("decoding failed", error)
         finally:
-            self.state = "done"
+            self.state = "done" if failure is None else "failed"
             self.buffer.put(SourceEnd(self.source_id, failure), self._stop, force=True)
 
     def _items(self) -> Iterator[Frame | SourceOutage]:

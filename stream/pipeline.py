@@ -224,7 +224,7 @@ class Pipeline:
         wakeup = threading.Condition()
         runs = [_SourceRun(spec, self._config, self._scorer.model, decoders_stop, wakeup) for spec in specs]
         dispatchers = [SinkDispatcher(sink, self._config.pipeline.sink_queue) for sink in self._sinks]
-        self.metrics.watch(lambda: self._snapshot(runs, dispatchers))
+        self.metrics.watch(lambda: self._snapshot(runs, dispatchers, unopened))
         self.metrics.add_sources(run.stats.id for run in runs)
         try:
             for run in runs:
@@ -458,10 +458,11 @@ class Pipeline:
 
     @staticmethod
     def _snapshot(
-        runs: list[_SourceRun], dispatchers: list[SinkDispatcher]
+        runs: list[_SourceRun], dispatchers: list[SinkDispatcher], unopened: list[UnopenedSource]
     ) -> tuple[list[SourceSnapshot], dict[str, int]]:
         now = time.monotonic()
-        sources = []
+        sources = [SourceSnapshot(id=u.id, state="failed", decoded=0, analysed=0, dropped=0, reconnects=0, faces=0,
+                                  queue_depth=0, down_for=None) for u in unopened]
         for run in runs:
             # Read live state from the decoder itself: while every camera is down the analysis
             # loop waits for frames and does not refresh the run's statistics.

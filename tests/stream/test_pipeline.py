@@ -73,14 +73,15 @@ def test_a_clip_without_faces_yields_no_event(nonface_clip: ClipTruth, out_dir: 
 
 
 @pytest.mark.slow
-def test_bad_sources_are_reported_and_the_good_one_still_finishes(
+def test_bad_sources_are_reported_in_the_summary_and_health_and_the_good_one_still_finishes(
     face_clip: ClipTruth, out_dir: Path, tmp_path: Path
 ) -> None:
     garbage = garbage_file(tmp_path / "broken.mp4")
-    summary = Pipeline(config_for(
+    pipeline = Pipeline(config_for(
         [{"url": str(garbage)}, {"url": str(tmp_path / "missing.mp4")}, {"url": str(face_clip.path), "id": "good"}],
         out_dir,
-    )).run()
+    ))
+    summary = pipeline.run()
     assert not summary.ok
     assert len(summary.failures) == 2
     assert any("broken.mp4" in f and "cannot open as video" in f for f in summary.failures)
@@ -89,6 +90,10 @@ def test_bad_sources_are_reported_and_the_good_one_still_finishes(
     assert good.finished and good.error is None and good.analysed == face_clip.frame_count
     missing = next(s for s in summary.sources if s.id == "missing")
     assert (missing.state, missing.analysed, missing.error) == ("failed", 0, summary.failures[0])
+    _, health = pipeline.metrics.health(down_after=10.0)
+    assert health["sources"] == {"missing": {"state": "failed", "down_for": None},
+                                 "broken": {"state": "failed", "down_for": None},
+                                 "good": {"state": "done", "down_for": None}}
     assert_one_best_final_per_face(events_in(out_dir), face_clip)
 
 
