@@ -100,7 +100,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
                         "input size, and the shipped weights.")
 
 
+def _refuse_below(command: str, **lowest: tuple[int | None, int]) -> None:
+    """A one-line error for the first ``--flag`` given a value under its lowest (None: not given)."""
+    for flag, (value, low) in lowest.items():
+        if value is not None and value < low:
+            raise ConfigError(f"{command}: --{flag} must be at least {low} (got {value})")
+
+
 def _dataset(args: argparse.Namespace) -> int:
+    _refuse_below("dataset", size=(args.size, 32), jitters=(args.jitters, 0), samples=(args.samples, 1))
     if args.labels == "utility":
         from fiqa_stream.scorers.training.utility import write_utility_folders
 
@@ -119,6 +127,7 @@ def _train(args: argparse.Namespace) -> int:
     from fiqa_stream.scorers.training.recipe import load_recipe
     from fiqa_stream.scorers.training.trainer import RunOptions, train_recipe
 
+    _refuse_below("train", epochs=(args.epochs, 1), workers=(args.workers, 0))
     recipe = load_recipe(args.recipe)
     options = RunOptions(device=args.device, epochs=args.epochs, seed=args.seed, resume=args.resume,
                          num_workers=args.workers, start_from=args.start_from)

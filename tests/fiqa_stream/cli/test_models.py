@@ -55,6 +55,24 @@ def test_export_int8_names_a_missing_crop_folder(capsys: pytest.CaptureFixture[s
     assert f"--int8 {tmp_path / 'none'}: not a folder of aligned face crops" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("argv", "error"), [
+    (["dataset", "{out}", "--jitters", "-1"], "dataset: --jitters must be at least 0 (got -1)"),
+    (["dataset", "{out}", "--samples", "0"], "dataset: --samples must be at least 1 (got 0)"),
+    (["dataset", "{out}", "--size", "8"], "dataset: --size must be at least 32 (got 8)"),
+    (["train", "student", "--data", "{out}", "--out", "{out}", "--epochs", "0"],
+     "train: --epochs must be at least 1 (got 0)"),
+    (["train", "student", "--data", "{out}", "--out", "{out}", "--workers", "-2"],
+     "train: --workers must be at least 0 (got -2)"),
+])
+def test_a_count_out_of_range_is_refused_before_any_work(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert main([a.format(out=out) for a in argv]) == 2
+    assert capsys.readouterr().err.strip() == f"fiqa-stream: error: {error}"
+    assert not out.exists()
+
+
 def test_models_lists_architectures_with_their_cost(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models"]) == 0
     out = capsys.readouterr().out
