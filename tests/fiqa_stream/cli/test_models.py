@@ -59,9 +59,9 @@ def test_export_int8_names_a_missing_crop_folder(capsys: pytest.CaptureFixture[s
     (["dataset", "{out}", "--jitters", "-1"], "dataset: --jitters must be at least 0 (got -1)"),
     (["dataset", "{out}", "--samples", "0"], "dataset: --samples must be at least 1 (got 0)"),
     (["dataset", "{out}", "--size", "8"], "dataset: --size must be at least 32 (got 8)"),
-    (["train", "student", "--data", "{out}", "--out", "{out}", "--epochs", "0"],
+    (["train", "distill", "--data", "{out}", "--out", "{out}", "--epochs", "0"],
      "train: --epochs must be at least 1 (got 0)"),
-    (["train", "student", "--data", "{out}", "--out", "{out}", "--workers", "-2"],
+    (["train", "distill", "--data", "{out}", "--out", "{out}", "--workers", "-2"],
      "train: --workers must be at least 0 (got -2)"),
 ])
 def test_a_count_out_of_range_is_refused_before_any_work(
