@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Literal
 
 import av
@@ -34,6 +35,18 @@ def frame_too_large(width: int, height: int, limit: int) -> str | None:
     None when it fits (or its size is not known yet: 0)."""
     if width * height > limit:
         return f"frame {width}×{height} is larger than the limit (max_frame_pixels {limit})"
+    return None
+
+
+#: Photos, which FFmpeg would open as one-frame videos or refuse with a bare "Invalid argument"
+#: (not GIF: an animated one is a video).
+STILL_IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic"})
+
+
+def still_image(path: Path) -> str | None:
+    """Why ``path`` is not decoded as a video when its name says it is a photo, else None."""
+    if path.suffix.lower() in STILL_IMAGE_SUFFIXES:
+        return "a still image, not a video: score its faces with 'fiqa-stream score'"
     return None
 
 

@@ -36,6 +36,7 @@ from fiqa_stream.stream.decoding import (
     frame_too_large,
     hardware_decoder,
     missing_frames,
+    still_image,
 )
 from fiqa_stream.stream.source_base import SourceEnd, SourceItem, SourceOutage
 from fiqa_stream.types import Frame
@@ -142,6 +143,8 @@ class FileSource:
             self.buffer.put(SourceEnd(self.source_id, failure), self._stop, force=True)
 
     def _items(self) -> Iterator[Frame | SourceOutage]:
+        if (photo := still_image(self.path)) is not None:
+            raise self._error(photo)
         name = self.config.hwaccel
         try:
             container = av.open(str(self.path), options=FILE_OPEN_OPTIONS,

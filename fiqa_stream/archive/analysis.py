@@ -28,7 +28,7 @@ from fiqa_stream.archive.database import ShotRecord, VideoOutcome, VideoStatus, 
 from fiqa_stream.config import Config
 from fiqa_stream.models import Models
 from fiqa_stream.stream.config import SourceConfig
-from fiqa_stream.stream.decoding import frame_too_large
+from fiqa_stream.stream.decoding import frame_too_large, still_image
 from fiqa_stream.stream.drops import explain
 from fiqa_stream.stream.file_source import FILE_OPEN_OPTIONS, scan_timeline
 from fiqa_stream.stream.pipeline import Pipeline, SourceStats
@@ -251,6 +251,8 @@ def analyse_video(
 
     if job.size == 0:
         return result(VideoStatus.FAILED, f"{job.path}: empty file (0 bytes)")
+    if (photo := still_image(Path(job.path))) is not None:
+        return result(VideoStatus.FAILED, f"{job.path}: {photo}")
     try:
         duration, width, height, rate = _probe(job.path)
     except (av.error.FFmpegError, OSError, ValueError) as error:

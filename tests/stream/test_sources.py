@@ -6,6 +6,8 @@ import shutil
 import threading
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from av.codec.hwaccel import hwdevices_available
 
@@ -104,6 +106,15 @@ def test_a_file_that_is_not_a_video_ends_its_source_with_a_clear_error(tmp_path:
     assert frames == []
     assert end.error is not None
     assert str(end.error).startswith(f"source 'clip' ({tmp_path / 'garbage.mp4'}): cannot open as video")
+
+
+def test_a_photo_given_as_a_source_ends_it_with_a_pointer_to_score(tmp_path: Path) -> None:
+    photo = tmp_path / "portrait.JPG"
+    photo.write_bytes(cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))[1].tobytes())
+    frames, end = decode_all(photo)
+    assert frames == []
+    assert str(end.error) == (f"source 'clip' ({photo}): a still image, not a video: "
+                              "score its faces with 'fiqa-stream score'")
 
 
 def test_an_empty_file_ends_its_source_with_a_clear_error(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
+import numpy as np
 import pytest
 
 if TYPE_CHECKING:
@@ -61,6 +63,16 @@ def assert_consistent(out: Path) -> None:
     unfinished = rows(out, "SELECT COUNT(*) FROM best_shots s JOIN videos v ON v.id = s.video_id "
                            "WHERE v.status NOT IN ('done', 'partial')")
     assert unfinished == [(0,)]
+
+
+def test_a_photo_named_for_indexing_fails_with_a_pointer_to_score(tmp_path: Path) -> None:
+    photo = tmp_path / "portrait.png"
+    photo.write_bytes(cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))[1].tobytes())
+    result = fiqa_stream("index", photo, "--out", tmp_path / "out")
+    assert result.returncode == 1, result.stderr
+    assert videos(tmp_path / "out") == {
+        str(photo): ("failed", f"{photo}: a still image, not a video: score its faces with 'fiqa-stream score'"),
+    }
 
 
 @pytest.fixture(scope="module")
