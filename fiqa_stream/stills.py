@@ -8,14 +8,50 @@ from typing import Any
 import cv2
 
 from fiqa_stream.models import Models
+from fiqa_stream.stream.config import DEFAULT_MAX_FRAME_PIXELS
 from fiqa_stream.types import Face
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (baseline, progressive, lossless, ...): not DHT (C4), JPG (C8) or DAC (CC).
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def declared_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) as a PNG or JPEG file's header declares it, read without decoding;
+    None for other formats or a header that does not parse."""
+    with open(path, "rb") as handle:
+        head = handle.read(24)
+        if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
+            return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        if head[:2] != b"\xff\xd8":
+            return None
+        handle.seek(2)
+        while (marker := handle.read(2))[:1] == b"\xff" and len(marker) == 2:
+            length = int.from_bytes(handle.read(2), "big")
+            if marker[1] in _JPEG_FRAME_MARKERS:
+                frame = handle.read(5)  # precision, height, width
+                if len(frame) < 5:
+                    return None
+                return int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")
+            if length < 2:
+                return None
+            handle.seek(length - 2, 1)
+    return None
 
 
 def score_images(paths: list[Path], models: Models) -> list[dict[str, Any]]:
-    """Detect and score every face of each image; unreadable images get an ``error``."""
+    """Detect and score every face of each image; unreadable images, and PNG or JPEG files
+    that declare more pixels than a video frame may have (decoding them would take
+    gigabytes), get an ``error``."""
     detector, scorer = models.detector, models.scorer
     results: list[dict[str, Any]] = []
     for path in paths:
+        size = declared_size(path) if path.is_file() else None
+        if size is not None and size[0] * size[1] > DEFAULT_MAX_FRAME_PIXELS:
+            error = (f"{path}: image {size[0]}×{size[1]} has more than {DEFAULT_MAX_FRAME_PIXELS:,} pixels, the most "
+                     "a video frame may have")
+            results.append({"image": str(path), "error": error, "faces": []})
+            continue
         image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
         if image is None:
             reason = "file not found" if not path.exists() else "not a readable image"
