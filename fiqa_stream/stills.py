@@ -9,6 +9,7 @@ import cv2
 
 from fiqa_stream.models import Models
 from fiqa_stream.stream.config import DEFAULT_MAX_FRAME_PIXELS
+from fiqa_stream.stream.decoding import frame_too_large
 from fiqa_stream.types import Face
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -46,13 +47,14 @@ def score_images(paths: list[Path], models: Models) -> list[dict[str, Any]]:
     detector, scorer = models.detector, models.scorer
     results: list[dict[str, Any]] = []
     for path in paths:
-        size = declared_size(path) if path.is_file() else None
-        if size is not None and size[0] * size[1] > DEFAULT_MAX_FRAME_PIXELS:
+        readable = path.is_file()
+        size = declared_size(path) if readable else None
+        if size is not None and frame_too_large(*size, DEFAULT_MAX_FRAME_PIXELS) is not None:
             error = (f"{path}: image {size[0]}×{size[1]} has more than {DEFAULT_MAX_FRAME_PIXELS:,} pixels, the most "
                      "a video frame may have")
             results.append({"image": str(path), "error": error, "faces": []})
             continue
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if readable else None
         if image is None:
             reason = "file not found" if not path.exists() else "not a readable image"
             results.append({"image": str(path), "error": f"{path}: {reason}", "faces": []})
