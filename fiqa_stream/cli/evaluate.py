@@ -1,9 +1,14 @@
 """``fiqa-stream eval`` on a held-out utility folder: every score against recognition utility, side by side.
 
 Each held-out sighting is turned into the ``Face`` the pipeline would hand the scorer:
-the sighting at the scale it was captured at (smaller after ``low_resolution``), its
-five landmarks, its box and yuface's confidence on it (on a copy with a grey margin,
-since a sighting is cut tight to the face; 0 when yuface misses it). Then it is scored
+the sighting at the scale it was captured at (smaller after ``low_resolution``), with
+the five landmarks and the confidence of the face yuface (the default detector) finds
+on it, on a copy with a grey margin since a sighting is cut tight to the face. The
+pipeline aligns by the detector's landmarks on the degraded frame, which wander as the
+face degrades; where yuface misses the face, the framing the sighting was cut to stands
+in, with confidence 0. ``ideal_landmarks`` hands every sighting that framing instead:
+the landmarks a perfect detector would give a frontal face, which flatters every score
+that reads them (alignment, pose). Then it is scored
 by the fused default scorer, each shipped model alone, every weight-free component,
 the Laplacian variance of the aligned face and a random order, and every score is
 judged by ``utility_eval.report``.
@@ -34,8 +39,15 @@ _MARGIN = 0.3
 _CHUNK = 256
 
 
-def sighting_face(image: np.ndarray, scale: float = 1.0) -> Face:
-    """The ``Face`` the pipeline would hand the scorer for a 224-px sighting captured at ``scale``."""
+def sighting_face(image: np.ndarray, scale: float = 1.0, ideal_landmarks: bool = False) -> Face:
+    """The ``Face`` the pipeline would hand the scorer for a 224-px sighting captured at ``scale``.
+
+    Args:
+        image: the sighting, BGR uint8.
+        scale: the scale the face was captured at (the sighting is shrunk to it).
+        ideal_landmarks: give the framing the sighting was cut to as its landmarks
+            instead of those yuface finds (the module docstring says why not by default).
+    """
     import yuface
 
     from fiqa_stream.scorers.training.utility import SIGHTING_BOX, SIGHTING_LANDMARKS
@@ -46,9 +58,16 @@ def sighting_face(image: np.ndarray, scale: float = 1.0) -> Face:
     padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Image size", category=UserWarning)
-        confidences, _, _ = yuface.detect(np.ascontiguousarray(padded), conf=0.3)
-    confidence = float(np.max(np.asarray(confidences, np.float32))) / 100.0 if len(confidences) else 0.0
-    return Face(image, np.array(SIGHTING_BOX, np.float32) * scale, min(confidence, 1.0), SIGHTING_LANDMARKS * scale)
+        confidences, _, found = yuface.detect(np.ascontiguousarray(padded), conf=0.3)
+    box = np.array(SIGHTING_BOX, np.float32) * scale
+    scores = np.asarray(confidences, np.float32).ravel()
+    if not scores.size:
+        return Face(image, box, 0.0, SIGHTING_LANDMARKS * scale)
+    best = int(np.argmax(scores))
+    confidence = min(float(scores[best]) / 100.0, 1.0)
+    if ideal_landmarks:
+        return Face(image, box, confidence, SIGHTING_LANDMARKS * scale)
+    return Face(image, box, confidence, np.asarray(found, np.float32).reshape(-1, 5, 2)[best] - pad)
 
 
 def read_sighting(held: HeldOut, index: int) -> np.ndarray:
@@ -71,9 +90,10 @@ def read_sighting(held: HeldOut, index: int) -> np.ndarray:
     return image
 
 
-def held_out_faces(held: HeldOut, start: int = 0, stop: int | None = None) -> list[Face]:
+def held_out_faces(held: HeldOut, start: int = 0, stop: int | None = None,
+                   ideal_landmarks: bool = False) -> list[Face]:
     """The ``Face`` of every held-out sighting in ``[start, stop)`` (see ``sighting_face``)."""
-    return [sighting_face(read_sighting(held, i), float(held.scale[i]))
+    return [sighting_face(read_sighting(held, i), float(held.scale[i]), ideal_landmarks)
             for i in range(start, len(held) if stop is None else stop)]
 
 
@@ -94,7 +114,7 @@ def default_model() -> str:
 
 
 def score_held_out(held: HeldOut, default: str, models: Sequence[str] | None = None,
-                   weights: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+                   weights: dict[str, float] | None = None, ideal_landmarks: bool = False) -> dict[str, np.ndarray]:
     """Every score of every held-out sighting, by name (``fused``, ``model:<name>``, components, ...).
 
     Args:
@@ -103,6 +123,7 @@ def score_held_out(held: HeldOut, default: str, models: Sequence[str] | None = N
         models: shipped models scored alone as well; those shipped with fitted fusion
             weights are also scored fused (``fused:<name>``); None: every shipped model.
         weights: fusion weights overriding the fused scorer's defaults.
+        ideal_landmarks: see ``sighting_face``.
     """
     from fiqa_stream.scorers.align import TEMPLATE_SIZE
     from fiqa_stream.scorers.config import FiqaScorerConfig
@@ -125,7 +146,7 @@ def score_held_out(held: HeldOut, default: str, models: Sequence[str] | None = N
                                                               *[f"model:{m}" for m in alone], *FUSED[1:],
                                                               "laplacian_variance")}
     for start in range(0, len(held), _CHUNK):
-        faces = held_out_faces(held, start, min(start + _CHUNK, len(held)))
+        faces = held_out_faces(held, start, min(start + _CHUNK, len(held)), ideal_landmarks)
         qualities = fused.score(faces)
         columns["fused"].extend(q.score for q in qualities)
         for m in others:
@@ -179,10 +200,7 @@ def fit(data: Path, model: str, out: Path) -> int:
     scores = score_held_out(held, model, models=(model,), weights=FiqaWeights().model_dump())
     components = {"model": scores[f"model:{model}"], **{name: scores[name] for name in FUSED[1:]}}
     groups = held.identity * 10_000 + held.photo * 100 + held.view
-    defaults = FiqaWeights()
-    # Pose is constant over a face's sightings in the utility data: keep its default share (fusion.py).
-    pose_share = defaults.pose / sum(getattr(defaults, n) for n in FUSED)
-    weights = fit_weights(components, held.utility, FUSED, groups, fixed={"pose": pose_share})
+    weights = fit_weights(components, held.utility, FUSED, groups)
     fused = np.sum([weights[n] * components[n] for n in FUSED], axis=0)
     spearman = report(fused, held).spearman
     identities = len(set(held.identity.tolist()))

@@ -9,15 +9,17 @@ fused score with utility on the fitting sightings (the ``fusion/`` folder of
 ``utility.write_utility_folders``: whole sightings of training identities through
 random camera chains, never the held-out ones): pooled over all sightings, and within
 each face view (averaged over views). The pooled term alone is won by whatever tells
-identities apart (pose, constant over a face's sightings, took 94 % of the weight when
-fitted alone on 19 identities), which does nothing for choosing among one person's
-sightings; the within-face term is what best-shot selection needs.
+identities apart, which does nothing for choosing among one person's sightings; the
+within-face term is what best-shot selection needs.
 
-Components the fitting data cannot calibrate are held at a fixed share (``fixed``):
-in the utility data every sighting of a face view has the same pose, so pose varies
-only between identities and its weight would measure how the 19 training people
-happen to differ, not what turning the head costs. Pose is therefore kept at its
-default share and the others are fitted around it. Weights under 1 % are set to 0.
+The fitting faces carry the landmarks yuface finds on each degraded sighting
+(``cli/evaluate.sighting_face``), so pose varies within a face as it does in the
+pipeline: yuface's landmarks wander by a tenth to a third of the eye distance, and on a
+turned face they drift towards a frontal one as the face darkens or breaks up, so the
+pose read from them rises as the sighting gets worse. Pose is fitted like every other
+component (it was held at its default share while the fitting faces carried ideal
+landmarks, in which it never varied within a face; see the model card). Weights under
+1 % are set to 0.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ MIN_WEIGHT = 0.01
 
 
 def fit_weights(components: Mapping[str, np.ndarray], utility: np.ndarray, names: Sequence[str],
-                groups: np.ndarray | None = None, fixed: Mapping[str, float] | None = None) -> dict[str, float]:
+                groups: np.ndarray | None = None) -> dict[str, float]:
     """Non-negative weights (summing to 1) of ``names`` whose weighted mean best ranks ``utility``.
 
     Args:
@@ -44,21 +46,14 @@ def fit_weights(components: Mapping[str, np.ndarray], utility: np.ndarray, names
         names: the components to weigh, in the fused scorer's order.
         groups: a face-view label per sighting; when given, the within-group Spearman
             (mean over groups) counts as much as the pooled one.
-        fixed: components held at a given share of the total (the rest share the remainder).
     """
-    fixed = dict(fixed or {})
-    held = sum(fixed.values())
-    if held >= 1.0 or any(v < 0 for v in fixed.values()):
-        raise ValueError(f"fixed shares must be non-negative and sum below 1, got {fixed}")
-    base = sum(fixed[n] * np.asarray(components[n], np.float64) for n in fixed)
-    free = [n for n in names if n not in fixed]
-    table = np.stack([np.asarray(components[n], np.float64) for n in free], axis=1)
+    table = np.stack([np.asarray(components[n], np.float64) for n in names], axis=1)
     target = np.asarray(utility, np.float64)
     design = np.hstack([table, np.ones((len(target), 1)), -np.ones((len(target), 1))])
     start, _ = optimize.nnls(design, target)
-    start = start[: len(free)]
+    start = start[: len(names)]
     if start.sum() <= 0:
-        start = np.ones(len(free))
+        start = np.ones(len(names))
     logits0 = np.log(np.maximum(start / start.sum(), 1e-3))
 
     members = [] if groups is None else [np.flatnonzero(groups == g) for g in np.unique(groups)]
@@ -72,17 +67,16 @@ def fit_weights(components: Mapping[str, np.ndarray], utility: np.ndarray, names
 
     def loss(logits: np.ndarray) -> float:
         w = np.exp(logits - logits.max())
-        return -objective(base + (1.0 - held) * (table @ (w / w.sum())))
+        return -objective(table @ (w / w.sum()))
 
     best = optimize.minimize(loss, logits0, method="Nelder-Mead",
                              options={"maxiter": 1500, "xatol": 1e-3, "fatol": 1e-5})
     logits = best.x if best.fun <= loss(logits0) else logits0
     w = np.exp(logits - logits.max())
-    w = (1.0 - held) * w / w.sum()
+    w /= w.sum()
     w[w < MIN_WEIGHT] = 0.0
-    w *= (1.0 - held) / w.sum()
-    out = dict(zip(free, map(float, w), strict=True)) | fixed
-    return {n: round(float(out[n]), 4) for n in names}
+    w /= w.sum()
+    return {n: round(float(v), 4) for n, v in zip(names, w, strict=True)}
 
 
 def write_fusion(path: Path, weights: Mapping[str, float], fitted_on: str, spearman_on_fit: float) -> None:

@@ -68,23 +68,6 @@ def test_a_broken_fusion_file_is_a_model_error(weights_folder: Path) -> None:
         FiqaScorer(FiqaScorerConfig())
 
 
-def test_a_fixed_share_is_kept_and_the_rest_fitted_around_it() -> None:
-    rng = np.random.default_rng(1)
-    groups = np.repeat(np.arange(20), 12)
-    level = rng.random(20)[groups]
-    within = rng.random(groups.size)
-    utility = 5.0 * level + within
-    components = {name: rng.random(groups.size) for name in FUSED} | {"pose": level, "model": within}
-    free = fit_weights(components, utility, FUSED, groups)
-    assert free["pose"] > 0.5
-    held = fit_weights(components, utility, FUSED, groups, fixed={"pose": 0.15})
-    assert held["pose"] == pytest.approx(0.15)
-    assert held["model"] > 0.6
-    assert sum(held.values()) == pytest.approx(1.0, abs=1e-3)
-    with pytest.raises(ValueError, match="fixed"):
-        fit_weights(components, utility, FUSED, fixed={"pose": 1.2})
-
-
 def test_the_default_scorer_uses_the_fusion_shipped_with_its_model() -> None:
     config = FiqaScorerConfig()
     spec = weights_module.shipped(config.model)
