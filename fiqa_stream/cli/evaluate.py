@@ -17,7 +17,6 @@ judged by ``utility_eval.report``.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,7 +34,6 @@ from fiqa_stream.scorers.training.utility_eval import (
 )
 from fiqa_stream.types import Face
 
-_MARGIN = 0.3
 _CHUNK = 256
 
 
@@ -48,26 +46,13 @@ def sighting_face(image: np.ndarray, scale: float = 1.0, ideal_landmarks: bool =
         ideal_landmarks: give the framing the sighting was cut to as its landmarks
             instead of those yuface finds (the module docstring says why not by default).
     """
-    import yuface
+    from fiqa_stream.scorers.training.utility import SIGHTING_BOX, SIGHTING_LANDMARKS, as_captured, find_face
 
-    from fiqa_stream.scorers.training.utility import SIGHTING_BOX, SIGHTING_LANDMARKS
-
-    if scale < 1.0:
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    pad = max(8, round(_MARGIN * image.shape[0]))
-    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Image size", category=UserWarning)
-        confidences, _, found = yuface.detect(np.ascontiguousarray(padded), conf=0.3)
-    box = np.array(SIGHTING_BOX, np.float32) * scale
-    scores = np.asarray(confidences, np.float32).ravel()
-    if not scores.size:
-        return Face(image, box, 0.0, SIGHTING_LANDMARKS * scale)
-    best = int(np.argmax(scores))
-    confidence = min(float(scores[best]) / 100.0, 1.0)
-    if ideal_landmarks:
-        return Face(image, box, confidence, SIGHTING_LANDMARKS * scale)
-    return Face(image, box, confidence, np.asarray(found, np.float32).reshape(-1, 5, 2)[best] - pad)
+    small = as_captured(image, scale)
+    landmarks, confidence = find_face(small)
+    if landmarks is None or ideal_landmarks:
+        landmarks = SIGHTING_LANDMARKS * scale
+    return Face(small, np.array(SIGHTING_BOX, np.float32) * scale, confidence, landmarks)
 
 
 def read_sighting(held: HeldOut, index: int) -> np.ndarray:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,8 @@ TEMPERATURE = 0.08
 SIGHTING_SIZE = REFERENCE_SIZE
 #: The five landmarks of every sighting (the ArcFace template at its side).
 SIGHTING_LANDMARKS = (ARCFACE_TEMPLATE * (SIGHTING_SIZE / TEMPLATE_SIZE)).astype(np.float32)
+#: The grey margin a sighting gets before yuface looks for its face, as a share of its side.
+_FIND_MARGIN = 0.3
 #: The face rectangle dlib's shape predictor starts from (x1, y1, x2, y2): brow to chin, as its detector boxes.
 SIGHTING_BOX = tuple(v * SIGHTING_SIZE / TEMPLATE_SIZE for v in (16.0, 26.0, 96.0, 106.0))
 
@@ -80,8 +83,33 @@ def sighting(photo: Photo, landmarks: np.ndarray | None = None) -> np.ndarray:
 
 
 def model_crop(image: np.ndarray, size: int = TEMPLATE_SIZE) -> np.ndarray:
-    """What the pipeline feeds the model from a sighting: the same alignment at the model's side."""
+    """A sighting at the model's side, in the framing it was cut to (what the models learn from)."""
     return align_face(image, SIGHTING_LANDMARKS, np.zeros(4, np.float32), size)
+
+
+def as_captured(image: np.ndarray, scale: float) -> np.ndarray:
+    """A sighting at the scale it was captured at (smaller after ``low_resolution``)."""
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else image
+
+
+def find_face(image: np.ndarray) -> tuple[np.ndarray | None, float]:
+    """The five landmarks (5, 2) and confidence of the surest face yuface finds in a sighting.
+
+    Searched on a copy with a grey margin, since a sighting is cut tight to the face;
+    (None, 0.0) where yuface finds none.
+    """
+    import yuface
+
+    pad = max(8, round(_FIND_MARGIN * image.shape[0]))
+    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Image size", category=UserWarning)
+        confidences, _, landmarks = yuface.detect(np.ascontiguousarray(padded), conf=0.3)
+    scores = np.asarray(confidences, np.float32).ravel()
+    if not scores.size:
+        return None, 0.0
+    best = int(np.argmax(scores))
+    return np.asarray(landmarks, np.float32).reshape(-1, 5, 2)[best] - pad, min(float(scores[best]) / 100.0, 1.0)
 
 
 @dataclass(frozen=True)
