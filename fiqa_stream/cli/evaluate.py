@@ -3,15 +3,14 @@
 Each held-out sighting is turned into the ``Face`` the pipeline would hand the scorer:
 the sighting at the scale it was captured at (smaller after ``low_resolution``), with
 the five landmarks and the confidence of the face yuface (the default detector) finds
-on it, on a copy with a grey margin since a sighting is cut tight to the face. The
-pipeline aligns by the detector's landmarks on the degraded frame, which wander as the
-face degrades; where yuface misses the face, the framing the sighting was cut to stands
-in, with confidence 0. ``ideal_landmarks`` hands every sighting that framing instead:
-the landmarks a perfect detector would give a frontal face, which flatters every score
-that reads them (alignment, pose). Then it is scored
-by the fused default scorer, each shipped model alone, every weight-free component,
-the Laplacian variance of the aligned face and a random order, and every score is
-judged by ``utility_eval.report``.
+on it (``utility.find_face``). The pipeline aligns by its detector's landmarks on the
+degraded frame, and those wander as the face degrades; where yuface misses the face,
+the framing the sighting was cut to stands in, with confidence 0. ``ideal_landmarks``
+hands every sighting that framing instead (where the clean photo's landmarks were
+aligned to, untouched by the degradation), which flatters every score that reads the
+landmarks (alignment, pose). Then it is scored by the fused default scorer, each
+shipped model alone, every weight-free component, the Laplacian variance of the
+aligned face and a random order, and every score is judged by ``utility_eval.report``.
 """
 
 from __future__ import annotations
