@@ -53,6 +53,12 @@ class Stage(StrictModel):
     )
     patience: int = Field(5, ge=1, description="Stop after this many epochs without a better validation score.")
     flip: bool = Field(True, description="Mirror half of each batch at random (faces are near-symmetric).")
+    roll: float = Field(
+        0.0, ge=0.0, le=45.0,
+        description="Turn each training crop about its centre by an angle drawn uniformly from ±roll degrees "
+        "(edges repeated): teaches the model to score a face the same when the detector's landmarks "
+        "leave it tilted. 0: off.",
+    )
     max_degradations: int | None = Field(
         None, ge=0,
         description="Train only on samples with at most this many degradations (read from faces.csv; "

@@ -107,6 +107,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def rolled(images: torch.Tensor, max_degrees: float, generator: torch.Generator) -> torch.Tensor:
+    """Each N×C×H×W image turned about its centre by a uniform angle in ±``max_degrees`` (edges repeated)."""
+    angles = (torch.rand(images.shape[0], generator=generator) * 2 - 1) * math.radians(max_degrees)
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    zero = torch.zeros_like(angles)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = nn.functional.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    return nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def make_loss(config: LossConfig) -> nn.Module:
     """The loss module of a stage."""
     base: nn.Module = {
@@ -267,6 +277,8 @@ def fit_stage(
             if stage.flip:
                 mirror = torch.rand(x.shape[0], generator=generator) < 0.5
                 x[mirror] = x[mirror].flip(-1)
+            if stage.roll > 0:
+                x = rolled(x, stage.roll, generator)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             loss = loss_fn(model(x), y)
             optimiser.zero_grad(set_to_none=True)

@@ -230,3 +230,17 @@ def test_training_runs_on_cuda(data: Path, tmp_path: Path) -> None:
         pytest.skip("no CUDA GPU")
     train_recipe(_recipe(epochs=1), data, tmp_path, RunOptions(device="cuda"))
     assert (tmp_path / MODEL_FILE).is_file()
+
+
+def test_roll_turns_each_crop_about_its_centre() -> None:
+    from fiqa_stream.scorers.training.trainer import rolled
+
+    images = torch.zeros(64, 1, 33, 33)
+    images[:, :, 16, 16:] = 1.0  # a bar from the centre to the right edge
+    turned = rolled(images, 30.0, torch.Generator().manual_seed(0))
+    # The centre stays, and the bar tilts by at most 30°: it never reaches the column's far rows.
+    assert torch.all(turned[:, :, 16, 16] > 0.9)
+    assert torch.all(turned[:, :, :6, 32] < 0.1) and torch.all(turned[:, :, 27:, 32] < 0.1)
+    # It does turn: most bars leave their row at the right edge.
+    assert (turned[:, 0, 16, 32] < 0.5).float().mean() > 0.5
+    assert torch.equal(rolled(images, 0.0, torch.Generator()), images)
