@@ -81,6 +81,31 @@ def held_out_faces(held: HeldOut, start: int = 0, stop: int | None = None,
             for i in range(start, len(held) if stop is None else stop)]
 
 
+def turned_model_scores(held: HeldOut, model: str, degrees: float) -> np.ndarray:
+    """The model alone on crops cut by each sighting's framing turned by ``degrees``, alternately
+    either way: what a detector whose landmarks leave the face tilted costs the model.
+
+    The eval's own landmarks are found where the eyes are about 70 px apart, where yuface's
+    roll is good; in a whole frame, on a small face, it can be tens of degrees off level.
+    """
+    from fiqa_stream.scorers.align import turned
+    from fiqa_stream.scorers.config import FiqaScorerConfig
+    from fiqa_stream.scorers.fiqa import FiqaScorer, aligned_crops
+    from fiqa_stream.scorers.training.utility import SIGHTING_BOX, SIGHTING_LANDMARKS, as_captured
+
+    scorer = FiqaScorer(FiqaScorerConfig.model_validate({"model": model}))
+    scores = []
+    for start in range(0, len(held), _CHUNK):
+        faces = []
+        for i in range(start, min(start + _CHUNK, len(held))):
+            scale = float(held.scale[i])
+            landmarks = turned(SIGHTING_LANDMARKS * scale, degrees if i % 2 else -degrees)
+            faces.append(Face(as_captured(read_sighting(held, i), scale), np.array(SIGHTING_BOX, np.float32) * scale,
+                              1.0, landmarks))
+        scores.append(scorer.model_scores(aligned_crops(faces, scorer.input_size)))
+    return np.concatenate(scores)
+
+
 def laplacian_variance(crops: np.ndarray) -> np.ndarray:
     """Variance of the Laplacian of each aligned 112-px face crop (the classic focus measure)."""
     out = []

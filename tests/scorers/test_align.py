@@ -13,6 +13,7 @@ from fiqa_stream.scorers.align import (
     loose_crop,
     similarity_from_box,
     similarity_from_landmarks,
+    turned,
 )
 
 
@@ -113,3 +114,15 @@ def test_loose_crop_is_clipped_to_the_frame_and_downscaled(scene) -> None:
 def test_a_box_outside_the_frame_still_gives_a_pixel(astronaut) -> None:
     crop = loose_crop(astronaut.image, np.array([900, 900, 950, 950], np.float32), 0.4, 256)
     assert crop.shape[0] >= 1 and crop.shape[1] >= 1
+
+
+def test_turned_landmarks_keep_their_centre_and_tilt_the_eye_line() -> None:
+    points = ARCFACE_TEMPLATE.astype(np.float32)
+    tilted = turned(points, 20.0)
+    np.testing.assert_allclose(tilted.mean(axis=0), points.mean(axis=0), atol=1e-4)
+    eyes = tilted[1] - tilted[0]
+    # Counter-clockwise as seen: with y pointing down, the image-right eye rises.
+    assert np.degrees(np.arctan2(-eyes[1], eyes[0])) == pytest.approx(20.0 + np.degrees(
+        np.arctan2(-(points[1, 1] - points[0, 1]), points[1, 0] - points[0, 0])), abs=1e-3)
+    matrix = similarity_from_landmarks(tilted)
+    assert np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0])) == pytest.approx(20.0, abs=1e-3)

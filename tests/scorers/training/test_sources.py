@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fiqa_stream.scorers.align import similarity_from_landmarks
+from fiqa_stream.scorers.align import similarity_from_landmarks, turned
 from fiqa_stream.scorers.training.sources import detect_faces, refine_landmarks
 
 
@@ -14,19 +14,11 @@ def roll_degrees(landmarks: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0])))
 
 
-def rolled(landmarks: np.ndarray, degrees: float) -> np.ndarray:
-    """``landmarks`` turned about their centroid."""
-    angle = np.radians(degrees)
-    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    centre = landmarks.mean(axis=0)
-    return ((landmarks - centre) @ turn.T + centre).astype(np.float32)
-
-
 def test_landmarks_rolled_against_the_face_come_back_level(photos: list[np.ndarray]) -> None:
     for k in (0, 3, 6):
         (found, _), *_ = detect_faces(photos[k])
         for degrees in (-30.0, 25.0):
-            refined = refine_landmarks(photos[k], rolled(found, degrees))
+            refined = refine_landmarks(photos[k], turned(found, degrees))
             assert abs(roll_degrees(refined) - roll_degrees(found)) < 4.0, (k, degrees)
             eyes = np.linalg.norm(found[1] - found[0])
             assert np.linalg.norm(refined - found, axis=1).mean() < 0.15 * eyes, (k, degrees)
