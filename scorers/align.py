@@ -61,6 +61,15 @@ def similarity_from_landmarks(landmarks: np.ndarray, size: int = TEMPLATE_SIZE) 
     return matrix.astype(np.float32)
 
 
+def turned(landmarks: np.ndarray, degrees: float) -> np.ndarray:
+    """``landmarks`` turned about their centroid by ``degrees`` (counter-clockwise as seen, y down)."""
+    angle = np.radians(degrees)
+    turn = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+    points = np.asarray(landmarks, np.float64)
+    centre = points.mean(axis=0)
+    return ((points - centre) @ turn.T + centre).astype(np.float32)
+
+
 def similarity_from_box(box: np.ndarray, size: int = TEMPLATE_SIZE) -> np.ndarray:
     """The scale-and-shift taking a square around the box centre to the aligned square.
 
