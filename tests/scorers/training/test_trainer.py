@@ -28,6 +28,7 @@ from fiqa_stream.scorers.training.trainer import (
     RunOptions,
     degradation_counts,
     predict,
+    rolled,
     stage_items,
     train_recipe,
 )
@@ -233,8 +234,6 @@ def test_training_runs_on_cuda(data: Path, tmp_path: Path) -> None:
 
 
 def test_roll_turns_each_crop_about_its_centre() -> None:
-    from fiqa_stream.scorers.training.trainer import rolled
-
     images = torch.zeros(64, 1, 33, 33)
     images[:, :, 16, 16:] = 1.0  # a bar from the centre to the right edge
     turned = rolled(images, 30.0, torch.Generator().manual_seed(0))
