@@ -25,19 +25,18 @@ other seeds, written without labels) for the distillation recipe's pseudo-labels
 from __future__ import annotations
 
 import csv
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-import yuface
 
 from fiqa_stream.scorers.align import align_face
 from fiqa_stream.scorers.training.data import write_scored_images
 from fiqa_stream.scorers.training.degradations import Step, apply_chain, random_chain
 from fiqa_stream.scorers.training.labels import quality_label
+from fiqa_stream.scorers.training.sources import yuface_faces
 
 FACES_CSV = "faces.csv"
 
@@ -87,15 +86,10 @@ class FaceSplit:
 
 def detect_landmarks(photo: np.ndarray) -> np.ndarray | None:
     """The five landmarks (5, 2) of the largest face yuface finds in ``photo``, or None."""
-    with warnings.catch_warnings():
-        # yuface warns that large images detect less well; head crops are small.
-        warnings.filterwarnings("ignore", message="Image size", category=UserWarning)
-        _, boxes, landmarks = yuface.detect(np.ascontiguousarray(photo), conf=0.5)
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    _, boxes, landmarks = yuface_faces(photo, 0.5)  # head crops: small enough for yuface as they are
     if len(boxes) == 0:
         return None
-    largest = int(np.argmax(boxes[:, 2] * boxes[:, 3]))
-    return np.asarray(landmarks, np.float32).reshape(-1, 5, 2)[largest]
+    return landmarks[int(np.argmax(boxes[:, 2] * boxes[:, 3]))]
 
 
 def jitter_landmarks(

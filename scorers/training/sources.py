@@ -186,15 +186,22 @@ def detect_faces(photo: np.ndarray, min_confidence: float = MIN_CONFIDENCE) -> l
     """
     scale = min(1.0, _DETECT_MAX_SIDE / max(photo.shape[:2]))
     small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else photo
+    scores, boxes, points = yuface_faces(small, 0.5)
+    order = np.argsort(-(boxes[:, 2] * boxes[:, 3]))
+    return [(refine_landmarks(photo, points[i] / scale), float(scores[i]) / 100.0)
+            for i in order if scores[i] >= min_confidence]
+
+
+def yuface_faces(image: np.ndarray, min_confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """yuface's faces in ``image``: confidences (N,) in 0-100, boxes (N, 4) ``[x, y, w, h]``, landmarks (N, 5, 2).
+
+    Its warning about images above 960 px is silenced: callers that care downscale first.
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Image size", category=UserWarning)
-        confidences, boxes, landmarks = yuface.detect(np.ascontiguousarray(small), conf=0.5)
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4) / scale
-    points = np.asarray(landmarks, np.float32).reshape(-1, 5, 2) / scale
-    scores = np.asarray(confidences, np.float32).ravel()
-    order = np.argsort(-(boxes[:, 2] * boxes[:, 3]))
-    return [(refine_landmarks(photo, points[i]), float(scores[i]) / 100.0)
-            for i in order if scores[i] >= min_confidence]
+        confidences, boxes, landmarks = yuface.detect(np.ascontiguousarray(image), conf=min_confidence)
+    return (np.asarray(confidences, np.float32).ravel(), np.asarray(boxes, np.float32).reshape(-1, 4),
+            np.asarray(landmarks, np.float32).reshape(-1, 5, 2))
 
 
 def refine_landmarks(photo: np.ndarray, landmarks: np.ndarray, rounds: int = _REFINE_ROUNDS) -> np.ndarray:
@@ -205,21 +212,17 @@ def refine_landmarks(photo: np.ndarray, landmarks: np.ndarray, rounds: int = _RE
     the face stays in view), runs yuface there and maps the landmarks of the face
     nearest the middle back to photo pixels. A round that finds no face keeps what it had.
     """
-    warp = similarity_from_landmarks(landmarks, REFERENCE_SIZE).astype(np.float64)
     for _ in range(rounds):
+        warp = similarity_from_landmarks(landmarks, REFERENCE_SIZE).astype(np.float64)
         warp[:, 2] += (_REFINE_SIDE - REFERENCE_SIZE) / 2
         level = cv2.warpAffine(photo, warp, (_REFINE_SIDE, _REFINE_SIDE), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Image size", category=UserWarning)
-            _, _, found = yuface.detect(np.ascontiguousarray(level), conf=0.5)
-        candidates = np.asarray(found, np.float32).reshape(-1, 5, 2)
+        _, _, candidates = yuface_faces(level, 0.5)
         if not len(candidates):
             break
         middle = candidates[np.argmin(np.linalg.norm(candidates.mean(axis=1) - _REFINE_SIDE / 2, axis=1))]
         back = cv2.invertAffineTransform(warp)
         landmarks = (middle @ back[:, :2].T + back[:, 2]).astype(np.float32)
-        warp = similarity_from_landmarks(landmarks, REFERENCE_SIZE).astype(np.float64)
     return np.asarray(landmarks, np.float32)
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +54,7 @@ from fiqa_stream.scorers.training.degradations import (
     random_chain,
 )
 from fiqa_stream.scorers.training.recognition import SAME_PERSON, Recogniser, distances
-from fiqa_stream.scorers.training.sources import Identity, Photo
+from fiqa_stream.scorers.training.sources import Identity, Photo, yuface_faces
 
 log = logging.getLogger(__name__)
 
@@ -98,18 +97,13 @@ def find_face(image: np.ndarray) -> tuple[np.ndarray | None, float]:
     Searched on a copy with a grey margin, since a sighting is cut tight to the face;
     (None, 0.0) where yuface finds none.
     """
-    import yuface
-
     pad = max(8, round(_FIND_MARGIN * image.shape[0]))
     padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Image size", category=UserWarning)
-        confidences, _, landmarks = yuface.detect(np.ascontiguousarray(padded), conf=0.3)
-    scores = np.asarray(confidences, np.float32).ravel()
+    scores, _, landmarks = yuface_faces(padded, 0.3)
     if not scores.size:
         return None, 0.0
     best = int(np.argmax(scores))
-    return np.asarray(landmarks, np.float32).reshape(-1, 5, 2)[best] - pad, min(float(scores[best]) / 100.0, 1.0)
+    return landmarks[best] - pad, min(float(scores[best]) / 100.0, 1.0)
 
 
 @dataclass(frozen=True)
