@@ -131,13 +131,14 @@ class FiqaScorer(ClosedOnExit):
         crops = self.crops(faces)
         learned = self.model_scores(crops)
         # The weight-free components read the same ArcFace crop when the model's side is the template's.
-        shared = list(crops) if self.input_size == TEMPLATE_SIZE else None
-        out = []
-        for value, quality in zip(learned, self._heuristic.score(faces, shared), strict=True):
-            components = {"model": float(value), **quality.components}
-            fused = float(np.clip(sum(w * components[n] for w, n in zip(self._weights, FUSED, strict=True)), 0, 1))
-            out.append(Quality(fused, components))
-        return out
+        shared = crops if self.input_size == TEMPLATE_SIZE else None
+        components = [
+            {"model": float(value), **quality.components}
+            for value, quality in zip(learned, self._heuristic.score(faces, shared), strict=True)
+        ]
+        table = np.array([[c[name] for name in FUSED] for c in components], np.float64)
+        fused = np.clip(table @ self._weights, 0.0, 1.0)
+        return [Quality(float(f), c) for f, c in zip(fused, components, strict=True)]
 
     def close(self) -> None:
         """Nothing to release beyond what garbage collection frees; present for the ``Scorer`` protocol."""

@@ -1,7 +1,7 @@
 """Batched face preprocessing on the GPU: the host side of ``prep_cuda``, and its function.
 
 The CUDA path computes, for N faces of one or several frames, what the CPU pipeline
-computes one face at a time (``fiqa.aligned_crops`` then ``crops_to_array``, and the
+computes (``fiqa.aligned_crops`` then ``crops_to_array``, and the
 heuristic scorer's components); tests/scorers/test_prep.py holds it to that:
 
 * the similarity from the 5 landmarks (or the box when there are none) of

@@ -54,10 +54,14 @@ def crops_to_array(crops: np.ndarray, size: int | None = None) -> np.ndarray:
         raise ValueError(f"crops must be N×H×W×3 uint8 BGR, got shape {crops.shape} dtype {crops.dtype}")
     if size is not None:
         batch = np.stack([resize_crop(crop, size) for crop in batch])
-    out = np.empty((batch.shape[0], 3, batch.shape[1], batch.shape[2]), np.float32)
+    n, height, width = batch.shape[:3]
+    out = np.empty((n, 3, height, width), np.float32)
+    # cv2.split and cv2.LUT over the crops stacked into one image: the same lookup as
+    # numpy's take, about five times faster.
+    planes = cv2.split(np.ascontiguousarray(batch).reshape(n * height, width, 3))
     for channel in range(3):
         # BGR in, RGB out: output channel c reads input channel 2 − c.
-        np.take(_TABLE[channel], batch[..., 2 - channel], out=out[:, channel])
+        out[:, channel] = cv2.LUT(planes[2 - channel], _TABLE[channel]).reshape(n, height, width)
     return out
 
 

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from fiqa_stream.scorers.align import align_face
 from fiqa_stream.scorers.base import Scorer
 from fiqa_stream.scorers.config import HeuristicScorerConfig, HeuristicWeights
 from fiqa_stream.scorers.heuristic import COMPONENTS, HeuristicScorer
@@ -69,6 +70,16 @@ def test_the_fused_score_is_the_normalised_weighted_mean(scene, scorer) -> None:
     for quality in scorer.score(scene.faces()):
         values = np.array([quality.components[name] for name in COMPONENTS])
         assert quality.score == pytest.approx(float(values @ w / w.sum()), abs=1e-9)
+
+
+def test_a_face_scores_the_same_alone_as_in_a_batch_and_from_its_aligned_crop(scene, scorer) -> None:
+    # The batch's filters run over the faces stacked into one image; no face may see its neighbours.
+    faces = scene.faces() + scene.faces(blurred(scene.image, 2.0)) + scene.faces(noisy(scene.image, 12.0))
+    together = scorer.score(faces)
+    crops = np.stack([align_face(face.image, face.landmarks, face.box) for face in faces])
+    for face, batched, from_crop in zip(faces, together, scorer.score(faces, crops), strict=True):
+        (alone,) = scorer.score([face])
+        assert batched.components == alone.components == from_crop.components
 
 
 def test_confidence_is_the_detectors(scene, scorer) -> None:

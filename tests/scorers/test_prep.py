@@ -197,7 +197,7 @@ def test_sharpness_is_the_heuristic_focus_term_on_clean_frames(kernels: ctypes.C
     # Smooth synthetic frames have neither sensor noise nor JPEG blocks, so the heuristic's
     # two penalties are 1 and its sharpness is the focus term alone.
     _, sharpness, _ = on_host(kernels, batch, 112)
-    expected = [heuristic._sharpness(heuristic._aligned_grey(face), face) for face in batch]
+    expected = heuristic._sharpness(np.stack([heuristic._aligned_grey(face) for face in batch]), batch)
     np.testing.assert_allclose(sharpness, expected, atol=0.02)
     assert np.ptp(sharpness) > 0.3
 
@@ -230,7 +230,7 @@ def test_cuda_equals_the_cpu_path(batch: list[Face], channels_last: bool) -> Non
     assert np.abs(head - cpu[:5]).max() <= MAX_DIFF + GPU_MAX_DIFF
     # The host tolerances plus 0.01: rounding to uint8 before the grey conversion can flip
     # a level where the GPU's float32 sums differ from the host's.
-    expected_sharpness = [heuristic._sharpness(heuristic._aligned_grey(face), face) for face in batch]
+    expected_sharpness = heuristic._sharpness(np.stack([heuristic._aligned_grey(face) for face in batch]), batch)
     expected_exposure = [heuristic._exposure(heuristic._aligned_grey(face)) for face in batch]
     np.testing.assert_allclose(sharpness, expected_sharpness, atol=0.03)
     np.testing.assert_allclose(exposure, expected_exposure, atol=0.02)
