@@ -32,7 +32,7 @@ from scipy.stats import rankdata
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.training.metrics import spearman
 from fiqa_stream.scorers.training.recognition import distances
-from fiqa_stream.scorers.training.utility import DESCRIPTORS, SIGHTINGS_CSV
+from fiqa_stream.scorers.training.utility import DESCRIPTORS, SIGHTINGS_CSV, utility
 
 REJECT_POINTS = (0.0, 0.1, 0.2, 0.3, 0.5)
 TARGET_FMR = 1e-3
@@ -75,10 +75,9 @@ def load_held_out(root: Path) -> HeldOut:
         raise ConfigError(f"{root} holds no {SIGHTINGS_CSV} and {DESCRIPTORS} (write one with `fiqa-stream dataset`)")
     with (root / SIGHTINGS_CSV).open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    data = np.load(root / DESCRIPTORS)
     identity = np.array([int(r["identity"]) for r in rows])
-    d = distances(data["descriptors"], data["gallery"])
-    impostor = d[identity[:, None] != data["gallery_identities"][None, :]]
+    _, gallery_identities, d = _comparisons(root)
+    impostor = d[identity[:, None] != gallery_identities[None, :]]
     # Accept when the distance is at most the threshold: FMR is the share of impostors at or below it.
     threshold = float(np.quantile(impostor, TARGET_FMR))
     return HeldOut(
@@ -88,6 +87,65 @@ def load_held_out(root: Path) -> HeldOut:
         np.array([float(r["scale"]) for r in rows]), np.array([float(r["genuine"]) for r in rows]),
         np.array([float(r["utility"]) for r in rows]), threshold,
     )
+
+
+def _comparisons(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A utility folder's descriptors, its clean photos' identities and the distances between the two."""
+    with np.load(root / DESCRIPTORS) as data:
+        descriptors, gallery, gallery_identities = data["descriptors"], data["gallery"], data["gallery_identities"]
+    return descriptors, gallery_identities, distances(descriptors, gallery)
+
+
+#: The held-out utility under other definitions (``relabelled``), by name.
+OTHER_LABELS = (
+    "mean impostor minus genuine (after SDD-FIQA)",
+    "nearest impostor over genuine (after CR-FIQA)",
+    "mirrored view as one more genuine reference",
+)
+
+
+def relabelled(held: HeldOut) -> dict[str, HeldOut]:
+    """The held-out set under other definitions of utility, to check a conclusion is not the formula's.
+
+    From the stored descriptors, each sighting's label becomes (``OTHER_LABELS``, in order):
+
+    * its mean distance to every clean photo of every other identity minus its
+      ``genuine`` distance: the separation of its genuine comparison from the whole
+      impostor distribution, as SDD-FIQA (Ou et al., 2021) measures it, uncapped;
+    * its nearest impostor distance over its ``genuine`` distance, the certainty ratio
+      of CR-FIQA (Boutros et al., 2023) in distance form, uncapped;
+    * the shipped formula (``utility.utility``) with the clean mirrored view of its photo
+      as one more genuine reference. A person with one photo is otherwise matched
+      against that photo alone, which cannot show what a turned head or a hand over
+      the mouth costs recognition; the mirror of a turned face is turned the other way.
+
+    ERC does not change (it reads the distances, not the labels); Spearman and hit@2 do.
+
+    Raises:
+        ValueError: ``held`` is not a whole folder, or holds views other than the framing
+            and its mirror (0 and 1, as ``test/`` does), or a view without its clean sighting.
+    """
+    descriptors, gallery_identities, d = _comparisons(held.root)
+    if len(descriptors) != len(held):
+        raise ValueError(f"{held.root}: {len(descriptors)} descriptors for {len(held)} sightings, not the whole folder")
+    if set(held.view.tolist()) - {0, 1}:
+        raise ValueError(f"{held.root}: the mirror label needs views 0 and 1 only, found {sorted(set(held.view))}")
+    clean = {(i, p, v): k for k, (i, p, v, kind) in
+             enumerate(zip(held.identity, held.photo, held.view, held.degradation, strict=True)) if kind == "clean"}
+    try:
+        mirror = np.array([clean[(i, p, 1 - v)] for i, p, v in zip(held.identity, held.photo, held.view, strict=True)])
+    except KeyError as e:
+        raise ValueError(f"{held.root}: no clean sighting of (identity, photo, view) {e.args[0]} to mirror") from e
+    impostors = np.where(held.identity[:, None] != gallery_identities[None, :], d, np.nan)
+    nearest = np.nanmin(impostors, axis=1)
+    to_mirror = np.linalg.norm(descriptors - descriptors[mirror], axis=1)
+    # The stored genuine distance is the mean over the person's photos (the own view standing for its photo).
+    photos = (gallery_identities[None, :] == held.identity[:, None]).sum(axis=1)
+    with_mirror = (held.genuine * photos + to_mirror) / (photos + 1)
+    labels = (np.nanmean(impostors, axis=1) - held.genuine, nearest / np.maximum(held.genuine, 1e-6),
+              utility(with_mirror, nearest))
+    return {name: replace(held, utility=np.asarray(label, np.float64))
+            for name, label in zip(OTHER_LABELS, labels, strict=True)}
 
 
 @dataclass(frozen=True)

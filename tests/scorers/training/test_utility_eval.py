@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fiqa_stream.scorers.training.utility import utility
 from fiqa_stream.scorers.training.utility_eval import (
     HeldOut,
     degradation_oracle,
@@ -17,6 +19,7 @@ from fiqa_stream.scorers.training.utility_eval import (
     hit_at_2,
     per_person,
     person_intervals,
+    relabelled,
     report,
     strength_ceiling,
     subset,
@@ -80,6 +83,46 @@ def test_the_degradation_oracle_scores_a_sighting_by_other_people_at_the_nearest
     held = _sightings([1, 1, 2], ["blur", "blur", "jpeg"], [0.25, 0.85, 0.5], [0.5, 0.5, 0.5])
     oracle = degradation_oracle(held, reference, neighbours=2)
     assert oracle.tolist() == pytest.approx([0.8, 0.2, np.mean([0.9, 0.7, 0.3, 0.1, 0.6])])
+
+
+def _point(x: float, y: float = 0.0) -> np.ndarray:
+    """A 128-d descriptor at (x, y) in its first two coordinates."""
+    return np.r_[x, y, np.zeros(126)]
+
+
+def test_other_labels_read_the_impostor_distribution_the_certainty_ratio_and_the_mirror(tmp_path: Path) -> None:
+    # Person 0 has one photo (views 0 and 1, each clean and blurred); person 1's photo is the only impostor
+    # besides person 2's. The view-1 clean sighting lies 0.4 from the view-0 one, as a turned head's mirror does.
+    gallery = np.stack([_point(0.0), _point(1.0), _point(0.0, 1.2)])
+    descriptors = np.stack([_point(0.0), _point(0.1), _point(0.4), _point(0.5)])
+    np.savez(tmp_path / "descriptors.npz", descriptors=descriptors, identities=np.zeros(4, int), gallery=gallery,
+             gallery_identities=np.array([0, 1, 2]))
+    genuine = np.array([0.0, 0.1, 0.0, 0.1])  # each against its own view's clean sighting
+    held = HeldOut(tmp_path, [f"{i}.png" for i in range(4)], np.zeros(4, int), np.zeros(4, int),
+                   np.array([0, 0, 1, 1]), ["clean", "blur", "clean", "blur"], np.array([0, 1, 0, 1.0]), np.ones(4),
+                   genuine, np.ones(4), 0.5)
+    sdd, cr, mirror = relabelled(held).values()
+    impostor = np.linalg.norm(descriptors[:, None] - gallery[None, 1:], axis=2)
+    np.testing.assert_allclose(sdd.utility, impostor.mean(axis=1) - genuine)
+    np.testing.assert_allclose(cr.utility, impostor.min(axis=1) / np.maximum(genuine, 1e-6))
+    to_mirror = np.abs(np.array([0.0, 0.1, 0.4, 0.5]) - np.array([0.4, 0.4, 0.0, 0.0]))
+    np.testing.assert_allclose(mirror.utility, utility((genuine + to_mirror) / 2, impostor.min(axis=1)))
+    # Every other field, and so ERC, is the held-out set's own.
+    assert mirror.genuine is held.genuine and mirror.threshold == held.threshold
+
+
+def test_the_mirror_label_needs_the_framing_and_its_mirror(tmp_path: Path) -> None:
+    np.savez(tmp_path / "descriptors.npz", descriptors=np.stack([_point(0.0)] * 2), identities=np.zeros(2, int),
+             gallery=np.stack([_point(0.0), _point(1.0)]), gallery_identities=np.array([0, 1]))
+    jittered = HeldOut(tmp_path, ["a.png", "b.png"], np.zeros(2, int), np.zeros(2, int), np.array([0, 2]),
+                       ["clean", "clean"], np.zeros(2), np.ones(2), np.zeros(2), np.ones(2), 0.5)
+    with pytest.raises(ValueError, match="views 0 and 1"):
+        relabelled(jittered)
+    alone = replace(jittered, view=np.array([0, 0]))
+    with pytest.raises(ValueError, match="no clean sighting of"):
+        relabelled(alone)
+    with pytest.raises(ValueError, match="not the whole folder"):
+        relabelled(subset(alone, np.array([True, False])))
 
 
 def test_the_strength_ceiling_is_the_best_order_of_the_strengths() -> None:
