@@ -139,6 +139,12 @@ def frame_time(frame: Frame) -> float | None:
     return frame.pts
 
 
+#: Seconds a frame's time may lie before an earlier frame's without counting as the clock
+#: jumping back: some files hand out frames a little out of presentation order
+#: (Megamind.avi: every third frame 42 ms early).
+_REORDER_SLACK = 0.5
+
+
 class MotionGate:
     """Plans the detection of each analysed frame of one source.
 
@@ -156,24 +162,37 @@ class MotionGate:
         self._last_whole: float | None = None
         # Track id -> (last box found, frame time it was found at).
         self._tracked: dict[int, tuple[np.ndarray, float]] = {}
+        # The frame last observed and not yet planned, with its motion and time: every frame
+        # is observed once, whether ``needs_whole`` or ``plan`` sees it first.
+        self._observed: tuple[Frame, Motion, float | None] | None = None
+
+    def needs_whole(self, frame: Frame) -> bool:
+        """Whether ``frame`` is detected whole whatever its source tracks: the first frame,
+        one ``full_frame_interval`` after the last whole one, or most of the picture changed."""
+        if not self.enabled:
+            return True
+        motion, now = self._observe(frame)
+        last = self._last_whole
+        return (now is None or motion.whole or last is None
+                or not -_REORDER_SLACK <= now - last < self._config.full_frame_interval)
 
     def plan(self, frame: Frame, open_tracks: int) -> DetectionPlan:
         """What to detect in ``frame``, given how many tracks its source's tracker holds."""
         if not self.enabled:
             return WHOLE
-        config = self._config
-        motion = self._motion.observe(frame.image)
-        now = frame_time(frame)
+        whole = self.needs_whole(frame)
+        motion, now = self._observe(frame)
+        self._observed = None
         if now is None:
             return WHOLE
+        config = self._config
         if open_tracks == 0:
             self._tracked.clear()
         self._tracked = {
             track: (box, seen) for track, (box, seen) in self._tracked.items()
-            if 0.0 <= now - seen <= config.track_hold
+            if -_REORDER_SLACK <= now - seen <= config.track_hold
         }
-        last = self._last_whole
-        if motion.whole or last is None or not 0.0 <= now - last < config.full_frame_interval:
+        if whole:
             self._last_whole = now
             return WHOLE
         height, width = frame.height, frame.width
@@ -192,6 +211,11 @@ class MotionGate:
             return WHOLE
         return DetectionPlan(whole=False, regions=regions)
 
+    def _observe(self, frame: Frame) -> tuple[Motion, float | None]:
+        if self._observed is None or self._observed[0] is not frame:
+            self._observed = (frame, self._motion.observe(frame.image), frame_time(frame))
+        return self._observed[1], self._observed[2]
+
     def follow(self, frame: Frame, found: Detections, step: TrackerStep) -> None:
         """Remember where the tracker found its faces in ``frame``: they are detected there next."""
         if not self.enabled:
@@ -203,6 +227,30 @@ class MotionGate:
             self._tracked.pop(track, None)
         for assignment in step.assigned:
             self._tracked[assignment.track_id] = (found.boxes[assignment.detection].copy(), now)
+
+
+def plan_wave(requests: Sequence[tuple[MotionGate, Frame, int]]) -> list[DetectionPlan]:
+    """The plans of the longest head of ``requests`` that can be detected and tracked together.
+
+    Each request is a frame with its source's gate and the source's open tracks. Once a
+    gated source has a frame that must be detected whole (``needs_whole``: its first, one
+    every ``full_frame_interval``, a changed picture), the head ends before its next frame
+    that the gate would detect in regions: those lie where the whole frame's faces stand,
+    known only once it was tracked (``follow``); planned before, they missed a face that
+    never moves until the next whole frame. A frame detected whole only because its regions
+    would cover most of the picture does not end the head: its faces move or are tracked
+    already. The first request is always planned, so each wave makes progress.
+    """
+    plans: list[DetectionPlan] = []
+    awaiting: set[int] = set()
+    for gate, frame, open_tracks in requests:
+        needed = gate.enabled and gate.needs_whole(frame)
+        if id(gate) in awaiting and not needed:
+            break
+        plans.append(gate.plan(frame, open_tracks))
+        if needed:
+            awaiting.add(id(gate))
+    return plans
 
 
 def _widened(box: Sequence[float] | np.ndarray, margin: float, least: float, width: int, height: int,

@@ -25,7 +25,7 @@ from fiqa_stream.stream.buffers import FrameBuffer
 from fiqa_stream.stream.dispatch import SinkDispatcher
 from fiqa_stream.stream.fairness import SourceShare, fairness, overloaded
 from fiqa_stream.stream.metrics import MetricsServer, PipelineMetrics, SourceSnapshot
-from fiqa_stream.stream.motion import DetectionPlan, MotionGate, detect_planned
+from fiqa_stream.stream.motion import DetectionPlan, MotionGate, detect_planned, plan_wave
 from fiqa_stream.stream.plausibility import not_nested, plausible, subset
 from fiqa_stream.stream.selection import BestShotSelector, new_run_id
 from fiqa_stream.stream.shot_boundary import ShotBoundaryDetector
@@ -353,10 +353,18 @@ class Pipeline:
 
     def _analyse(self, frames: list[tuple[_SourceRun, Frame]], dispatchers: list[SinkDispatcher],
                  cuts: ThreadPoolExecutor) -> None:
+        """Analyse a batch in waves (``motion.plan_wave``): a gated source's frame after one
+        detected whole waits until that frame's faces are tracked."""
+        while frames:
+            plans = plan_wave([(run.gate, frame, run.tracker.open_tracks) for run, frame in frames])
+            self._analyse_wave(frames[: len(plans)], plans, dispatchers, cuts)
+            frames = frames[len(plans) :]
+
+    def _analyse_wave(self, frames: list[tuple[_SourceRun, Frame]], plans: list[DetectionPlan],
+                      dispatchers: list[SinkDispatcher], cuts: ThreadPoolExecutor) -> None:
         clock = time.perf_counter()
         # Scene cuts depend on the pictures alone: they are found while the detector works.
         cut_found = cuts.submit(_scene_cuts, frames)
-        plans = [run.gate.plan(frame, run.tracker.open_tracks) for run, frame in frames]
         for (run, _), plan in zip(frames, plans, strict=True):
             self._count_plan(run, plan)
         detections = detect_planned(self._detector, self._config.detector, [frame.image for _, frame in frames], plans)

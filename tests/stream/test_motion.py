@@ -29,7 +29,7 @@ from fiqa_stream.media.scenarios import (
     walk_through,
 )
 from fiqa_stream.stream.config import MotionConfig
-from fiqa_stream.stream.motion import DetectionPlan, MotionDetector, MotionGate, detect_planned
+from fiqa_stream.stream.motion import DetectionPlan, MotionDetector, MotionGate, detect_planned, plan_wave
 from fiqa_stream.stream.pipeline import Pipeline, RunSummary, SourceStats
 from fiqa_stream.stream.tracker import iou_matrix
 from fiqa_stream.types import Frame
@@ -55,12 +55,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple[RunSumm
     folder = tmp_path_factory.mktemp("runs")
 
     @cache
-    def once(path: Path, motion: str, every: int = 1) -> tuple[RunSummary, list[dict]]:
-        out = folder / f"{path.stem}-{motion}-{every}"
+    def once(path: Path, motion: str, every: int = 1, full_batches: bool = False) -> tuple[RunSummary, list[dict]]:
+        out = folder / f"{path.stem}-{motion}-{every}-{full_batches}"
         config = parse_config({
             "sources": [{"url": str(path), "id": "cam", "every": every}],
             "sinks": [{"type": "directory", "path": str(out)}],
             "motion": {"enabled": motion},
+            # Waiting for the batch to fill makes every batch 8 frames, as when analysis lags the decoder.
+            "pipeline": {"max_wait_ms": 1000.0 if full_batches else 0.0},
         })
         summary = Pipeline(config).run()
         events = out / "events.jsonl"
@@ -132,6 +134,39 @@ def test_a_still_scene_is_detected_whole_every_interval_and_skipped_in_between(
     assert all(ungated.plan(frame, open_tracks=0).whole for frame in before[:10])
 
 
+def test_a_wave_ends_before_a_gated_sources_next_frame_once_one_of_its_frames_is_detected_whole(
+    clips: dict[str, ScenarioTruth],
+) -> None:
+    first, second = decoded(clips["standing"])[:2]
+    a, b = (MotionGate(MotionConfig(), YuNetConfig(), enabled=True) for _ in range(2))
+    ungated = MotionGate(MotionConfig(), YuNetConfig(), enabled=False)
+    requests = [(a, first, 0), (b, first, 0), (ungated, first, 0), (ungated, second, 0), (a, second, 0), (b, second, 0)]
+    plans = plan_wave(requests)
+    assert [plan.whole for plan in plans] == [True, True, True, True], "an ungated source never waits"
+    # The rest is planned once the first frames are tracked: within the interval, not whole.
+    rest = plan_wave(requests[len(plans):])
+    assert len(rest) == 2 and not any(plan.whole for plan in rest)
+    # A frame detected whole anyway (most of the picture changed) needs nothing tracked: no wait.
+    fresh = MotionGate(MotionConfig(), YuNetConfig(), enabled=True)
+    changed = Frame(second.source, second.index, second.pts, None, np.ascontiguousarray(255 - second.image))
+    assert [plan.whole for plan in plan_wave([(fresh, first, 0), (fresh, changed, 0)])] == [True, True]
+
+
+def test_frames_a_little_out_of_presentation_order_are_not_a_clock_jump(clips: dict[str, ScenarioTruth]) -> None:
+    # Some files hand out frames slightly out of order (Megamind.avi: every third one 42 ms
+    # early); only a real jump back in time starts over with a whole frame.
+    first, second, third = decoded(clips["standing"])[:3]
+    gate = MotionGate(MotionConfig(), YuNetConfig(), enabled=True)
+    negative = Frame(first.source, first.index, first.pts, None, np.ascontiguousarray(255 - first.image))
+    assert gate.plan(negative, open_tracks=0).whole
+    assert gate.plan(third, open_tracks=0).whole, "the picture changed back: whole, at the third frame's time"
+    assert second.pts is not None and third.pts is not None and second.pts < third.pts
+    assert not gate.needs_whole(second), "42 ms early is frame order, not a jump"
+    assert not gate.plan(second, open_tracks=0).whole
+    rewound = Frame(second.source, second.index, third.pts - 5.0, None, second.image)
+    assert gate.needs_whole(rewound)
+
+
 def test_regions_find_the_faces_where_a_whole_frame_detection_does_in_frame_pixels(tmp_path: Path) -> None:
     # 1280×720: YuNet detects whole frames at 640 wide; regions are shrunk the same way.
     truth = walk_in_and_stand(tmp_path / "hd.mp4", width=1280, height=720, seconds=1.2, walk=0.5)
@@ -159,12 +194,15 @@ def test_regions_find_the_faces_where_a_whole_frame_detection_does_in_frame_pixe
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("full_batches", [False, True], ids=["frames-as-they-come", "full-batches"])
 def test_gating_keeps_following_a_face_that_walks_in_and_stands_still(
-    clips: dict[str, ScenarioTruth], run: Callable[..., tuple[RunSummary, list[dict]]],
+    clips: dict[str, ScenarioTruth], run: Callable[..., tuple[RunSummary, list[dict]]], full_batches: bool,
 ) -> None:
+    # In a full batch the frames after a whole frame wait until its faces are tracked
+    # (motion.plan_wave); planned before, they missed the face that never moved.
     truth = clips["standing"]
     ungated_summary, ungated_events = run(truth.path, "off")
-    gated_summary, gated_events = run(truth.path, "on")
+    gated_summary, gated_events = run(truth.path, "on", full_batches=full_batches)
     ungated, gated = score_events(ungated_events, truth), score_events(gated_events, truth)
     found, in_window = found_and_in_window(gated)
     assert found == found_and_in_window(ungated)[0] == {0, 1}, (
