@@ -56,6 +56,9 @@ def revision_python(revision: str) -> Path:
     The revision is checked out (``git worktree``) under ``~/.cache/fiqa-stream-bench`` and
     installed editable, without dependencies, into a virtual environment that sees this
     environment's packages; both are kept for the next run.
+
+    Raises:
+        RuntimeError: that Python imports fiqa_stream from anywhere but the checkout.
     """
     import subprocess
     import sys
@@ -67,19 +70,25 @@ def revision_python(revision: str) -> Path:
     home = Path.home() / ".cache" / "fiqa-stream-bench" / commit[:12]
     tree, env = home / "tree", home / "venv"
     python = env / "bin" / "python"
-    if python.exists():
-        return python
-    home.mkdir(parents=True, exist_ok=True)
-    if not tree.exists():
-        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tree), commit],
-                       check=True, capture_output=True)
-    # No pip or setuptools of its own: those of this environment (newer) build the install.
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
-    ours = sysconfig.get_paths()["purelib"]
+    if not python.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        if not tree.exists():
+            subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tree), commit],
+                           check=True, capture_output=True)
+        # No pip or setuptools of its own: those of this environment (newer) build the install.
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
     theirs = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                             check=True, capture_output=True, text=True).stdout.strip()
-    # A plain path line: this environment's packages, but not its .pth files (its own editable install).
-    (Path(theirs) / "base-packages.pth").write_text(ours + "\n")
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "-e", str(tree)], check=True)
+    # Plain path lines, the checkout first: where this environment holds fiqa_stream itself
+    # (a plain install, as scripts/test.sh makes), the editable install's finder, which
+    # Python asks only after sys.path, would never be reached.
+    (Path(theirs) / "base-packages.pth").write_text(f"{tree}\n{sysconfig.get_paths()['purelib']}\n")
+    if not any(Path(theirs).glob("fiqa_stream-*.dist-info")):
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                        "-e", str(tree)], check=True)
+    # Run away from any checkout: ``-c`` puts the working folder first on sys.path.
+    imported = subprocess.run([str(python), "-c", "import fiqa_stream; print(fiqa_stream.__file__)"],
+                              check=True, capture_output=True, text=True, cwd=home).stdout.strip()
+    if not Path(imported).is_relative_to(tree):
+        raise RuntimeError(f"the Python for {revision} imports fiqa_stream from {imported}, not from {tree}")
     return python
