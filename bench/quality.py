@@ -137,6 +137,13 @@ def main() -> int:
         "",
         per_degradation_table(reports),
         "",
+        "Spearman with utility per degradation within one person (`utility_eval.within_person`: among one "
+        "person's sightings of the degradation, both views and every strength, averaged over the people whose "
+        "utility varies there). A track holds one person, so this is the ranking best-shot selection uses; how "
+        "different people's labels compare does not enter:",
+        "",
+        per_degradation_table(reports, one_person=True),
+        "",
         "Yardstick: each sighting scored by the mean utility of the 16 training sightings (other people) "
         "through the same degradation at the nearest strengths (`utility_eval.degradation_oracle`): a meter of "
         "the degradation, calibrated on the training identities, that knows nothing of the face. What it "

@@ -187,7 +187,9 @@ def run(data: Path, model: str | None, as_json: bool) -> int:
             "threshold_fmr_1e-3": held.threshold,
             "scores": {name: {"spearman": r.spearman, "per_degradation": r.per_degradation,
                               "fnmr": {str(k): v for k, v in r.fnmr.items()}, "erc_area": r.erc_area,
-                              "hit_at_2": r.hit_at_2} for name, r in reports.items()},
+                              "hit_at_2": r.hit_at_2,
+                              "within_person": {k: None if np.isnan(v) else v for k, v in r.within_person.items()}}
+                       for name, r in reports.items()},
         }, indent=2))
         return 0
     print(f"{data}: {len(held)} held-out sightings of {len(set(held.identity.tolist()))} identities; "
@@ -195,6 +197,9 @@ def run(data: Path, model: str | None, as_json: bool) -> int:
     print(markdown_table(reports))
     print()
     print(per_degradation_table(reports))
+    print()
+    print("Within one person (the ranking best-shot selection uses: one person's sightings of a degradation):")
+    print(per_degradation_table(reports, one_person=True))
     return 0
 
 

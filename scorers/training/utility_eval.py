@@ -4,7 +4,9 @@ Reads a held-out utility folder (``utility.write_utility_folders``' ``test/``: w
 224-px sightings, ``sightings.csv``, ``descriptors.npz``) and judges any scores given
 to its sightings:
 
-* **Spearman** of the scores with the utility labels, pooled and per degradation.
+* **Spearman** of the scores with the utility labels, pooled and per degradation; and
+  per degradation within one person (``within_person``), the ranking best-shot
+  selection needs.
 * **ERC** (error versus reject, Grother and Tabassi 2007): the decision threshold is
   fixed once at FMR 1e-3 over every impostor comparison (each sighting's descriptor
   against every clean photo of every other identity); the genuine comparison of a
@@ -157,6 +159,7 @@ class Report:
     fnmr: dict[float, float]
     erc_area: float
     hit_at_2: float
+    within_person: dict[str, float]
 
     @property
     def worst_degradation(self) -> float:
@@ -215,6 +218,28 @@ def degradation_oracle(held: HeldOut, reference: HeldOut, neighbours: int = 16) 
     return out
 
 
+def within_person(scores: np.ndarray, held: HeldOut) -> dict[str, float]:
+    """Per degradation, the mean over the people of Spearman among one person's sightings of it.
+
+    A track holds one person, so best-shot selection only ever ranks one person's
+    sightings: how the labels of different people compare (set by how many reference
+    photos each has, and what those photos show) does not enter. A person without two
+    sightings of a degradation, or whose utility does not vary within it, has nothing to
+    rank and is left out of its mean;
+    a degradation where no one's varies reads NaN.
+    """
+    degradation = np.array(held.degradation)
+    out = {}
+    for kind in sorted({d for d in held.degradation if d != "clean"}):
+        figures = []
+        for person in np.unique(held.identity):
+            members = (degradation == kind) & (held.identity == person)
+            if members.sum() > 1 and np.ptp(held.utility[members]) > 0:
+                figures.append(spearman(scores[members], held.utility[members]))
+        out[kind] = float(np.mean(figures)) if figures else float("nan")
+    return out
+
+
 def strength_ceiling(held: HeldOut) -> np.ndarray:
     """The best any function of the degradation's strength can rank within each degradation.
 
@@ -248,7 +273,7 @@ def report(scores: np.ndarray, held: HeldOut) -> Report:
     fine = erc(scores, held.genuine, held.threshold, np.linspace(0.0, 0.5, 51))
     points = erc(scores, held.genuine, held.threshold, np.array(REJECT_POINTS))
     return Report(spearman(scores, held.utility), per, dict(zip(REJECT_POINTS, map(float, points), strict=True)),
-                  float(fine.mean()), hit_at_2(scores, held))
+                  float(fine.mean()), hit_at_2(scores, held), within_person(scores, held))
 
 
 def subset(held: HeldOut, keep: np.ndarray) -> HeldOut:
@@ -355,11 +380,12 @@ def markdown_table(reports: Mapping[str, Report]) -> str:
     return "\n".join(lines)
 
 
-def per_degradation_table(reports: Mapping[str, Report]) -> str:
-    """Spearman per degradation, one column per score."""
+def per_degradation_table(reports: Mapping[str, Report], one_person: bool = False) -> str:
+    """Spearman per degradation, one column per score: over everyone, or within one person (``within_person``)."""
     names = list(reports)
     kinds = sorted(next(iter(reports.values())).per_degradation) if reports else []
     lines = ["| degradation | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for kind in kinds:
-        lines.append(f"| {kind} | " + " | ".join(f"{reports[n].per_degradation[kind]:.3f}" for n in names) + " |")
+        figures = (reports[n].within_person if one_person else reports[n].per_degradation for n in names)
+        lines.append(f"| {kind} | " + " | ".join(f"{f[kind]:.3f}" for f in figures) + " |")
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from fiqa_stream.scorers.training.utility_eval import (
     report,
     strength_ceiling,
     subset,
+    within_person,
 )
 
 needs_dlib = pytest.mark.skipif(
@@ -75,6 +76,27 @@ def _sightings(identity: list[int], degradation: list[str], severity: list[float
     n = len(identity)
     return HeldOut(Path("."), [f"{i}.png" for i in range(n)], np.array(identity), np.zeros(n, int), np.zeros(n, int),
                    degradation, np.array(severity), np.ones(n), np.zeros(n), np.array(utility), 0.5)
+
+
+def test_within_one_person_a_score_is_judged_on_each_persons_order_not_on_offsets_between_people() -> None:
+    # Two people through blur at four strengths: person 1's labels sit far above person 0's
+    # (say, one more reference photo), while the score puts person 1 below person 0.
+    identity = [0] * 4 + [1] * 4
+    utility = [0.4, 0.3, 0.2, 0.1, 0.9, 0.8, 0.7, 0.6]
+    held = _sightings(identity, ["blur"] * 8, [1, 2, 3, 4] * 2, utility)
+    score = np.array([0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2, 0.1])
+    assert within_person(score, held) == {"blur": pytest.approx(1.0)}
+    assert report(score, held).per_degradation["blur"] < 0.0
+    # Each person's order reversed reads -1, whatever the offsets.
+    assert within_person(-score, held) == {"blur": pytest.approx(-1.0)}
+
+
+def test_a_person_whose_utility_does_not_vary_is_left_out_of_the_mean() -> None:
+    held = _sightings([0, 0, 0, 1, 1, 1, 2, 2], ["blur"] * 6 + ["noise"] * 2, [1, 2, 3] * 2 + [1, 2],
+                      [0.9, 0.5, 0.1, 0.7, 0.7, 0.7, 0.6, 0.6])
+    figures = within_person(np.array([0.3, 0.2, 0.1, 0.1, 0.2, 0.3, 0.5, 0.4]), held)
+    assert figures["blur"] == pytest.approx(1.0)
+    assert np.isnan(figures["noise"])
 
 
 def test_the_degradation_oracle_scores_a_sighting_by_other_people_at_the_nearest_strengths() -> None:
@@ -214,5 +236,6 @@ def test_eval_command_reports_every_score_on_held_out_faces(
     for figures in result["scores"].values():
         assert set(figures["per_degradation"]) == {"defocus_blur", "low_resolution"}
         assert 0.0 <= figures["erc_area"] <= 1.0 and 0.0 <= figures["hit_at_2"] <= 1.0
+        assert set(figures["within_person"]) == {"defocus_blur", "low_resolution"}
     # Defocus blur hurts dlib steadily: the weight-free sharpness follows it within each face.
     assert result["scores"]["sharpness"]["per_degradation"]["defocus_blur"] > 0.5
