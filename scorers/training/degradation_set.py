@@ -208,6 +208,37 @@ def split_by_face(
     return split
 
 
+def fold_split(face_ids: Sequence[int], fold: int, folds: int, val_fraction: float = 0.1,
+               seed: int = 0) -> FaceSplit:
+    """Fold ``fold`` (1-based) of a ``folds``-fold cross-validation by face id, never by sample.
+
+    The faces are shuffled once by ``seed`` and dealt in turn into ``folds`` groups of
+    near-equal size; fold k tests on the k-th group, so the folds of one seed hold out
+    every face exactly once. Validation takes a rounded ``val_fraction`` of all faces (at
+    least one) from the rest, drawn by ``seed`` and the fold; train gets what is left.
+
+    Raises:
+        ValueError: fewer than 2 folds, ``fold`` outside 1..``folds``, or too few faces
+            for a test, a validation and a training face in every fold.
+    """
+    if folds < 2 or not 1 <= fold <= folds:
+        raise ValueError(f"fold must be K/N with N at least 2 and K in 1..N, got {fold}/{folds}")
+    faces = sorted(set(face_ids))
+    order = [faces[i] for i in np.random.default_rng(seed).permutation(len(faces))]
+    test_faces = set(order[fold - 1 :: folds])
+    rest = [f for f in order if f not in test_faces]
+    n_val = max(1, round(val_fraction * len(faces)))
+    if len(rest) < n_val + 1:
+        raise ValueError(f"{len(faces)} faces cannot make {folds} folds with {n_val} validation and "
+                         "at least one training face each")
+    val_faces = {rest[i] for i in np.random.default_rng([seed, fold]).permutation(len(rest))[:n_val]}
+    split = FaceSplit([], [], [])
+    for index, face in enumerate(face_ids):
+        part = split.test if face in test_faces else split.val if face in val_faces else split.train
+        part.append(index)
+    return split
+
+
 def write_degradation_set(samples: Sequence[DegradedSample], root: Path) -> Path:
     """Write ``samples`` in the challenge layout plus ``faces.csv``; returns ``labels.csv``'s path."""
     labels = write_scored_images(

@@ -36,10 +36,12 @@ comparison, not the labels, to compute error-versus-reject curves.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -55,6 +57,9 @@ from fiqa_stream.scorers.training.degradations import (
 )
 from fiqa_stream.scorers.training.recognition import SAME_PERSON, Recogniser, distances
 from fiqa_stream.scorers.training.sources import Identity, Photo, yuface_faces
+
+if TYPE_CHECKING:
+    from fiqa_stream.scorers.training.degradation_set import FaceSplit
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +303,21 @@ def write_utility_samples(samples: Sequence[UtilitySample], root: Path, people: 
 UTILITY_FRACTIONS = (0.63, 0.1, 0.27)
 
 
+def identity_split(count: int, fractions: tuple[float, float, float] = UTILITY_FRACTIONS, seed: int = 0,
+                   fold: tuple[int, int] | None = None) -> FaceSplit:
+    """Train, validation and held-out identities among ``count`` (``degradation_set``'s splits).
+
+    ``fold`` = (k, n): fold k of an n-fold cross-validation (``fold_split``, validation
+    ``fractions[1]`` of the identities); None: ``fractions`` of them by ``seed``.
+    """
+    from fiqa_stream.scorers.training.degradation_set import fold_split, split_by_face
+
+    ids = list(range(count))
+    if fold is None:
+        return split_by_face(ids, fractions, seed)
+    return fold_split(ids, fold[0], fold[1], fractions[1], seed)
+
+
 def load_identities(recogniser: Recogniser, sources: Sequence[str] = ("bundled", "face-api", "face_recognition")
                     ) -> list[Identity]:
     """Every real face of ``sources`` grouped by identity, look-alikes merged (``sources.merge_lookalikes``)."""
@@ -317,8 +337,13 @@ def write_utility_folders(
     seed: int = 0,
     sources: Sequence[str] = ("bundled", "face-api", "face_recognition"),
     crop_size: int = TEMPLATE_SIZE,
+    fold: tuple[int, int] | None = None,
 ) -> dict[str, int]:
     """Build and write the recognition-utility data set, split by identity.
+
+    The split (``identity_split``) takes ``fractions`` of the identities by ``seed``, or
+    with ``fold`` = (k, n) holds out the k-th of n disjoint groups, so the n folds of one
+    seed hold out every identity once; ``split.json`` records which identities went where.
 
     * ``train/``, ``val/``: per photo of each identity, the clean framing, its mirror
       and ``jitters`` jittered framings; per view one pristine and ``samples_per_view``
@@ -337,12 +362,16 @@ def write_utility_folders(
     Returns:
         Number of images written per folder.
     """
-    from fiqa_stream.scorers.training.degradation_set import UNLABELLED, split_by_face
+    from fiqa_stream.scorers.training.degradation_set import UNLABELLED
 
     recogniser = Recogniser()
     people = load_identities(recogniser, sources)
     refs = gallery(people, recogniser)
-    split = split_by_face(list(range(len(people))), fractions, seed)
+    split = identity_split(len(people), fractions, seed, fold)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "split.json").write_text(json.dumps({
+        "seed": seed, "fold": None if fold is None else f"{fold[0]}/{fold[1]}",
+        "train": split.train, "val": split.val, "test": split.test}) + "\n", encoding="utf-8")
     log.info("%d identities: %d train, %d validation, %d held out", len(people), len(split.train), len(split.val),
              len(split.test))
 
@@ -405,12 +434,11 @@ def write_fusion_folder(root: Path, people: Sequence[Identity], members: Sequenc
 
 
 def write_fusion_only(root: Path, seed: int = 0, fractions: tuple[float, float, float] = UTILITY_FRACTIONS,
-                      sources: Sequence[str] = ("bundled", "face-api", "face_recognition")) -> int:
+                      sources: Sequence[str] = ("bundled", "face-api", "face_recognition"),
+                      fold: tuple[int, int] | None = None) -> int:
     """``root/fusion`` alone, with the identities and split ``write_utility_folders`` would use."""
-    from fiqa_stream.scorers.training.degradation_set import split_by_face
-
     recogniser = Recogniser()
     people = load_identities(recogniser, sources)
     refs = gallery(people, recogniser)
-    split = split_by_face(list(range(len(people))), fractions, seed)
+    split = identity_split(len(people), fractions, seed, fold)
     return write_fusion_folder(root / "fusion", people, split.train, refs, recogniser, seed)

@@ -14,6 +14,7 @@ from fiqa_stream.scorers.training.data import ScoredImageDataset, read_image, sc
 from fiqa_stream.scorers.training.degradation_set import (
     build_degradation_set,
     face_views,
+    fold_split,
     read_face_ids,
     split_by_face,
     write_degradation_set,
@@ -198,6 +199,29 @@ def test_splits_need_three_faces_and_proper_fractions() -> None:
         split_by_face([0, 1, 0, 1])
     with pytest.raises(ValueError, match="fractions"):
         split_by_face([0, 1, 2], fractions=(0.5, 0.5, 0.0))
+
+
+def test_the_folds_of_one_seed_hold_out_every_face_once() -> None:
+    face_ids = [i % 30 for i in range(120)]
+    held_out: list[int] = []
+    for fold in range(1, 5):
+        split = fold_split(face_ids, fold, 4, val_fraction=0.1, seed=7)
+        parts = [{face_ids[i] for i in part} for part in (split.train, split.val, split.test)]
+        assert len(parts[2]) in (7, 8) and len(parts[1]) == 3 and len(parts[0]) == 30 - 3 - len(parts[2])
+        assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+        assert sorted(split.train + split.val + split.test) == list(range(120))
+        held_out.extend(parts[2])
+    assert sorted(held_out) == list(range(30))
+    assert fold_split(face_ids, 2, 4, seed=7) == fold_split(face_ids, 2, 4, seed=7)
+    assert fold_split(face_ids, 2, 4, seed=7) != fold_split(face_ids, 2, 4, seed=8)
+
+
+@pytest.mark.parametrize(("fold", "folds", "error"), [
+    (0, 4, "K in 1..N"), (5, 4, "K in 1..N"), (1, 1, "N at least 2"), (1, 3, "cannot make 3 folds"),
+])
+def test_a_fold_out_of_range_or_too_few_faces_is_refused(fold: int, folds: int, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        fold_split([0, 1, 2, 3] if folds == 3 else list(range(10)), fold, folds, val_fraction=0.5)
 
 
 def test_a_written_set_reads_back_with_its_face_ids(tmp_path: Path, small_set: list) -> None:
