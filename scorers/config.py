@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from fiqa_stream.configbase import StrictModel, default_type
 
@@ -44,6 +45,10 @@ class FiqaWeights(HeuristicWeights):
     model: float = Field(0.3, ge=0.0, description="Weight of the learned FIQA model's score.")
 
 
+#: The shipped models' names (``scorers/weights.SHIPPED``).
+ShippedName = Literal["student-utility", "student", "ensemble", "mspt", "ensemble-utility", "mspt-utility"]
+
+
 class FiqaScorerConfig(StrictModel):
     """A shipped learned FIQA model (ONNX on onnxruntime) fused with the weight-free components.
 
@@ -55,14 +60,16 @@ class FiqaScorerConfig(StrictModel):
 
     implementation: ClassVar[str] = "fiqa_stream.scorers.fiqa:FiqaScorer"
     type: Literal["fiqa"] = "fiqa"
-    model: Literal["student-utility", "student", "ensemble", "mspt", "ensemble-utility", "mspt-utility"] = Field(
+    model: Union[ShippedName, Path] = Field(  # noqa: UP007
         "student-utility",
         description="Shipped model: student-utility (default: seed 002's teacher -> self-training -> student "
         "chain on recognition-utility labels, then taught on labels pooled over people; predicts what a "
         "recogniser can do with a sighting best on held-out identities), student (the seed-002 student of "
         "MS-SSIM labels), mspt (seed 000, the fastest), ensemble (seed 001); mspt-utility and "
         "ensemble-utility: seeds 000 and 001 on recognition-utility labels (from scratch, so they rank worse "
-        "than student-utility). See the model card.",
+        "than student-utility). See the model card. Or the path of a model of your own: an .onnx file "
+        "written by `fiqa-stream export`, with the fusion weights fitted with it (`fiqa-stream eval "
+        "--fit-fusion`) in <stem>.fusion.json beside it when there are any.",
     )
     weights: FiqaWeights | None = Field(
         None,
@@ -82,14 +89,32 @@ class FiqaScorerConfig(StrictModel):
         "auto",
         description="The model's arithmetic: int8 (the 8-bit integer model shipped for CPUs, about twice as "
         "fast; see the model card for what it costs), float32, or auto: int8 on the CPU where the model ships "
-        "one, float32 otherwise (CUDA runs the float model).",
+        "one, float32 otherwise (CUDA runs the float model). A model file runs as it is (auto or float32).",
     )
+
+    @field_validator("model")
+    @classmethod
+    def _shipped_or_onnx_file(cls, model: str | Path) -> str | Path:
+        from fiqa_stream.registry import did_you_mean
+        from fiqa_stream.scorers.weights import SHIPPED
+
+        if isinstance(model, Path):
+            if model.suffix != ".onnx":
+                hint = did_you_mean(str(model), sorted(SHIPPED))
+                raise ValueError(f"'{model}' is neither a shipped model ({', '.join(SHIPPED)}){hint} "
+                                 "nor an .onnx file")
+            if not model.is_file():
+                raise ValueError(f"{model}: no such ONNX model file")
+        return model
 
     @model_validator(mode="after")
     def _int8_shipped(self) -> FiqaScorerConfig:
         from fiqa_stream.scorers.weights import SHIPPED
 
-        if self.precision == "int8" and SHIPPED[self.model].int8_onnx_sha256 is None:
+        if self.precision == "int8" and isinstance(self.model, Path):
+            raise ValueError(f"precision: int8: model file {self.model} runs as it is; for an 8-bit model give "
+                             "the file `fiqa-stream export --int8` writes, with precision auto")
+        if self.precision == "int8" and SHIPPED[str(self.model)].int8_onnx_sha256 is None:
             with_int8 = sorted(name for name, spec in SHIPPED.items() if spec.int8_onnx_sha256 is not None)
             raise ValueError(f"precision: int8: model '{self.model}' ships no int8 model (those that do: "
                              f"{', '.join(with_int8)}); use float32 or auto")

@@ -1,4 +1,4 @@
-"""The learned scorer: a shipped FIQA model on onnxruntime, fused with the weight-free components.
+"""The learned scorer: a FIQA model on onnxruntime, fused with the weight-free components.
 
 Each face is aligned exactly as the training crops were (``align_face`` from its five
 landmarks, or from its box without them, to the model's input side) and normalised
@@ -10,8 +10,9 @@ the shipped model, else ``FiqaWeights``' defaults; normalised to sum to 1), and 
 component is reported in ``Quality.components``, the model's as ``model``. The
 scorer's ``model`` is the shipped version (``fiqa-student-utility-3``, or
 ``fiqa-student-utility-3+int8`` where its 8-bit integer model runs: by default on the
-CPU, see ``FiqaScorerConfig.precision``). onnxruntime, not torch, runs the model, so a
-CPU install needs no torch.
+CPU, see ``FiqaScorerConfig.precision``), or the stem of a model file of the user's own
+(``model_file.ModelFile``). onnxruntime, not torch, runs the model, so a CPU install
+needs no torch.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from fiqa_stream.runtime import CPU, Runtime
 from fiqa_stream.scorers.align import TEMPLATE_SIZE, align_face
 from fiqa_stream.scorers.config import FiqaScorerConfig, FiqaWeights, HeuristicScorerConfig
 from fiqa_stream.scorers.heuristic import COMPONENTS, HeuristicScorer
+from fiqa_stream.scorers.model_file import scorer_model
 from fiqa_stream.scorers.models.preprocess import crops_to_array
-from fiqa_stream.scorers.weights import shipped
+from fiqa_stream.scorers.weights import ShippedModel
 from fiqa_stream.types import Face, Quality
 
 #: The fused components, in the order of the weights: the model's score, then the heuristic's.
@@ -48,14 +50,14 @@ def runs_int8(config: FiqaScorerConfig, device: str) -> bool:
     """Whether the scorer of ``config`` on ``device`` runs its model's 8-bit integer version."""
     if config.precision != "auto":
         return config.precision == "int8"
-    return device == "cpu" and shipped(config.model).int8_onnx_sha256 is not None
+    return device == "cpu" and scorer_model(config.model).int8_onnx_sha256 is not None
 
 
 class FiqaScorer(ClosedOnExit):
-    """Quality from a shipped learned model and the weight-free components.
+    """Quality from a learned model and the weight-free components.
 
     Args:
-        config: which shipped model, the fusion weights, batching and threads.
+        config: which model (shipped, or an ONNX file), the fusion weights, batching and threads.
         runtime: the device (onnxruntime's CUDA provider there when it has one) and threads.
 
     Raises:
@@ -65,7 +67,7 @@ class FiqaScorer(ClosedOnExit):
     """
 
     def __init__(self, config: FiqaScorerConfig, runtime: Runtime = CPU) -> None:
-        spec = shipped(config.model)
+        spec = scorer_model(config.model)
         chosen = config.weights
         if chosen is None:
             fitted = spec.fusion_weights()
@@ -78,7 +80,7 @@ class FiqaScorer(ClosedOnExit):
             raise ValueError("fiqa scorer weights must not all be zero")
         self._weights = weights / total
         int8 = runs_int8(config, runtime.device)
-        #: The model events name: the shipped version, with ``+int8`` when its integer model runs.
+        #: The model events name: the shipped version (with ``+int8`` when its integer model runs) or the file's stem.
         self.model = f"{spec.version}+int8" if int8 else spec.version
         self.input_size = spec.input_size
         self._batch = config.batch_size
@@ -98,7 +100,7 @@ class FiqaScorer(ClosedOnExit):
         # Spinning worker threads would starve the decode and detect threads between batches.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        path = spec.int8_onnx if int8 else spec.onnx
+        path = spec.int8_onnx if int8 and isinstance(spec, ShippedModel) else spec.onnx
         providers = runtime.providers("scorer fiqa")
         try:
             self._session = onnxruntime.InferenceSession(str(path), options, providers=providers)

@@ -128,29 +128,31 @@ def score_held_out(held: HeldOut, default: str, models: Sequence[str] | None = N
 
     Args:
         held: the held-out sightings.
-        default: the fused scorer's model.
-        models: shipped models scored alone as well; those shipped with fitted fusion
-            weights are also scored fused (``fused:<name>``); None: every shipped model.
+        default: the fused scorer's model: a shipped name or an ONNX file (``FiqaScorerConfig.model``).
+        models: models scored alone as well; those with fitted fusion weights are also
+            scored fused (``fused:<name>``); None: ``default`` and every shipped model.
         weights: fusion weights overriding the fused scorer's defaults.
         ideal_landmarks: see ``sighting_face``.
     """
     from fiqa_stream.scorers.align import TEMPLATE_SIZE
     from fiqa_stream.scorers.config import FiqaScorerConfig
     from fiqa_stream.scorers.fiqa import FUSED, FiqaScorer, aligned_crops
-    from fiqa_stream.scorers.weights import SHIPPED, shipped
+    from fiqa_stream.scorers.model_file import scorer_model
+    from fiqa_stream.scorers.weights import SHIPPED
 
     def config(model: str, fusion: dict[str, float] | None = None, precision: str = "auto") -> FiqaScorerConfig:
         return FiqaScorerConfig.model_validate({"model": model, "precision": precision}
                                                | ({} if fusion is None else {"weights": fusion}))
 
     read_sighting(held, 0)  # a folder of training crops fails here, before any model loads
-    models = tuple(SHIPPED) if models is None else models
+    if models is None:
+        models = tuple(SHIPPED) if default in SHIPPED else (default, *SHIPPED)
     fused = FiqaScorer(config(default, weights))
     alone = {m: fused if m == default else FiqaScorer(config(m)) for m in models}
     # Where the CPU runs a model's integer version, its float version is judged beside it.
     alone |= {f"{m}:float32": FiqaScorer(config(m, precision="float32"))
-              for m in models if SHIPPED[m].int8_onnx_sha256 is not None}
-    others = [m for m in models if m != default and weights is None and shipped(m).fusion_weights() is not None]
+              for m in models if scorer_model(m).int8_onnx_sha256 is not None}
+    others = [m for m in models if m != default and weights is None and scorer_model(m).fusion_weights() is not None]
     columns: dict[str, list[float]] = {name: [] for name in ("fused", *[f"fused:{m}" for m in others],
                                                               *[f"model:{m}" for m in alone], *FUSED[1:],
                                                               "laplacian_variance")}

@@ -49,6 +49,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     dataset.add_argument("--jitters", type=int, help="jittered views per face (default: 14 utility, 24 ms-ssim)")
     dataset.add_argument("--samples", type=int, default=6, help="degraded samples per view (default: %(default)s)")
     dataset.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    dataset.add_argument("--fold", type=_fold, metavar="K/N",
+                         help="utility labels: hold out the K-th of N disjoint groups of identities (the N "
+                         "folds of one --seed hold out every identity once: a cross-validation by person) "
+                         "instead of 27 %% of them drawn by --seed")
 
     train = commands.add_parser(
         "train", help=f"train a model by a recipe ({_RECIPE_NAMES} or a YAML file)",
@@ -73,17 +77,20 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         f"model ({_SHIPPED_NAMES}) or a .safetensors file written by `train`. On a held-out utility "
         "folder (DATA/test of `dataset --labels utility`): Spearman with recognition utility (pooled and per "
         "degradation), FNMR at FMR 1e-3 after rejecting 0/10/20/30/50 % of the lowest-quality sightings and "
-        "its area, and best-of-8 hit@2, for the fused score (with MODEL, default student), every shipped "
-        "model alone, every weight-free component, the Laplacian variance and a random order.",
+        "its area, and best-of-8 hit@2, for the fused score (with MODEL: a shipped model, default "
+        "student-utility, or an .onnx file of `export` with its <stem>.fusion.json beside it), MODEL and "
+        "every shipped model alone, every weight-free component, the Laplacian variance and a random order.",
     )
     evaluate.add_argument("model", metavar="MODEL", nargs="?",
-                          help=f"{_SHIPPED_NAMES}, or a .safetensors file (optional on a utility folder)")
+                          help=f"{_SHIPPED_NAMES}, or a .safetensors file; on a utility folder (where it is "
+                          "optional) a shipped model or an .onnx file")
     evaluate.add_argument("--data", type=Path, required=True, metavar="PATH",
                           help="labelled images: a CSV or a folder with labels.csv (e.g. DATA/test)")
     evaluate.add_argument("--fit-fusion", type=Path, metavar="FILE.json",
                           help="utility folder only (DATA/fusion-val: identities no model learnt from; DATA/fusion: "
                           "the training identities): fit the fusion weights of MODEL against utility and write them "
-                          "to FILE.json (ship as <version>.fusion.json)")
+                          "to FILE.json (ship as <version>.fusion.json; for an .onnx MODEL, <stem>.fusion.json "
+                          "beside it is what the scorer and eval read)")
     evaluate.add_argument("--device", default="cpu", help="device for the predictions (default: %(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -107,14 +114,26 @@ def _refuse_below(command: str, **lowest: tuple[int | None, int]) -> None:
             raise ConfigError(f"{command}: --{flag} must be at least {low} (got {value})")
 
 
+def _fold(text: str) -> tuple[int, int]:
+    """``K/N`` of ``--fold`` as (k, n), 1 <= k <= n, n >= 2."""
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit()) or int(n) < 2 or not 1 <= int(k) <= int(n):
+        raise argparse.ArgumentTypeError(f"'{text}' is not K/N with N at least 2 and K in 1..N (e.g. 1/4)")
+    return int(k), int(n)
+
+
 def _dataset(args: argparse.Namespace) -> int:
     _refuse_below("dataset", size=(args.size, 32), jitters=(args.jitters, 0), samples=(args.samples, 1))
     if args.labels == "utility":
         from fiqa_stream.scorers.training.utility import write_utility_folders
 
         counts = write_utility_folders(args.out, jitters=14 if args.jitters is None else args.jitters,
-                                       samples_per_view=args.samples, seed=args.seed, crop_size=args.size)
+                                       samples_per_view=args.samples, seed=args.seed, crop_size=args.size,
+                                       fold=args.fold)
     else:
+        if args.fold is not None:
+            raise ConfigError("dataset: --fold splits the utility labels' identities; --labels ms-ssim has "
+                              "its own split")
         from fiqa_stream.scorers.training.degradation_set import write_training_folders
 
         counts = write_training_folders(args.out, size=args.size, jitters=24 if args.jitters is None else args.jitters,
@@ -174,10 +193,10 @@ def _eval(args: argparse.Namespace) -> int:
         from fiqa_stream.cli import evaluate as utility
         from fiqa_stream.scorers.weights import SHIPPED
 
-        if args.model is not None and args.model not in SHIPPED:
+        if args.model is not None and args.model not in SHIPPED and not args.model.endswith(".onnx"):
             raise ConfigError(f"MODEL {args.model}: a held-out utility folder ({args.data}) is scored by the "
-                              f"pipeline's scorer, which runs shipped models only ({', '.join(SHIPPED)}); "
-                              "judge a trained file on labelled crops (--data DATA/val)")
+                              f"pipeline's scorer, which runs a shipped model ({', '.join(SHIPPED)}) or an ONNX "
+                              f"file: export it first (fiqa-stream export {args.model} --out FILE.onnx)")
         if args.fit_fusion is not None:
             return utility.fit(args.data, args.model or utility.default_model(), args.fit_fusion)
         return utility.run(args.data, args.model, args.json)

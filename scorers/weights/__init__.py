@@ -72,14 +72,22 @@ class ShippedModel:
         Raises:
             ModelError: the file exists but holds no ``weights`` mapping of numbers.
         """
-        path = FOLDER / f"{self.version}.fusion.json"
-        if not path.is_file():
-            return None
-        try:
-            weights = json.loads(path.read_text(encoding="utf-8"))["weights"]
-            return {str(k): float(v) for k, v in weights.items()}
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise ModelError(f"{path}: not a fusion-weights file ({e})") from e
+        return read_fusion_weights(FOLDER / f"{self.version}.fusion.json")
+
+
+def read_fusion_weights(path: Path) -> dict[str, float] | None:
+    """The ``weights`` of a fusion-weights file (``training/fusion.write_fusion``), or None when there is none.
+
+    Raises:
+        ModelError: the file exists but holds no ``weights`` mapping of numbers.
+    """
+    if not path.is_file():
+        return None
+    try:
+        weights = json.loads(path.read_text(encoding="utf-8"))["weights"]
+        return {str(k): float(v) for k, v in weights.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ModelError(f"{path}: not a fusion-weights file ({e})") from e
 
 
 SHIPPED: dict[str, ShippedModel] = {

@@ -73,6 +73,23 @@ def test_a_count_out_of_range_is_refused_before_any_work(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("fold", ["5/4", "0/4", "1/1", "1-4", "a/b"])
+def test_a_fold_that_is_not_k_of_n_is_refused_naming_the_flag(
+    fold: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["dataset", str(tmp_path / "out"), "--fold", fold])
+    assert exited.value.code == 2
+    assert f"argument --fold: '{fold}' is not K/N with N at least 2 and K in 1..N" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_folds_split_the_utility_labels_only(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["dataset", str(tmp_path / "out"), "--labels", "ms-ssim", "--fold", "1/4"]) == 2
+    assert "--fold splits the utility labels' identities" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_models_lists_architectures_with_their_cost(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models"]) == 0
     out = capsys.readouterr().out
