@@ -202,12 +202,9 @@ def test_person_intervals_are_wide_when_one_person_decides_the_figure_and_narrow
     assert noise_low == pytest.approx(1.0) and noise_high == pytest.approx(1.0)
 
 
-@needs_dlib
-@pytest.mark.slow
-def test_eval_command_reports_every_score_on_held_out_faces(
-    tmp_path: Path, photos: list[np.ndarray], capsys: pytest.CaptureFixture[str]
-) -> None:
-    from fiqa_stream.cli.main import main
+@pytest.fixture(scope="module")
+def held_out_folder(tmp_path_factory: pytest.TempPathFactory, photos: list[np.ndarray]) -> Path:
+    """Three bundled faces through defocus blur and low resolution at 4 strengths, as ``dataset``'s test/."""
     from fiqa_stream.scorers.training.recognition import Recogniser
     from fiqa_stream.scorers.training.sources import Identity, Photo, detect_faces
     from fiqa_stream.scorers.training.utility import (
@@ -217,6 +214,7 @@ def test_eval_command_reports_every_score_on_held_out_faces(
         write_utility_samples,
     )
 
+    root = tmp_path_factory.mktemp("held-out")
     people = []
     for k in (1, 3, 6):
         (landmarks, confidence), *_ = detect_faces(photos[k])
@@ -225,9 +223,18 @@ def test_eval_command_reports_every_score_on_held_out_faces(
     refs = gallery(people, recogniser)
     chains = grid_chains(("defocus_blur", "low_resolution"), severities=4)
     samples = build_utility_samples(people, [0, 1, 2], refs, recogniser, chains, jitters=0, seed=0, mirror=False)
-    write_utility_samples(samples, tmp_path, people, refs, None)
+    write_utility_samples(samples, root, people, refs, None)
+    return root
 
-    assert main(["eval", "--data", str(tmp_path), "--json"]) == 0
+
+@needs_dlib
+@pytest.mark.slow
+def test_eval_command_reports_every_score_on_held_out_faces(
+    held_out_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fiqa_stream.cli.main import main
+
+    assert main(["eval", "--data", str(held_out_folder), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["sightings"] == 3 * 9 and result["identities"] == 3
     names = set(result["scores"])
@@ -239,3 +246,31 @@ def test_eval_command_reports_every_score_on_held_out_faces(
         assert set(figures["within_person"]) == {"defocus_blur", "low_resolution"}
     # Defocus blur hurts dlib steadily: the weight-free sharpness follows it within each face.
     assert result["scores"]["sharpness"]["per_degradation"]["defocus_blur"] > 0.5
+
+
+@needs_dlib
+@pytest.mark.slow
+def test_eval_fits_fusion_weights_for_a_model_file_of_ones_own_and_judges_it_beside_the_shipped_ones(
+    held_out_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from fiqa_stream.cli.main import main
+    from fiqa_stream.scorers.config import FiqaScorerConfig, FiqaWeights
+    from fiqa_stream.scorers.fiqa import FiqaScorer
+    from fiqa_stream.scorers.weights import SHIPPED
+
+    mine = tmp_path / "mine.onnx"
+    shutil.copyfile(SHIPPED["mspt"].onnx, mine)
+    fusion = tmp_path / "mine.fusion.json"
+    assert main(["eval", str(mine), "--data", str(held_out_folder), "--fit-fusion", str(fusion)]) == 0
+    fitted = json.loads(fusion.read_text())["weights"]
+    assert sum(fitted.values()) == pytest.approx(1.0, abs=1e-3)
+    assert FiqaScorer(FiqaScorerConfig(model=mine)).fusion == FiqaWeights(**fitted)
+    capsys.readouterr()
+
+    assert main(["eval", str(mine), "--data", str(held_out_folder), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)["scores"]
+    assert {"fused", f"model:{mine}", "model:mspt", "model:student-utility"} <= set(scores)
+    # The file is the shipped mspt model: alone, it ranks exactly as mspt does.
+    assert scores[f"model:{mine}"]["spearman"] == pytest.approx(scores["model:mspt"]["spearman"], abs=1e-9)
