@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -46,7 +47,32 @@ def run(argv: list[str]) -> None:
         raise SystemExit(f"fiqa-stream {' '.join(argv)} failed")
 
 
-def fold_reports(root: Path, fold: int, folds: int, seed: int, recipe: str) -> tuple[list[int], dict[str, Report]]:
+def chain_labels(chain: list[str]) -> list[str]:
+    """The label of each model of a chain of recipes: the recipes that made it, in order."""
+    return [" → ".join(Path(r).stem for r in chain[: n + 1]) for n in range(len(chain))]
+
+
+def trained(data: Path, chain: list[str]) -> list[tuple[str, Path]]:
+    """Train ``chain`` on ``data`` (each recipe after the first continues the one before, ``--start-from``),
+    export each model and fit its fusion weights on ``data/fusion-val``: (label, ONNX file) per recipe."""
+    models, previous = [], None
+    for recipe in chain:
+        out = data / ("run" if previous is None else f"run-{Path(recipe).stem}")
+        weights, onnx, fusion = out / "model.safetensors", out / "model.onnx", out / "model.fusion.json"
+        if not weights.is_file():
+            start = [] if previous is None else ["--start-from", str(previous)]
+            run(["train", recipe, "--data", str(data), "--out", str(out), *start])
+        if not onnx.is_file():
+            run(["export", str(weights), "--out", str(onnx)])
+        if not fusion.is_file():
+            run(["eval", str(onnx), "--data", str(data / "fusion-val"), "--fit-fusion", str(fusion)])
+        models.append((chain_labels(chain)[len(models)], onnx))
+        previous = weights
+    return models
+
+
+def fold_reports(root: Path, fold: int, folds: int, seed: int, chain: list[str]
+                 ) -> tuple[list[int], dict[str, Report]]:
     """Build, train, fit and judge fold ``fold``: its held-out identities and every score's report."""
     data = root / f"fold-{fold}"
     if not (data / "test" / SIGHTINGS_CSV).is_file():
@@ -55,56 +81,56 @@ def fold_reports(root: Path, fold: int, folds: int, seed: int, recipe: str) -> t
     if split["fold"] != f"{fold}/{folds}" or split["seed"] != seed:
         raise SystemExit(f"{data}: built as fold {split['fold']} of seed {split['seed']}, not {fold}/{folds} "
                          f"of seed {seed}; give another ROOT")
-    out = data / "run"
-    weights, onnx, fusion = out / "model.safetensors", out / "model.onnx", out / "model.fusion.json"
-    if not weights.is_file():
-        run(["train", recipe, "--data", str(data), "--out", str(out)])
-    if not onnx.is_file():
-        run(["export", str(weights), "--out", str(onnx)])
-    if not fusion.is_file():
-        run(["eval", str(onnx), "--data", str(data / "fusion-val"), "--fit-fusion", str(fusion)])
+    models = trained(data, chain)
     held = load_held_out(data / "test")
-    scores = score_held_out(held, str(onnx), models=(str(onnx),))
-    named = {"fused": scores["fused"], "model alone": scores[f"model:{onnx}"]}
+    first = str(models[0][1])
+    scores = score_held_out(held, first, models=tuple(str(onnx) for _, onnx in models))
+    named = {}
+    for label, onnx in models:
+        named[f"fused, {label}"] = scores["fused" if str(onnx) == first else f"fused:{onnx}"]
+        named[f"model alone, {label}"] = scores[f"model:{onnx}"]
     named |= {name: scores[name] for name in COMPONENTS}
     return sorted(set(held.identity.tolist())), {name: report(values, held) for name, values in named.items()}
 
 
-def worst(r: Report) -> tuple[str, float]:
-    """The degradation where ``r``'s Spearman is lowest, and that Spearman."""
-    name = min(r.per_degradation, key=lambda d: r.per_degradation[d])
-    return name, r.per_degradation[name]
+def worst(figures: dict[str, float]) -> tuple[str, float]:
+    """The degradation whose figure is lowest (NaN, where no one's utility varies, left out), and that figure."""
+    known = {d: v for d, v in figures.items() if not math.isnan(v)}
+    name = min(known, key=lambda d: known[d])
+    return name, known[name]
 
 
 def table(results: dict[int, tuple[list[int], dict[str, Report]]], folds: int) -> str:
-    """Per fold and score: pooled, worst degradation, ERC area, hit@2; then the mean over the folds."""
-    rows = ["| fold (held-out identities) | score | Spearman pooled | Spearman worst degradation | ERC area | "
-            "best-of-8 hit@2 |", "|---|---|---:|---|---:|---:|"]
+    """Per fold and score: pooled, worst degradation (across people and within one), ERC area, hit@2; then means."""
+    rows = ["| fold (held-out identities) | score | Spearman pooled | Spearman worst degradation | "
+            "within one person, worst degradation | ERC area | best-of-8 hit@2 |",
+            "|---|---|---:|---|---|---:|---:|"]
     names = list(next(iter(results.values()))[1])
     for fold, (people, reports) in sorted(results.items()):
         for name in names:
             r = reports[name]
-            degradation, value = worst(r)
+            (across, value), (within, one) = worst(r.per_degradation), worst(r.within_person)
             rows.append(f"| {fold}/{folds} ({', '.join(map(str, people))}) | {name} | {r.spearman:.3f} | "
-                        f"{value:.3f} ({degradation}) | {r.erc_area:.4f} | {r.hit_at_2:.3f} |")
+                        f"{value:.3f} ({across}) | {one:.3f} ({within}) | {r.erc_area:.4f} | {r.hit_at_2:.3f} |")
     for name in names:
         each = [reports[name] for _, reports in results.values()]
         rows.append(f"| **mean of {len(each)} folds** | {name} | {statistics.fmean(r.spearman for r in each):.3f} | "
-                    f"{statistics.fmean(worst(r)[1] for r in each):.3f} | "
+                    f"{statistics.fmean(worst(r.per_degradation)[1] for r in each):.3f} | "
+                    f"{statistics.fmean(worst(r.within_person)[1] for r in each):.3f} | "
                     f"{statistics.fmean(r.erc_area for r in each):.4f} | "
                     f"{statistics.fmean(r.hit_at_2 for r in each):.3f} |")
     return "\n".join(rows)
 
 
-def targets(results: dict[int, tuple[list[int], dict[str, Report]]]) -> str:
-    """How many folds meet each of the issue's targets."""
+def targets(results: dict[int, tuple[list[int], dict[str, Report]]], label: str) -> str:
+    """How many folds the models of ``label`` meet each of the issue's targets in."""
     met = {"fused Spearman pooled >= 0.75": 0, "fused Spearman >= 0.6 in every degradation": 0,
            "fused ERC area <= the best component's and >= 30 % below Laplacian variance's": 0,
            "fused best-of-8 hit@2 >= 0.9": 0, "model alone beats every weight-free component on ERC area": 0}
     for _, reports in results.values():
-        fused, alone = reports["fused"], reports["model alone"]
+        fused, alone = reports[f"fused, {label}"], reports[f"model alone, {label}"]
         best_component = min(reports[n].erc_area for n in COMPONENTS if n != "laplacian_variance")
-        checks = (fused.spearman >= POOLED_TARGET, worst(fused)[1] >= WORST_TARGET,
+        checks = (fused.spearman >= POOLED_TARGET, worst(fused.per_degradation)[1] >= WORST_TARGET,
                   fused.erc_area <= best_component and fused.erc_area <= 0.7 * reports["laplacian_variance"].erc_area,
                   fused.hit_at_2 >= HIT_TARGET, alone.erc_area < best_component)
         for key, ok in zip(met, checks, strict=True):
@@ -118,6 +144,9 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=4, help="folds N (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split into folds (default: %(default)s)")
     parser.add_argument("--recipe", default="distill-utility", help="training recipe (default: %(default)s)")
+    parser.add_argument("--then", nargs="+", default=[], metavar="RECIPE",
+                        help="recipes that continue the model before them (--start-from), each judged too "
+                        "(the shipped default: --then student-utility-pooled)")
     parser.add_argument("--only", type=int, nargs="+", metavar="K", help="run these folds only (default: all)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
     args = parser.parse_args()
@@ -125,24 +154,27 @@ def main() -> int:
     if args.folds < 2 or not all(1 <= k <= args.folds for k in chosen):
         parser.error(f"--folds must be at least 2 and every --only fold in 1..{args.folds}")
 
-    results = {k: fold_reports(args.root, k, args.folds, args.seed, args.recipe) for k in chosen}
+    chain = [args.recipe, *args.then]
+    results = {k: fold_reports(args.root, k, args.folds, args.seed, chain) for k in chosen}
+    labels = chain_labels(chain)
     body = "\n".join([
         "### Quality against recognition utility, cross-validated over people",
         "",
         f"`python bench/quality_folds.py ROOT --folds {args.folds} --seed {args.seed} --recipe {args.recipe}"
+        + (f" --then {' '.join(args.then)}" if args.then else "")
         + (f" --only {' '.join(map(str, chosen))}" if args.only else "") + "`: "
         f"{len(results)} of {args.folds} folds measured. Fold k holds out the k-th of {args.folds} disjoint groups "
-        "of identities (`fiqa-stream dataset --fold k/N`); a model is trained on the others by the recipe, "
-        "exported to ONNX (float; the shipped default runs its 8-bit version on the CPU), its fusion weights "
+        "of identities (`fiqa-stream dataset --fold k/N`); a model is trained on the others by the recipe "
+        "(and each --then recipe continues it), exported to ONNX (float; the shipped default runs its 8-bit "
+        "version on the CPU), its fusion weights "
         "fitted on the fold's validation identities, and every score judged on the held-out people as "
         "`fiqa-stream eval` does. The shipped models are not in this table: each fold's held-out people include "
         "some they were trained on.",
         "",
         table(results, args.folds),
         "",
-        "The issue's targets, fold by fold:",
-        "",
-        targets(results),
+        *[line for label in labels for line in (f"The issue's targets, fold by fold, {label}:", "",
+                                                 targets(results, label), "")],
     ])
     print(body)
     if not args.no_write:
