@@ -32,7 +32,7 @@ from common import write_section  # noqa: E402
 from fiqa_stream.cli.evaluate import score_held_out  # noqa: E402
 from fiqa_stream.cli.main import main as fiqa_stream  # noqa: E402
 from fiqa_stream.scorers.training.utility import SIGHTINGS_CSV  # noqa: E402
-from fiqa_stream.scorers.training.utility_eval import Report, load_held_out, report  # noqa: E402
+from fiqa_stream.scorers.training.utility_eval import HeldOut, Report, load_held_out, report  # noqa: E402
 
 #: The issue's targets for the fused score (held-out identities).
 POOLED_TARGET, WORST_TARGET, HIT_TARGET = 0.75, 0.6, 0.9
@@ -72,7 +72,7 @@ def trained(data: Path, chain: list[str]) -> list[tuple[str, Path]]:
 
 
 def fold_reports(root: Path, fold: int, folds: int, seed: int, chain: list[str]
-                 ) -> tuple[list[int], dict[str, Report]]:
+                 ) -> tuple[list[str], dict[str, Report]]:
     """Build, train, fit and judge fold ``fold``: its held-out identities and every score's report."""
     data = root / f"fold-{fold}"
     if not (data / "test" / SIGHTINGS_CSV).is_file():
@@ -90,7 +90,17 @@ def fold_reports(root: Path, fold: int, folds: int, seed: int, chain: list[str]
         named[f"fused, {label}"] = scores["fused" if str(onnx) == first else f"fused:{onnx}"]
         named[f"model alone, {label}"] = scores[f"model:{onnx}"]
     named |= {name: scores[name] for name in COMPONENTS}
-    return sorted(set(held.identity.tolist())), {name: report(values, held) for name, values in named.items()}
+    return held_out_people(held), {name: report(values, held) for name, values in named.items()}
+
+
+def held_out_people(held: HeldOut) -> list[str]:
+    """The held-out identities, each with its number of photos where it has more than one (``10 (2 photos)``):
+    a person matched across photos loses utility where one matched against their own photo does not."""
+    people = []
+    for person in sorted(set(held.identity.tolist())):
+        photos = len(set(held.photo[held.identity == person].tolist()))
+        people.append(f"{person} ({photos} photos)" if photos > 1 else str(person))
+    return people
 
 
 def worst(figures: dict[str, float]) -> tuple[str, float]:
@@ -100,7 +110,7 @@ def worst(figures: dict[str, float]) -> tuple[str, float]:
     return name, known[name]
 
 
-def table(results: dict[int, tuple[list[int], dict[str, Report]]], folds: int) -> str:
+def table(results: dict[int, tuple[list[str], dict[str, Report]]], folds: int) -> str:
     """Per fold and score: pooled, worst degradation (across people and within one), ERC area, hit@2; then means."""
     rows = ["| fold (held-out identities) | score | Spearman pooled | Spearman worst degradation | "
             "within one person, worst degradation | ERC area | best-of-8 hit@2 |",
@@ -110,7 +120,7 @@ def table(results: dict[int, tuple[list[int], dict[str, Report]]], folds: int) -
         for name in names:
             r = reports[name]
             (across, value), (within, one) = worst(r.per_degradation), worst(r.within_person)
-            rows.append(f"| {fold}/{folds} ({', '.join(map(str, people))}) | {name} | {r.spearman:.3f} | "
+            rows.append(f"| {fold}/{folds} ({', '.join(people)}) | {name} | {r.spearman:.3f} | "
                         f"{value:.3f} ({across}) | {one:.3f} ({within}) | {r.erc_area:.4f} | {r.hit_at_2:.3f} |")
     for name in names:
         each = [reports[name] for _, reports in results.values()]
@@ -122,7 +132,7 @@ def table(results: dict[int, tuple[list[int], dict[str, Report]]], folds: int) -
     return "\n".join(rows)
 
 
-def targets(results: dict[int, tuple[list[int], dict[str, Report]]], label: str) -> str:
+def targets(results: dict[int, tuple[list[str], dict[str, Report]]], label: str) -> str:
     """How many folds the models of ``label`` meet each of the issue's targets in."""
     met = {"fused Spearman pooled >= 0.75": 0, "fused Spearman >= 0.6 in every degradation": 0,
            "fused ERC area <= the best component's and >= 30 % below Laplacian variance's": 0,
