@@ -50,7 +50,7 @@ ShippedName = Literal["student-utility", "student", "ensemble", "mspt", "ensembl
 
 
 class FiqaScorerConfig(StrictModel):
-    """A shipped learned FIQA model (ONNX on onnxruntime) fused with the weight-free components.
+    """A learned FIQA model (shipped, or an ONNX file of one's own; onnxruntime) fused with the weight-free components.
 
     The fused score is the weighted arithmetic mean of the components, weights
     normalised to sum to 1: the model sees image quality (blur, noise, compression,
