@@ -11,9 +11,11 @@ rest (``fiqa-stream train``), exported to ONNX, its fusion weights fitted on the
 ``fusion-val/`` (validation identities; ``fiqa-stream eval --fit-fusion``), and the
 fused score, the model alone and every weight-free component are judged on the fold's
 ``test/`` exactly as ``fiqa-stream eval`` does. Every step whose output is already in
-ROOT is skipped, so the folds can be run one at a time (``--only``) and a stopped run
-resumed. Prints and records in docs/BENCHMARKS.md every measured fold and their mean.
-On a 2-core CPU one fold takes about an hour (data set 8 min, training 50 min).
+ROOT is skipped (the figures too: ``fold-k/reports-<recipes>.json``, while newer than
+the models), so the folds can be run one at a time (``--only``), a stopped run resumed
+and the table of all of them written at the end. Prints and records in
+docs/BENCHMARKS.md every measured fold and their mean. On a 2-core CPU one fold takes
+about an hour (data set 8 min, distill-utility's training 50 min).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import math
 import statistics
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -82,6 +85,9 @@ def fold_reports(root: Path, fold: int, folds: int, seed: int, chain: list[str]
         raise SystemExit(f"{data}: built as fold {split['fold']} of seed {split['seed']}, not {fold}/{folds} "
                          f"of seed {seed}; give another ROOT")
     models = trained(data, chain)
+    cache = data / f"reports-{'+'.join(Path(r).stem for r in chain)}.json"
+    if cache.is_file() and all(cache.stat().st_mtime > onnx.stat().st_mtime for _, onnx in models):
+        return read_reports(cache)
     held = load_held_out(data / "test")
     first = str(models[0][1])
     scores = score_held_out(held, first, models=tuple(str(onnx) for _, onnx in models))
@@ -90,7 +96,18 @@ def fold_reports(root: Path, fold: int, folds: int, seed: int, chain: list[str]
         named[f"fused, {label}"] = scores["fused" if str(onnx) == first else f"fused:{onnx}"]
         named[f"model alone, {label}"] = scores[f"model:{onnx}"]
     named |= {name: scores[name] for name in COMPONENTS}
-    return held_out_people(held), {name: report(values, held) for name, values in named.items()}
+    people, reports = held_out_people(held), {name: report(values, held) for name, values in named.items()}
+    cache.write_text(json.dumps({"people": people, "reports": {n: asdict(r) for n, r in reports.items()}}) + "\n",
+                     encoding="utf-8")
+    return people, reports
+
+
+def read_reports(path: Path) -> tuple[list[str], dict[str, Report]]:
+    """The held-out people and reports a fold's earlier run stored in ``path``."""
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    reports = {name: Report(**(fields | {"fnmr": {float(k): v for k, v in fields["fnmr"].items()}}))
+               for name, fields in stored["reports"].items()}
+    return stored["people"], reports
 
 
 def held_out_people(held: HeldOut) -> list[str]:
