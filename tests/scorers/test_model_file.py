@@ -96,3 +96,11 @@ def test_a_file_onnxruntime_cannot_load_is_a_model_error(tmp_path: Path) -> None
     path.write_bytes(np.zeros(64, np.uint8).tobytes())
     with pytest.raises(ModelError, match="broken.onnx: onnxruntime cannot load the model"):
         FiqaScorer(FiqaScorerConfig(model=path))
+
+
+def test_the_config_names_exactly_the_shipped_models() -> None:
+    from typing import get_args
+
+    from fiqa_stream.scorers.config import ShippedName
+
+    assert set(get_args(ShippedName)) == set(SHIPPED)
