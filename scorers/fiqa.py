@@ -28,7 +28,7 @@ from fiqa_stream.runtime import CPU, Runtime
 from fiqa_stream.scorers.align import TEMPLATE_SIZE, align_face
 from fiqa_stream.scorers.config import FiqaScorerConfig, FiqaWeights, HeuristicScorerConfig
 from fiqa_stream.scorers.heuristic import COMPONENTS, HeuristicScorer
-from fiqa_stream.scorers.model_file import scorer_model
+from fiqa_stream.scorers.model_file import input_side, scorer_model
 from fiqa_stream.scorers.models.preprocess import crops_to_array
 from fiqa_stream.scorers.weights import ShippedModel
 from fiqa_stream.types import Face, Quality
@@ -82,7 +82,6 @@ class FiqaScorer(ClosedOnExit):
         int8 = runs_int8(config, runtime.device)
         #: The model events name: the shipped version (with ``+int8`` when its integer model runs) or the file's stem.
         self.model = f"{spec.version}+int8" if int8 else spec.version
-        self.input_size = spec.input_size
         self._batch = config.batch_size
         # Only the heuristic's components are used, never its own fused score: its weights are
         # irrelevant here (and a fitted fusion may give every weight-free component 0).
@@ -107,6 +106,8 @@ class FiqaScorer(ClosedOnExit):
         except Exception as e:  # onnxruntime raises its own untyped errors for bad graphs
             raise ModelError(f"{path}: onnxruntime cannot load the model: {e}") from e
         log_active_providers(self._session, providers, "scorer fiqa")
+        #: The side of the aligned crops the model takes (a model file's is read from its graph).
+        self.input_size = spec.input_size if isinstance(spec, ShippedModel) else input_side(self._session, path)
         self._input = self._session.get_inputs()[0].name
 
     def crops(self, faces: Sequence[Face]) -> np.ndarray:

@@ -10,10 +10,10 @@ model the file is not pinned by a digest: whoever names it vouches for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-from fiqa_stream.errors import DependencyError, ModelError
+from fiqa_stream.errors import ModelError
 from fiqa_stream.scorers.weights import SHIPPED, ShippedModel, read_fusion_weights
 
 #: The suffix ``fiqa-stream export --int8`` files conventionally carry before ``.onnx``.
@@ -22,7 +22,10 @@ _INT8 = ".int8"
 
 @dataclass(frozen=True)
 class ModelFile:
-    """An ONNX model file (input N×3×S×S float32, output N scores) named by its path."""
+    """An ONNX model file (input N×3×S×S float32, output N scores) named by its path.
+
+    Its input side is read from the graph by the scorer's own session (``input_side``).
+    """
 
     path: Path
 
@@ -47,26 +50,6 @@ class ModelFile:
             raise ModelError(f"{self.path}: no such ONNX model file")
         return self.path
 
-    @cached_property
-    def input_size(self) -> int:
-        """The side S of the crops its N×3×S×S input takes.
-
-        Raises:
-            ModelError: onnxruntime cannot load it, or its input is not N×3×S×S.
-        """
-        try:
-            import onnxruntime
-        except ModuleNotFoundError as e:
-            raise DependencyError("reading an ONNX model needs onnxruntime: pip install onnxruntime") from e
-        try:
-            session = onnxruntime.InferenceSession(str(self.onnx), providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own untyped errors for bad graphs
-            raise ModelError(f"{self.path}: onnxruntime cannot load the model: {e}") from e
-        shape = session.get_inputs()[0].shape
-        if len(shape) != 4 or shape[1] != 3 or not isinstance(shape[2], int) or shape[2] != shape[3]:
-            raise ModelError(f"{self.path}: input is {shape}, not N×3×S×S (write it with `fiqa-stream export`)")
-        return int(shape[2])
-
     def fusion_weights(self) -> dict[str, float] | None:
         """The fusion weights in ``<version>.fusion.json`` beside the file, or None when there is none.
 
@@ -74,6 +57,18 @@ class ModelFile:
             ModelError: that file holds no ``weights`` mapping of numbers.
         """
         return read_fusion_weights(self.path.with_name(f"{self.version}.fusion.json"))
+
+
+def input_side(session: Any, path: Path) -> int:
+    """The side S of the crops an onnxruntime ``session`` of ``path`` takes as its N×3×S×S input.
+
+    Raises:
+        ModelError: its input is not N×3×S×S.
+    """
+    shape = session.get_inputs()[0].shape
+    if len(shape) != 4 or shape[1] != 3 or not isinstance(shape[2], int) or shape[2] != shape[3]:
+        raise ModelError(f"{path}: input is {shape}, not N×3×S×S (write it with `fiqa-stream export`)")
+    return int(shape[2])
 
 
 def scorer_model(model: str | Path) -> ShippedModel | ModelFile:
