@@ -7,12 +7,14 @@ Eight held-out people decide whether a target is met more than the score does (s
 90 % intervals of ``bench/quality.py``). Here every person is held out once: fold k of
 ``--folds`` (``fiqa-stream dataset ROOT/fold-k --fold k/N --seed S``) holds out the
 k-th of N disjoint groups of identities, a model is trained by ``--recipe`` on the
-rest (``fiqa-stream train``), exported to ONNX, its fusion weights fitted on the fold's
-``fusion-val/`` (validation identities; ``fiqa-stream eval --fit-fusion``), and the
+rest (``fiqa-stream train``), exported to ONNX, its fusion weights fitted as
+``fiqa-stream eval --fit-fusion`` does on the fold's ``fusion-val/`` (the model's share
+on the validation identities, the weight-free components' mix on them and the training
+ones), and the
 fused score, the model alone and every weight-free component are judged on the fold's
 ``test/`` exactly as ``fiqa-stream eval`` does. Every step whose output is already in
 ROOT is skipped (the figures too: ``fold-k/reports-<recipes>.json``, while newer than
-the models), so the folds can be run one at a time (``--only``), a stopped run resumed
+the models and their fusion weights), so the folds can be run one at a time (``--only``), a stopped run resumed
 and the table of all of them written at the end. Prints and records in
 docs/BENCHMARKS.md every measured fold and their mean. On a 2-core CPU one fold takes
 about an hour (data set 8 min, distill-utility's training 50 min).
@@ -58,7 +60,8 @@ def chain_labels(chain: list[str]) -> list[str]:
 
 def trained(data: Path, chain: list[str]) -> list[tuple[str, Path]]:
     """Train ``chain`` on ``data`` (each recipe after the first continues the one before, ``--start-from``),
-    export each model and fit its fusion weights on ``data/fusion-val``: (label, ONNX file) per recipe."""
+    export each model and fit its fusion weights on ``data/fusion-val`` (the components' mix on
+    ``data/fusion`` as well): (label, ONNX file) per recipe."""
     models, previous = [], None
     for recipe in chain:
         out = data / ("run" if previous is None else f"run-{Path(recipe).stem}")
@@ -87,7 +90,8 @@ def fold_reports(root: Path, fold: int, folds: int, seed: int, chain: list[str]
                          f"of seed {seed}; give another ROOT")
     models = trained(data, chain)
     cache = data / f"reports-{'+'.join(Path(r).stem for r in chain)}.json"
-    if cache.is_file() and all(cache.stat().st_mtime > onnx.stat().st_mtime for _, onnx in models):
+    made = [path for _, onnx in models for path in (onnx, onnx.with_suffix(".fusion.json"))]
+    if cache.is_file() and all(cache.stat().st_mtime > path.stat().st_mtime for path in made):
         return read_reports(cache)
     held = load_held_out(data / "test")
     first = str(models[0][1])

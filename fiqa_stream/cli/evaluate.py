@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -26,12 +27,16 @@ from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.training.utility_eval import (
     HeldOut,
     Report,
+    is_utility_folder,
     load_held_out,
     markdown_table,
     per_degradation_table,
     report,
 )
 from fiqa_stream.types import Face
+
+if TYPE_CHECKING:
+    from fiqa_stream.scorers.training.fusion import FittingSightings
 
 _CHUNK = 256
 
@@ -205,21 +210,37 @@ def run(data: Path, model: str | None, as_json: bool) -> int:
     return 0
 
 
-def fit(data: Path, model: str, out: Path) -> int:
-    """Fit the fusion weights of ``model`` against utility on a utility folder and write them to ``out``."""
+def fitting_sightings(held: HeldOut, model: str) -> FittingSightings:
+    """The model's and every weight-free component's scores on a utility folder, to fit fusion weights on."""
     from fiqa_stream.scorers.config import FiqaWeights
     from fiqa_stream.scorers.fiqa import FUSED
-    from fiqa_stream.scorers.training.fusion import fit_weights, write_fusion
+    from fiqa_stream.scorers.training.fusion import FittingSightings
 
-    held = load_held_out(data)
     # Score with a fixed, known fusion: only the components are used here.
     scores = score_held_out(held, model, models=(model,), weights=FiqaWeights().model_dump())
     components = {"model": scores[f"model:{model}"], **{name: scores[name] for name in FUSED[1:]}}
-    groups = held.identity * 10_000 + held.photo * 100 + held.view
-    weights = fit_weights(components, held.utility, FUSED, groups)
-    fused = np.sum([weights[n] * components[n] for n in FUSED], axis=0)
+    return FittingSightings(components, held.utility, held.identity * 10_000 + held.photo * 100 + held.view)
+
+
+def fit(data: Path, model: str, out: Path) -> int:
+    """Fit the fusion weights of ``model`` against utility on a utility folder and write them to ``out``.
+
+    On ``DATA/fusion-val`` the training identities in ``DATA/fusion`` beside it join the
+    fit of the weight-free components' mix (``training.fusion.fit_fusion``)."""
+    from fiqa_stream.scorers.fiqa import FUSED
+    from fiqa_stream.scorers.training.fusion import fit_fusion, write_fusion
+
+    training = data.parent / "fusion"
+    with_training = data.name == "fusion-val" and is_utility_folder(training)
+    held = load_held_out(data)
+    unseen = fitting_sightings(held, model)
+    seen = fitting_sightings(load_held_out(training), model) if with_training else None
+    weights = fit_fusion(unseen, seen, FUSED)
+    fused = np.sum([weights[n] * unseen.components[n] for n in FUSED], axis=0)
     spearman = report(fused, held).spearman
-    identities = len(set(held.identity.tolist()))
-    write_fusion(out, weights, f"{len(held)} sightings of {identities} identities (DATA/{data.name})", spearman)
+    fitted_on = f"{len(held)} sightings of {len(set(held.identity.tolist()))} identities (DATA/{data.name})"
+    if with_training:
+        fitted_on += "; the weight-free components' mix also on the training identities (DATA/fusion)"
+    write_fusion(out, weights, fitted_on, spearman)
     print(json.dumps({"weights": weights, "spearman_on_fit": spearman}, indent=2))
     return 0

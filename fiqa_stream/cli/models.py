@@ -89,8 +89,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     evaluate.add_argument("--fit-fusion", type=Path, metavar="FILE.json",
                           help="utility folder only (DATA/fusion-val: identities no model learnt from; DATA/fusion: "
                           "the training identities): fit the fusion weights of MODEL against utility and write them "
-                          "to FILE.json (ship as <version>.fusion.json; for an .onnx MODEL, <stem>.fusion.json "
-                          "beside it is what the scorer and eval read)")
+                          "to FILE.json; on DATA/fusion-val, MODEL's share is fitted there and the weight-free "
+                          "components' mix there and on DATA/fusion beside it (ship as <version>.fusion.json; for an "
+                          ".onnx MODEL, <stem>.fusion.json beside it is what the scorer and eval read)")
     evaluate.add_argument("--device", default="cpu", help="device for the predictions (default: %(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

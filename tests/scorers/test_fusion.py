@@ -12,7 +12,7 @@ import fiqa_stream.scorers.weights as weights_module
 from fiqa_stream.errors import ModelError
 from fiqa_stream.scorers.config import FiqaScorerConfig, FiqaWeights
 from fiqa_stream.scorers.fiqa import FUSED, FiqaScorer
-from fiqa_stream.scorers.training.fusion import fit_weights
+from fiqa_stream.scorers.training.fusion import FittingSightings, fit_fusion, fit_weights
 
 from .conftest import Scene
 
@@ -41,6 +41,35 @@ def test_fit_recovers_the_mix_that_ranks_utility() -> None:
     assert fitted["model"] == pytest.approx(0.7, abs=0.08)
     assert fitted["sharpness"] == pytest.approx(0.3, abs=0.08)
     assert max(fitted[n] for n in ("exposure", "pose", "size", "confidence")) < 0.05
+
+
+def _sightings(rng: np.random.Generator, people: int, model_knows_them: bool) -> FittingSightings:
+    """8 sightings of each of ``people`` faces whose utility follows sharpness; the model
+    has memorised the utility of the people it learnt and guesses on the others."""
+    n = people * 8
+    components = {name: rng.random(n) for name in FUSED}
+    utility = components["sharpness"] + 0.3 * rng.random(n)
+    components["model"] = utility + 0.01 * rng.random(n) if model_knows_them else rng.random(n)
+    return FittingSightings(components, utility, np.repeat(np.arange(people), 8))
+
+
+def test_the_model_share_is_fitted_on_people_it_never_learnt_and_the_components_mix_on_everyone() -> None:
+    rng = np.random.default_rng(1)
+    unseen, seen = _sightings(rng, 3, model_knows_them=False), _sightings(rng, 20, model_knows_them=True)
+    # Fitted on the people it learnt, the model takes nearly everything ...
+    assert fit_weights(seen.components, seen.utility, FUSED, seen.groups)["model"] > 0.8
+    # ... which new people do not bear out: there its share is what they support.
+    fitted = fit_fusion(unseen, seen, FUSED)
+    assert sum(fitted.values()) == pytest.approx(1.0, abs=1e-3)
+    assert fitted["model"] < 0.2
+    assert fitted["sharpness"] == max(fitted.values())
+
+
+def test_a_model_that_ranks_new_people_well_keeps_its_share() -> None:
+    rng = np.random.default_rng(2)
+    unseen, seen = _sightings(rng, 3, model_knows_them=True), _sightings(rng, 20, model_knows_them=True)
+    assert fit_fusion(unseen, seen, FUSED)["model"] > 0.8
+    assert fit_fusion(unseen, None, FUSED)["model"] > 0.8
 
 
 def test_fusion_weights_load_with_the_model_and_the_config_wins(weights_folder: Path, astronaut: Scene) -> None:

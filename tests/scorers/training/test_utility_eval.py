@@ -274,3 +274,20 @@ def test_eval_fits_fusion_weights_for_a_model_file_of_ones_own_and_judges_it_bes
     assert {"fused", f"model:{mine}", "model:mspt", "model:student-utility"} <= set(scores)
     # The file is the shipped mspt model: alone, it ranks exactly as mspt does.
     assert scores[f"model:{mine}"]["spearman"] == pytest.approx(scores["model:mspt"]["spearman"], abs=1e-9)
+
+
+@needs_dlib
+@pytest.mark.slow
+def test_fitting_on_fusion_val_draws_the_components_mix_from_the_training_identities_beside_it(
+    held_out_folder: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from fiqa_stream.cli.main import main
+
+    for part in ("fusion-val", "fusion"):
+        shutil.copytree(held_out_folder, tmp_path / "data" / part)
+    fusion = tmp_path / "mine.fusion.json"
+    assert main(["eval", "mspt", "--data", str(tmp_path / "data" / "fusion-val"), "--fit-fusion", str(fusion)]) == 0
+    fitted_on = json.loads(fusion.read_text())["fitted_on"]
+    assert "(DATA/fusion-val)" in fitted_on and "training identities (DATA/fusion)" in fitted_on
