@@ -5,19 +5,18 @@
 
 Eight held-out people decide whether a target is met more than the score does (see the
 90 % intervals of ``bench/quality.py``). Here every person is held out once: fold k of
-``--folds`` (``fiqa-stream dataset ROOT/fold-k --fold k/N --seed S``) holds out the
-k-th of N disjoint groups of identities, a model is trained by ``--recipe`` on the
-rest (``fiqa-stream train``), exported to ONNX, its fusion weights fitted as
-``fiqa-stream eval --fit-fusion`` does on the fold's ``fusion-val/`` (the model's share
-on the validation identities, the weight-free components' mix on them and the training
-ones), and the
-fused score, the model alone and every weight-free component are judged on the fold's
-``test/`` exactly as ``fiqa-stream eval`` does. Every step whose output is already in
-ROOT is skipped (the figures too: ``fold-k/reports-<recipes>.json``, while newer than
-the models and their fusion weights), so the folds can be run one at a time (``--only``), a stopped run resumed
-and the table of all of them written at the end. Prints and records in
-docs/BENCHMARKS.md every measured fold and their mean. On a 2-core CPU one fold takes
-about an hour (data set 8 min, distill-utility's training 50 min).
+``--folds`` (``fiqa-stream dataset ROOT/fold-k --fold k/N --seed S``) holds out the k-th
+of N disjoint groups of identities, a model is trained by ``--recipe`` on the rest
+(``fiqa-stream train``), exported to ONNX, its fusion weights fitted as ``fiqa-stream
+eval --fit-fusion`` does on the fold's ``fusion-val/`` (the model's share on the
+validation identities, the weight-free components' mix on them and the training ones),
+and the fused score, the model alone and every weight-free component are judged on the
+fold's ``test/`` exactly as ``fiqa-stream eval`` does. Every step whose output is
+already in ROOT is skipped (the figures too: ``fold-k/reports-<recipes>.json``, while
+newer than the models and their fusion weights), so the folds can be run one at a time
+(``--only``), a stopped run resumed and the table of all of them written at the end.
+Prints and records in docs/BENCHMARKS.md every measured fold and their mean. On a 2-core
+CPU one fold takes about an hour (data set 8 min, distill-utility's training 50 min).
 """
 
 from __future__ import annotations
