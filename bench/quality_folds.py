@@ -1,7 +1,7 @@
 """Benchmark: quality against recognition utility, cross-validated over people.
 
     python bench/quality_folds.py ROOT [--folds 4] [--seed 0] [--recipe distill-utility]
-                                  [--only K ...] [--no-write]
+                                  [--then RECIPE ...] [--only K ...] [--no-write]
 
 Eight held-out people decide whether a target is met more than the score does (see the
 90 % intervals of ``bench/quality.py``). Here every person is held out once: fold k of
