@@ -16,7 +16,8 @@ already in ROOT is skipped (the figures too: ``fold-k/reports-<recipes>.json``, 
 newer than the models and their fusion weights), so the folds can be run one at a time
 (``--only``), a stopped run resumed and the table of all of them written at the end.
 Prints and records in docs/BENCHMARKS.md every measured fold and their mean. On a 2-core
-CPU one fold takes about an hour (data set 8 min, distill-utility's training 50 min; 75 min with the pooled stage).
+CPU one fold takes about an hour (data set 8 min, distill-utility's training 50 min; 75
+min with the pooled stage).
 """
 
 from __future__ import annotations

@@ -72,6 +72,14 @@ def _agreement(fused: np.ndarray, target: np.ndarray, views: list[np.ndarray]) -
     return 0.5 * pooled + 0.5 * float(np.mean([spearman(fused[m], target[m]) for m in views]))
 
 
+def _rounded_weights(weights: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+    """Non-negative ``weights`` of ``names`` scaled to sum to 1, those under ``MIN_WEIGHT`` set to 0."""
+    w = weights / weights.sum()
+    w[w < MIN_WEIGHT] = 0.0
+    w /= w.sum()
+    return {n: round(float(v), 4) for n, v in zip(names, w, strict=True)}
+
+
 def fit_weights(components: Mapping[str, np.ndarray], utility: np.ndarray, names: Sequence[str],
                 groups: np.ndarray | None = None) -> dict[str, float]:
     """Non-negative weights (summing to 1) of ``names`` whose weighted mean best ranks ``utility``.
@@ -101,11 +109,7 @@ def fit_weights(components: Mapping[str, np.ndarray], utility: np.ndarray, names
     best = optimize.minimize(loss, logits0, method="Nelder-Mead",
                              options={"maxiter": 1500, "xatol": 1e-3, "fatol": 1e-5})
     logits = best.x if best.fun <= loss(logits0) else logits0
-    w = np.exp(logits - logits.max())
-    w /= w.sum()
-    w[w < MIN_WEIGHT] = 0.0
-    w /= w.sum()
-    return {n: round(float(v), 4) for n, v in zip(names, w, strict=True)}
+    return _rounded_weights(np.exp(logits - logits.max()), names)
 
 
 def fit_fusion(unseen: FittingSightings, seen: FittingSightings | None, names: Sequence[str],
@@ -126,10 +130,7 @@ def fit_fusion(unseen: FittingSightings, seen: FittingSightings | None, names: S
     scores = np.asarray(unseen.components[model], np.float64)
     views = _face_views(unseen.groups)
     share = max(MODEL_SHARES, key=lambda a: _agreement(a * scores + (1 - a) * mixed, unseen.utility, views))
-    w = np.array([share if n == model else (1 - share) * mix[n] for n in names])
-    w[w < MIN_WEIGHT] = 0.0
-    w /= w.sum()
-    return {n: round(float(v), 4) for n, v in zip(names, w, strict=True)}
+    return _rounded_weights(np.array([share if n == model else (1 - share) * mix[n] for n in names]), names)
 
 
 def write_fusion(path: Path, weights: Mapping[str, float], fitted_on: str, spearman_on_fit: float) -> None:
