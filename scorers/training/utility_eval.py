@@ -285,6 +285,16 @@ def subset(held: HeldOut, keep: np.ndarray) -> HeldOut:
                    scale=held.scale[index], genuine=held.genuine[index], utility=held.utility[index])
 
 
+def single_photo_people(held: HeldOut) -> np.ndarray:
+    """A mask of the sightings of people with one photo: those matched only against the photo they were cut from.
+
+    A person with several photos is matched against the others too (real pose and light
+    change), so their utility is lower even when clean, by an amount no image of theirs shows.
+    """
+    photos = {person: len(set(held.photo[held.identity == person].tolist())) for person in set(held.identity.tolist())}
+    return np.array([photos[person] == 1 for person in held.identity.tolist()], dtype=bool)
+
+
 def person_intervals(scores: np.ndarray, held: HeldOut, draws: int = 1000, coverage: float = 0.9,
                      seed: int = 0) -> dict[str, tuple[float, float]]:
     """Per degradation, the interval holding ``coverage`` of the Spearman of ``scores``

@@ -21,6 +21,7 @@ from fiqa_stream.scorers.training.utility_eval import (
     person_intervals,
     relabelled,
     report,
+    single_photo_people,
     strength_ceiling,
     subset,
     within_person,
@@ -167,6 +168,12 @@ def test_a_subset_keeps_the_chosen_sightings_and_the_threshold() -> None:
     assert part.degradation == ["blur", "clean"]
     assert part.utility.tolist() == [0.7, 1.0]
     assert part.threshold == held.threshold
+
+
+def test_single_photo_people_leaves_out_every_sighting_of_a_person_with_several_photos() -> None:
+    held = replace(_sightings([1, 1, 2, 2, 3], ["clean", "blur", "clean", "blur", "clean"], [0.0, 0.5, 0.0, 0.5, 0.0],
+                              [1.0, 0.9, 0.8, 0.7, 1.0]), photo=np.array([0, 0, 0, 1, 0]))
+    assert single_photo_people(held).tolist() == [True, True, False, False, True]
 
 
 def test_per_person_shows_the_one_person_whose_offset_decides_a_degradation() -> None:
