@@ -312,7 +312,9 @@ def main() -> int:
     ])
     print(body)
     if not args.no_write:
-        write_section("quality-folds", body)
+        # The default's chain keeps its section; any other chain gets one of its own beside it.
+        default = chain == ["distill-utility", "student-utility-pooled"]
+        write_section("quality-folds" if default else "quality-folds-" + "+".join(Path(r).stem for r in chain), body)
     return 0
 
 

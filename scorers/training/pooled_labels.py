@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -96,10 +96,14 @@ def pooled_utility(sightings: Sequence[Sighting], neighbours: int) -> np.ndarray
 def pool_labels(items: Sequence[ScoredImage], folder: Path, share: float, neighbours: int) -> list[ScoredImage]:
     """``items`` (the labelled crops of ``folder``) with labels ``(1 − share)·own + share·pooled``.
 
+    The items' labels are the ones pooled (a sighting no item names keeps the utility its
+    folder records), so labels changed before pooling (``second_photo.py``) are pooled as they are.
+
     Raises:
         ConfigError: ``folder`` records no sightings, or an item is not among them.
     """
-    sightings = read_sightings(folder)
+    own = {item.path: item.score for item in items}
+    sightings = [replace(s, utility=own.get(s.path, s.utility)) for s in read_sightings(folder)]
     pooled = dict(zip((s.path for s in sightings), pooled_utility(sightings, neighbours).tolist(), strict=True))
     out = []
     for item in items:

@@ -24,7 +24,7 @@ from fiqa_stream.registry import did_you_mean
 from fiqa_stream.scorers.models import MODELS
 
 RECIPES = ("distill", "distill-utility", "ensemble", "ensemble-utility", "mspt", "mspt-utility", "student-utility",
-           "student-utility-pooled")
+           "student-utility-pooled", "student-utility-second-photo")
 
 
 class LossConfig(StrictModel):
@@ -130,6 +130,12 @@ class _CompactRecipe(_RecipeBase):
         None,
         description="Pool the labelled set's utility labels over people (null: each sighting's own utility). "
         "Needs a training folder written by `fiqa-stream dataset`.",
+    )
+    second_photo: bool = Field(
+        False,
+        description="Label the sightings of people with one photo as if they had a second one, by the "
+        "cross-photo distances of the people with several (second_photo.py), in train/ and val/, before any "
+        "pooling. Needs folders written by `fiqa-stream dataset` with someone who has several photos.",
     )
 
 

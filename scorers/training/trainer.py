@@ -49,6 +49,7 @@ from fiqa_stream.scorers.training.recipe import (
     PseudoLabels,
     Stage,
 )
+from fiqa_stream.scorers.training.second_photo import fit_law, second_photo_labels
 
 log = logging.getLogger(__name__)
 
@@ -341,6 +342,12 @@ def train_recipe(
     train, val = scored_images(data / "train"), scored_images(data / "val")
     counts = degradation_counts(data / "train")
     start = _starting_weights(recipe, options.start_from)
+    if not isinstance(recipe, DistillRecipe) and recipe.second_photo:
+        law = fit_law(data / "train")
+        log.info("second photo for one-photo people: delta %.3f, c %.3f (fitted on %s)", law.delta, law.c,
+                 data / "train")
+        train = second_photo_labels(train, data / "train", law)
+        val = second_photo_labels(val, data / "val", law)
     if not isinstance(recipe, DistillRecipe) and recipe.pooled_labels is not None:
         train = pool_labels(train, data / "train", recipe.pooled_labels.share, recipe.pooled_labels.neighbours)
     if not isinstance(recipe, DistillRecipe) and recipe.pseudo_labels is not None:

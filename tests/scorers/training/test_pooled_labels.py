@@ -72,6 +72,13 @@ def test_the_share_mixes_own_and_pooled_utility(tmp_path: Path) -> None:
     assert [i.path for i in half] == [i.path for i in own]
 
 
+def test_the_labels_pooled_are_the_items_not_the_folders_record(tmp_path: Path) -> None:
+    # A label changed before pooling (second_photo.py) is what the other people's sightings pool.
+    root = _folder(tmp_path)
+    items = [ScoredImage(i.path, 0.5) if i.path.name == "b-clean.png" else i for i in _items(root)]
+    assert pool_labels(items, root, share=1.0, neighbours=1)[0].score == pytest.approx(0.5)
+
+
 def test_a_folder_without_sightings_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=f"pooled_labels: {tmp_path} has no {SIGHTINGS_CSV}"):
         pool_labels([], tmp_path, share=1.0, neighbours=4)

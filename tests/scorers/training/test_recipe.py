@@ -73,6 +73,12 @@ def test_the_pooled_student_recipe_pools_every_label_over_people() -> None:
     assert recipe.pooled_labels is not None and recipe.pooled_labels.share == 1.0
 
 
+def test_the_second_photo_recipe_is_the_pooled_one_with_one_photo_people_given_a_second_photo() -> None:
+    pooled, second = load_recipe("student-utility-pooled"), load_recipe("student-utility-second-photo")
+    assert second.second_photo and not pooled.second_photo
+    assert second.model_copy(update={"second_photo": False, "description": pooled.description}) == pooled
+
+
 def test_an_unknown_recipe_gets_a_hint() -> None:
     with pytest.raises(ConfigError, match="did you mean 'mspt'"):
         load_recipe("msp")

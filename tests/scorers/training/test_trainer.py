@@ -160,6 +160,12 @@ def test_a_recipe_trains_on_labels_pooled_over_people(tmp_path: Path) -> None:
     assert summary["stages"][0]["epochs"] == 1
 
 
+def test_a_second_photo_recipe_needs_folders_that_keep_their_descriptors(data: Path, tmp_path: Path) -> None:
+    recipe = _recipe(epochs=1).model_copy(update={"second_photo": True})
+    with pytest.raises(ConfigError, match=f"second_photo: .*train has no {SIGHTINGS_CSV} and descriptors.npz"):
+        train_recipe(recipe, data, tmp_path, RunOptions(device="cpu"))
+
+
 def test_a_data_root_without_val_is_named(tmp_path: Path) -> None:
     _blurred_set(tmp_path / "train", 8, 0)
     with pytest.raises(ConfigError, match="no val/ folder"):
