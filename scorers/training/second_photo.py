@@ -48,18 +48,22 @@ class CrossPhotoLaw:
 
 @dataclass(frozen=True)
 class _Folder:
-    """A utility folder's sightings: names, identity, photo, distance to the own clean view, impostor distance;
-    each sighting's descriptor and the clean gallery (one descriptor per photo, by identity in photo order)."""
+    """A utility folder's sightings: names, identity, photo, impostor distance, each sighting's descriptor and
+    that of its own clean view; the clean gallery (one descriptor per photo, by identity in photo order)."""
 
     names: list[str]
     identity: np.ndarray
     photo: np.ndarray
-    own: np.ndarray
     impostor: np.ndarray
     descriptors: np.ndarray
     own_clean: np.ndarray
     gallery: np.ndarray
     gallery_identities: np.ndarray
+
+    @property
+    def own(self) -> np.ndarray:
+        """Each sighting's distance to its own clean view."""
+        return np.linalg.norm(self.descriptors - self.own_clean, axis=1)
 
     def photos(self, person: int) -> np.ndarray:
         return self.gallery[self.gallery_identities == person]
@@ -80,8 +84,8 @@ def _read(folder: Path) -> _Folder:
     clean = {k: descriptors[i] for i, (k, r) in enumerate(zip(key, rows, strict=True)) if r["index"] == "0"}
     own_clean = np.stack([clean[k] for k in key])
     return _Folder([r["image_name"] for r in rows], np.array([int(r["identity"]) for r in rows]),
-                   np.array([int(r["photo"]) for r in rows]), np.linalg.norm(descriptors - own_clean, axis=1),
-                   np.array([float(r["impostor"]) for r in rows]), descriptors, own_clean,
+                   np.array([int(r["photo"]) for r in rows]), np.array([float(r["impostor"]) for r in rows]),
+                   descriptors, own_clean,
                    np.asarray(arrays["gallery"], np.float64), np.asarray(arrays["gallery_identities"]))
 
 
@@ -92,11 +96,12 @@ def fit_law(folder: Path) -> CrossPhotoLaw:
         ConfigError: the folder keeps no descriptors, or no one in it has several photos.
     """
     data = _read(folder)
+    distance_own = data.own
     own, between, actual = [], [], []
     for i in range(len(data.names)):
         photos = data.photos(int(data.identity[i]))
         others = np.delete(photos, int(data.photo[i]), axis=0)
-        own += [data.own[i]] * len(others)
+        own += [distance_own[i]] * len(others)
         between += np.linalg.norm(others - data.own_clean[i], axis=1).tolist()
         actual += np.linalg.norm(others - data.descriptors[i], axis=1).tolist()
     if not actual:
@@ -114,7 +119,8 @@ def second_photo_labels(items: list[ScoredImage], folder: Path, law: CrossPhotoL
     """
     data = _read(folder)
     one_photo = np.array([len(data.photos(int(p))) == 1 for p in data.identity])
-    genuine = 0.5 * (data.own + law.distance(data.own))
+    own = data.own
+    genuine = 0.5 * (own + law.distance(own))
     relabelled = np.where(one_photo, utility(genuine, data.impostor), np.nan)
     by_name = dict(zip(data.names, relabelled.tolist(), strict=True))
     out = []
