@@ -22,9 +22,10 @@ from fiqa_stream.configbase import StrictModel
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.registry import did_you_mean
 from fiqa_stream.scorers.models import MODELS
+from fiqa_stream.scorers.training.degradations import DEGRADATIONS
 
 RECIPES = ("distill", "distill-utility", "ensemble", "ensemble-utility", "mspt", "mspt-utility", "student-utility",
-           "student-utility-pooled", "student-utility-second-photo")
+           "student-utility-monotone", "student-utility-pooled", "student-utility-second-photo")
 
 
 class LossConfig(StrictModel):
@@ -36,6 +37,23 @@ class LossConfig(StrictModel):
     weight: float = Field(1.0, ge=0.0, description="λ, the weight of the correlation or PLCC term.")
     rank_weight: float = Field(0.0, ge=0.0, description="Weight of the fidelity rank loss added to it (0: none).")
     rank_scale: float = Field(0.1, gt=0.0, description="Score noise scale of the fidelity rank loss.")
+
+
+class Monotone(StrictModel):
+    """Ranking pairs of clean training crops (``monotone.py``): a degradation added never raises the score."""
+
+    weight: float = Field(gt=0.0, description="Weight of the pairs' disorder loss beside the stage's loss.")
+    pairs: int = Field(8, ge=1, description="Pairs per step, each a clean crop through one degradation at "
+                       "two severities.")
+    degradations: list[str] = Field(min_length=1, description="Degradations the pairs draw from, alike.")
+
+    @field_validator("degradations")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in DEGRADATIONS:
+                raise ValueError(f"unknown degradation '{name}'{did_you_mean(name, list(DEGRADATIONS))}")
+        return names
 
 
 class Stage(StrictModel):
@@ -69,6 +87,11 @@ class Stage(StrictModel):
         description="Share of the training samples used (a seeded subset; smaller shares are nested in larger).",
     )
     loss: LossConfig = Field(description="The training loss.")
+    monotone: Monotone | None = Field(
+        None,
+        description="Also train on ranking pairs of the clean training crops (those faces.csv records without a "
+        "degradation), so that a degradation added never raises the score (null: off).",
+    )
     pretrained: bool = Field(
         False,
         description="Start the trunk from ImageNet weights (architectures that have them, see `fiqa-stream models`; "

@@ -35,10 +35,17 @@ from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.models import build_model
 from fiqa_stream.scorers.models.ensemble import AveragingEnsemble
 from fiqa_stream.scorers.models.io import load_weights, save_weights
-from fiqa_stream.scorers.training.data import IMAGE_SUFFIXES, ScoredImage, ScoredImageDataset, scored_images
+from fiqa_stream.scorers.training.data import (
+    IMAGE_SUFFIXES,
+    ScoredImage,
+    ScoredImageDataset,
+    read_image,
+    scored_images,
+)
 from fiqa_stream.scorers.training.degradation_set import FACES_CSV
 from fiqa_stream.scorers.training.losses import MSECorrLoss, PLCCMSELoss, fidelity_rank_loss
 from fiqa_stream.scorers.training.metrics import Metrics, evaluate
+from fiqa_stream.scorers.training.monotone import MonotonePairs, disorder_loss
 from fiqa_stream.scorers.training.pooled_labels import pool_labels
 from fiqa_stream.scorers.training.pretrained import imagenet_mobilenet_v2
 from fiqa_stream.scorers.training.recipe import (
@@ -168,6 +175,13 @@ def degradation_counts(folder: Path) -> dict[Path, int] | None:
         return {root / row["image_name"]: len(row["chain"].split()) for row in csv.DictReader(handle)}
 
 
+def clean_crops(items: Sequence[ScoredImage], counts: dict[Path, int] | None) -> list[np.ndarray]:
+    """The crops among ``items`` that ``faces.csv`` records without a degradation (none without it)."""
+    if counts is None:
+        return []
+    return [read_image(item.path) for item in items if counts.get(item.path) == 0]
+
+
 def stage_items(
     items: Sequence[ScoredImage], stage: Stage, counts: dict[Path, int] | None, seed: int
 ) -> list[ScoredImage]:
@@ -227,14 +241,17 @@ def fit_stage(
     device: torch.device,
     checkpoint: Path,
     num_workers: int = 0,
+    clean: Sequence[np.ndarray] = (),
 ) -> StageResult:
     """Train ``model`` in place for one stage and leave it holding the best validation weights.
 
     Resumes from ``checkpoint`` when it exists (a finished stage only reloads its best
-    weights); writes it after every epoch.
+    weights); writes it after every epoch. A stage with ``monotone`` set draws its
+    ranking pairs from the crops ``clean``.
 
     Raises:
-        ConfigError: fewer training samples than one batch, or fewer than 2 validation samples.
+        ConfigError: fewer training samples than one batch, fewer than 2 validation samples,
+            or ``monotone`` set and no clean crop.
     """
     if len(train) < stage.batch_size:
         raise ConfigError(
@@ -242,6 +259,9 @@ def fit_stage(
         )
     if len(val) < 2:
         raise ConfigError(f"stage {stage.name}: validation needs at least 2 samples, got {len(val)}")
+    if stage.monotone is not None and not clean:
+        raise ConfigError(f"stage {stage.name}: monotone needs clean crops (rows of the training folder's "
+                          f"{FACES_CSV} with an empty chain), found none")
     model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
     loss_fn = make_loss(stage.loss)
@@ -271,6 +291,9 @@ def fit_stage(
         loader = DataLoader(dataset, batch_size=stage.batch_size, shuffle=True, drop_last=True,
                             generator=generator, num_workers=num_workers)
         model.train()
+        pairs = None if stage.monotone is None else MonotonePairs(
+            clean, stage.monotone.degradations, stage.monotone.pairs, stage.input_size, seed * 100_003 + epoch)
+        disorder_weight = 0.0 if stage.monotone is None else stage.monotone.weight
         losses = []
         for step, (x, y) in enumerate(loader):
             for group in optimiser.param_groups:
@@ -281,7 +304,13 @@ def fit_stage(
             if stage.roll > 0:
                 x = rolled(x, stage.roll, generator)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss = loss_fn(model(x), y)
+            if pairs is None:
+                loss = loss_fn(model(x), y)
+            else:
+                milder, harsher = pairs.batch()
+                scores = model(torch.cat([x, milder.to(device), harsher.to(device)]))
+                labelled, milder_scores, harsher_scores = scores.split([len(x), len(milder), len(harsher)])
+                loss = loss_fn(labelled, y) + disorder_weight * disorder_loss(milder_scores, harsher_scores)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -360,8 +389,10 @@ def train_recipe(
         torch.manual_seed(seed * 1_000 + index)
         stage = _with_epochs(stage, options.epochs)
         chosen = stage_items(items, stage, counts, seed)
+        clean = clean_crops(chosen, counts) if stage.monotone is not None else []
         results.append(fit_stage(model, stage, chosen, val, seed=seed * 1_000 + index, device=device,
-                                 checkpoint=checkpoints / f"{stage.name}.pt", num_workers=options.num_workers))
+                                 checkpoint=checkpoints / f"{stage.name}.pt", num_workers=options.num_workers,
+                                 clean=clean))
         return model
 
     def fresh(stage: Stage, index: int) -> nn.Module:

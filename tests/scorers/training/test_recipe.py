@@ -9,6 +9,7 @@ import pytest
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.models import MAX_GMACS, MAX_PARAMS
 from fiqa_stream.scorers.models.complexity import complexity
+from fiqa_stream.scorers.training.degradations import CAMERA
 from fiqa_stream.scorers.training.recipe import RECIPES, DistillRecipe, EnsembleRecipe, MSPTRecipe, load_recipe
 
 
@@ -77,6 +78,24 @@ def test_the_second_photo_recipe_is_the_pooled_one_with_one_photo_people_given_a
     pooled, second = load_recipe("student-utility-pooled"), load_recipe("student-utility-second-photo")
     assert second.second_photo and not pooled.second_photo
     assert second.model_copy(update={"second_photo": False, "description": pooled.description}) == pooled
+
+
+def test_the_monotone_recipe_is_the_second_photo_one_with_ranking_pairs_of_camera_degradations() -> None:
+    second, monotone = load_recipe("student-utility-second-photo"), load_recipe("student-utility-monotone")
+    assert isinstance(second, MSPTRecipe) and isinstance(monotone, MSPTRecipe)
+    pairs = monotone.stages[0].monotone
+    assert pairs is not None and pairs.weight > 0 and set(pairs.degradations) <= set(CAMERA)
+    unpaired = [stage.model_copy(update={"monotone": None, "name": second.stages[0].name}) for stage in monotone.stages]
+    assert monotone.model_copy(update={"stages": unpaired, "description": second.description}) == second
+
+
+def test_an_unknown_degradation_of_the_ranking_pairs_is_named_by_key(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("type: mspt\nstages:\n  - {name: a, model: mspt, input_size: 64, epochs: 1, loss: {type: mse}, "
+                    "monotone: {weight: 1.0, degradations: [defocus_blur, underexposed]}}\n")
+    with pytest.raises(ConfigError, match=r"r\.yaml: stages\[0\]\.monotone\.degradations.*'underexposed'.*"
+                       "did you mean 'underexposure'"):
+        load_recipe(path)
 
 
 def test_an_unknown_recipe_gets_a_hint() -> None:

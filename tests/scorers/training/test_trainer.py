@@ -12,11 +12,14 @@ from safetensors.torch import load_file
 
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.models.io import load_weights
+from fiqa_stream.scorers.models.preprocess import crops_to_tensor
 from fiqa_stream.scorers.training.data import scored_images, write_scored_images
 from fiqa_stream.scorers.training.degradation_set import FACES_CSV
+from fiqa_stream.scorers.training.degradations import underexposure
 from fiqa_stream.scorers.training.recipe import (
     EnsembleRecipe,
     LossConfig,
+    Monotone,
     MSPTRecipe,
     PooledLabels,
     PseudoLabels,
@@ -164,6 +167,40 @@ def test_a_second_photo_recipe_needs_folders_that_keep_their_descriptors(data: P
     recipe = _recipe(epochs=1).model_copy(update={"second_photo": True})
     with pytest.raises(ConfigError, match=f"second_photo: .*train has no {SIGHTINGS_CSV} and descriptors.npz"):
         train_recipe(recipe, data, tmp_path, RunOptions(device="cpu"))
+
+
+def _monotone_recipe(epochs: int) -> MSPTRecipe:
+    recipe = _recipe(epochs=epochs)
+    pairs = Monotone(weight=5.0, pairs=8, degradations=["underexposure"])
+    return recipe.model_copy(update={"stages": [recipe.stages[0].model_copy(update={"monotone": pairs})]})
+
+
+def test_a_monotone_stage_needs_clean_crops_recorded_in_faces_csv(data: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"stage s1: monotone needs clean crops .*{FACES_CSV}"):
+        train_recipe(_monotone_recipe(epochs=1), data, tmp_path, RunOptions(device="cpu"))
+
+
+def test_ranking_pairs_teach_an_order_the_labels_do_not(tmp_path: Path) -> None:
+    # Every label is 0.5: only the pairs say that a darker crop is worse.
+    data, rng = tmp_path / "data", np.random.default_rng(0)
+    textures = [rng.integers(40, 256, (32, 32, 3), dtype=np.uint8) for _ in range(48)]
+    for part, chosen in (("train", textures[:32]), ("val", textures[32:40])):
+        write_scored_images(data / part, chosen, [0.5] * len(chosen), [f"img{i:03d}" for i in range(len(chosen))])
+        (data / part / FACES_CSV).write_text("image_name,face_id,view,chain\n" + "".join(
+            f"img{i:03d}.png,{i},0,\n" for i in range(len(chosen))))
+    held_out = np.stack(textures[40:])
+    darkened = np.stack([underexposure(t, 0.5, rng) for t in held_out])
+
+    def darkening_costs(recipe: MSPTRecipe, out: Path) -> np.ndarray:
+        train_recipe(recipe, data, out, RunOptions(device="cpu"))
+        model = load_weights(out / MODEL_FILE)[0].eval()
+        with torch.no_grad():
+            return (model(crops_to_tensor(held_out, 32)) - model(crops_to_tensor(darkened, 32))).numpy()
+
+    paired = darkening_costs(_monotone_recipe(epochs=3), tmp_path / "paired")
+    unpaired = darkening_costs(_recipe(epochs=3), tmp_path / "unpaired")
+    assert (paired > 0).all()
+    assert paired.mean() > 5 * abs(unpaired.mean())
 
 
 def test_a_data_root_without_val_is_named(tmp_path: Path) -> None:
