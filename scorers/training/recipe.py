@@ -45,6 +45,8 @@ class Monotone(StrictModel):
     weight: float = Field(gt=0.0, description="Weight of the pairs' disorder loss beside the stage's loss.")
     pairs: int = Field(8, ge=1, description="Pairs per step, each a clean crop through one degradation at "
                        "two severities.")
+    margin: float = Field(0.0, ge=0.0, description="Score drop the harsher crop of a pair owes per unit of "
+                          "severity between the two (0: only not above the milder).")
     degradations: list[str] = Field(min_length=1, description="Degradations the pairs draw from, alike.")
 
     @field_validator("degradations")

@@ -45,7 +45,7 @@ from fiqa_stream.scorers.training.data import (
 from fiqa_stream.scorers.training.degradation_set import FACES_CSV
 from fiqa_stream.scorers.training.losses import MSECorrLoss, PLCCMSELoss, fidelity_rank_loss
 from fiqa_stream.scorers.training.metrics import Metrics, evaluate
-from fiqa_stream.scorers.training.monotone import MonotonePairs, disorder_loss
+from fiqa_stream.scorers.training.monotone import MonotonePairs
 from fiqa_stream.scorers.training.pooled_labels import pool_labels
 from fiqa_stream.scorers.training.pretrained import imagenet_mobilenet_v2
 from fiqa_stream.scorers.training.recipe import (
@@ -292,8 +292,7 @@ def fit_stage(
                             generator=generator, num_workers=num_workers)
         model.train()
         pairs = None if stage.monotone is None else MonotonePairs(
-            clean, stage.monotone.degradations, stage.monotone.pairs, stage.input_size, seed * 100_003 + epoch)
-        disorder_weight = 0.0 if stage.monotone is None else stage.monotone.weight
+            clean, stage.monotone, stage.input_size, seed * 100_003 + epoch)
         losses = []
         for step, (x, y) in enumerate(loader):
             for group in optimiser.param_groups:
@@ -307,10 +306,10 @@ def fit_stage(
             if pairs is None:
                 loss = loss_fn(model(x), y)
             else:
-                milder, harsher = pairs.batch()
-                scores = model(torch.cat([x, milder.to(device), harsher.to(device)]))
-                labelled, milder_scores, harsher_scores = scores.split([len(x), len(milder), len(harsher)])
-                loss = loss_fn(labelled, y) + disorder_weight * disorder_loss(milder_scores, harsher_scores)
+                batch = pairs.batch()
+                scores = model(torch.cat([x, batch.milder.to(device), batch.harsher.to(device)]))
+                labelled, milder, harsher = scores.split([len(x), len(batch), len(batch)])
+                loss = loss_fn(labelled, y) + pairs.cost(milder, harsher, batch)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -7,46 +7,47 @@ import pytest
 import torch
 
 from fiqa_stream.scorers.models.preprocess import crops_to_tensor
-from fiqa_stream.scorers.training.monotone import MonotonePairs, disorder_loss
+from fiqa_stream.scorers.training.monotone import MonotonePairs, PairBatch, disorder_loss
+from fiqa_stream.scorers.training.recipe import Monotone
+
+
+def _pairs(crop: np.ndarray, names: list[str], count: int, seed: int, *, size: int = 112) -> PairBatch:
+    config = Monotone(weight=1.0, pairs=count, degradations=names)
+    return MonotonePairs([crop], config, input_size=size, seed=seed).batch()
 
 
 def test_each_pair_is_one_crop_darkened_less_and_more(aligned_face: np.ndarray) -> None:
-    pairs = MonotonePairs([aligned_face], ["underexposure"], pairs=64, input_size=112, seed=0)
-    milder, harsher = pairs.batch()
-    assert milder.shape == harsher.shape == (64, 3, 112, 112)
-    brightness_milder, brightness_harsher = milder.mean(dim=(1, 2, 3)), harsher.mean(dim=(1, 2, 3))
-    assert bool((brightness_harsher < brightness_milder).all())
+    batch = _pairs(aligned_face, ["underexposure"], 64, seed=0)
+    assert batch.milder.shape == batch.harsher.shape == (64, 3, 112, 112) and len(batch) == 64
+    assert bool((batch.harsher.mean(dim=(1, 2, 3)) < batch.milder.mean(dim=(1, 2, 3))).all())
+    assert bool(((batch.gaps > 0) & (batch.gaps <= 1)).all())
 
 
 def test_about_half_the_milder_crops_are_the_clean_crop_itself(aligned_face: np.ndarray) -> None:
-    pairs = MonotonePairs([aligned_face], ["defocus_blur"], pairs=200, input_size=112, seed=1)
-    milder, _ = pairs.batch()
+    batch = _pairs(aligned_face, ["defocus_blur"], 200, seed=1)
     clean = crops_to_tensor(aligned_face[None], 112)
-    untouched = int((milder == clean).flatten(1).all(dim=1).sum())
+    untouched = int((batch.milder == clean).flatten(1).all(dim=1).sum())
     assert 70 <= untouched <= 130
 
 
 def test_the_two_crops_of_a_pair_share_their_random_draws(aligned_face: np.ndarray) -> None:
     # Noise drawn alike grows with severity: the harsher crop is the milder one's noise, stronger.
-    pairs = MonotonePairs([aligned_face], ["gaussian_noise"], pairs=16, input_size=112, seed=2)
-    milder, harsher = pairs.batch()
+    batch = _pairs(aligned_face, ["gaussian_noise"], 16, seed=2)
     clean = crops_to_tensor(aligned_face[None], 112)
-    for soft, hard in zip(milder - clean, harsher - clean, strict=True):
+    for soft, hard in zip(batch.milder - clean, batch.harsher - clean, strict=True):
         if soft.abs().sum() > 0:
             assert float(torch.corrcoef(torch.stack([soft.flatten(), hard.flatten()]))[0, 1]) > 0.5
 
 
 def test_every_draw_follows_the_seed(aligned_face: np.ndarray) -> None:
-    first = MonotonePairs([aligned_face], ["motion_blur", "low_light"], pairs=4, input_size=64, seed=5).batch()
-    again = MonotonePairs([aligned_face], ["motion_blur", "low_light"], pairs=4, input_size=64, seed=5).batch()
-    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    first = _pairs(aligned_face, ["motion_blur", "low_light"], 4, seed=5, size=64)
+    again = _pairs(aligned_face, ["motion_blur", "low_light"], 4, seed=5, size=64)
+    assert all(torch.equal(a, b) for a, b in zip(vars(first).values(), vars(again).values(), strict=True))
 
 
-def test_pairs_need_a_crop_and_known_degradations(aligned_face: np.ndarray) -> None:
+def test_pairs_need_a_clean_crop() -> None:
     with pytest.raises(ValueError, match="at least one clean crop"):
-        MonotonePairs([], ["defocus_blur"], pairs=1, input_size=64, seed=0)
-    with pytest.raises(ValueError, match="unknown degradations \\['sepia'\\]"):
-        MonotonePairs([aligned_face], ["sepia"], pairs=1, input_size=64, seed=0)
+        MonotonePairs([], Monotone(weight=1.0, degradations=["defocus_blur"]), input_size=64, seed=0)
 
 
 def test_the_disorder_loss_is_the_mean_amount_a_harsher_crop_scores_above_its_milder_one() -> None:
@@ -54,3 +55,16 @@ def test_the_disorder_loss_is_the_mean_amount_a_harsher_crop_scores_above_its_mi
     harsher = torch.tensor([0.7, 0.5, 0.6, 0.9])
     assert float(disorder_loss(milder, harsher)) == pytest.approx((0.2 + 0.1) / 4)
     assert float(disorder_loss(milder, milder - 0.1)) == 0.0
+
+
+def test_a_margin_asks_the_harsher_crop_to_score_lower_by_it() -> None:
+    milder, harsher = torch.tensor([0.9, 0.9]), torch.tensor([0.85, 0.7])
+    assert float(disorder_loss(milder, harsher, torch.tensor([0.1, 0.1]))) == pytest.approx(0.05 / 2)
+
+
+def test_the_cost_weighs_the_disorder_and_scales_the_margin_by_the_severities_gap(aligned_face: np.ndarray) -> None:
+    config = Monotone(weight=3.0, pairs=2, margin=0.2, degradations=["defocus_blur"])
+    pairs = MonotonePairs([aligned_face], config, input_size=32, seed=0)
+    batch = PairBatch(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32), torch.tensor([0.5, 1.0]))
+    cost = pairs.cost(torch.tensor([0.8, 0.8]), torch.tensor([0.8, 0.5]), batch)
+    assert float(cost) == pytest.approx(3.0 * (0.1 + 0.0) / 2)
