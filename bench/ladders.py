@@ -72,7 +72,9 @@ def main() -> None:
     parser.add_argument("models", nargs="*", help="shipped model names or ONNX files (default: the default model)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
     args = parser.parse_args()
-    scorers = [FiqaScorer(FiqaScorerConfig(model=m)) for m in args.models] or [FiqaScorer(FiqaScorerConfig())]
+    models: list[str | None] = args.models or [None]
+    scorers = [FiqaScorer(FiqaScorerConfig() if m is None else FiqaScorerConfig(model=m)) for m in models]
+    labels = [m if m and m.endswith(".onnx") else s.model for m, s in zip(models, scorers, strict=True)]
     crops, count, people = ladders(args.data, scorers[0].input_size)
     lines = [
         f"`python bench/ladders.py --data {args.data}" + "".join(f" {m}" for m in args.models) + "`",
@@ -83,10 +85,10 @@ def main() -> None:
         "| model | " + " | ".join(LADDERED) + " | mean |",
         "|---|" + "---:|" * (len(LADDERED) + 1),
     ]
-    for scorer in scorers:
+    for label, scorer in zip(labels, scorers, strict=True):
         cells = [order(scorer.model_scores(crops[name]).reshape(count, len(LADDER))) for name in LADDERED]
         mean = np.mean(cells, axis=0)
-        lines.append(f"| {scorer.model} | " + " | ".join(f"{rho:.3f} / {rise:.2f}" for rho, rise in cells)
+        lines.append(f"| {label} | " + " | ".join(f"{rho:.3f} / {rise:.2f}" for rho, rise in cells)
                      + f" | {mean[0]:.3f} / {mean[1]:.2f} |")
         print(lines[-1], flush=True)
     report = "\n".join(lines)
