@@ -75,6 +75,8 @@ def main() -> None:
     models: list[str | None] = args.models or [None]
     scorers = [FiqaScorer(FiqaScorerConfig() if m is None else FiqaScorerConfig(model=m)) for m in models]
     labels = [m if m and m.endswith(".onnx") else s.model for m, s in zip(models, scorers, strict=True)]
+    names = [Path(label).name for label in labels]
+    labels = names if len(set(names)) == len(names) else labels
     crops, count, people = ladders(args.data, scorers[0].input_size)
     lines = [
         f"`python bench/ladders.py --data {args.data}" + "".join(f" {m}" for m in args.models) + "`",
