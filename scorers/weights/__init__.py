@@ -96,12 +96,13 @@ SHIPPED: dict[str, ShippedModel] = {
         "5f1d6dd06e87443702ef388aaa0e817ecedac0060b02ecffb3e26dfc43c37d20",
         "7359cbbaf6915833cf3fd5ae5d0fdbe9750a80c983d1df8f1722d84764857e58",
     ),
-    # The seed-002 student distilled on recognition-utility labels, then taught on labels pooled over people.
+    # The seed-002 student distilled on recognition-utility labels, then taught on labels pooled over people
+    # (one-photo people given a virtual second photo) and on ranking pairs (recipe student-utility-monotone).
     "student-utility": ShippedModel(
-        "fiqa-student-utility-3", "student", 112,
-        "05ac70a569e774ddbb7ea45e0cae0b68266546b264eb93526ea4849cc302fc1d",
-        "2bb9c163322520aad01a7cca4eaa414ed52546f4f68a8dda057a71625672f0f1",
-        "f4dd3f2cf7c2b8ce7c546bfd768c19160c4be92444ef9c78eccc5c8373de9ec8",
+        "fiqa-student-utility-6", "student", 112,
+        "b8de25a5eb7cd981938505a2f6c38001ee4fcfe500c5660299263183bac75199",
+        "0fc2acbf8a2d1c7a96f3ad35534539e1bc31bd404cf4b3c42dad75070b4e016d",
+        "73f792593f5c06098f837cc6f597bba43a094996e6fcdbcba3c163a1239e6d87",
     ),
     # Seed 000's recipe on utility labels, with crops student-utility pseudo-labelled (recipe mspt-utility).
     "mspt-utility": ShippedModel(
