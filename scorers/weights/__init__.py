@@ -102,7 +102,7 @@ SHIPPED: dict[str, ShippedModel] = {
         "fiqa-student-utility-6", "student", 112,
         "b8de25a5eb7cd981938505a2f6c38001ee4fcfe500c5660299263183bac75199",
         "0fc2acbf8a2d1c7a96f3ad35534539e1bc31bd404cf4b3c42dad75070b4e016d",
-        "73f792593f5c06098f837cc6f597bba43a094996e6fcdbcba3c163a1239e6d87",
+        "b9dae4f7902a75e3fede9f433287f6397b0440bfdf78aedffdf2f4b32faaebf4",
     ),
     # Seed 000's recipe on utility labels, with crops student-utility pseudo-labelled (recipe mspt-utility).
     "mspt-utility": ShippedModel(

@@ -54,6 +54,17 @@ def test_the_stem_convolutions_stay_float(crops: np.ndarray, tmp_path: Path) -> 
     assert not any(fed_integers[:FLOAT_STEM_CONVS]) and all(fed_integers[FLOAT_STEM_CONVS:])
 
 
+def test_the_score_keeps_its_resolution_among_good_faces(crops: np.ndarray, tmp_path: Path) -> None:
+    # A best shot is picked among a track's good frames: scores that differ there must not tie.
+    source = shipped("student-utility").onnx
+    target = quantize_int8(source, tmp_path / "student.int8.onnx", crops)
+    rng = np.random.default_rng(0)
+    nearly_clean = np.stack([defocus_blur(face, s, rng) for face in crops for s in np.linspace(0.05, 0.3, 8)])
+    distinct = len(np.unique(_scores(source, nearly_clean)))
+    assert distinct >= 24
+    assert len(np.unique(_scores(target, nearly_clean))) == distinct
+
+
 def test_the_same_crops_give_the_same_file(crops: np.ndarray, tmp_path: Path) -> None:
     first = quantize_int8(shipped("mspt").onnx, tmp_path / "a.onnx", crops)
     second = quantize_int8(shipped("mspt").onnx, tmp_path / "b.onnx", crops)
