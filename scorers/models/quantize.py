@@ -54,7 +54,8 @@ def score_nodes(graph: GraphProto) -> list[str]:
     with 17 distinct values), so the best shot among a track's good frames came down to ties.
     """
     rows = {weight.name: list(weight.dims)[:1] for weight in graph.initializer}
-    names, produced = [], set()
+    names: list[str] = []
+    produced: set[str] = set()
     for node in graph.node:
         projection = node.op_type == "Gemm" and len(node.input) > 1 and rows.get(node.input[1]) == [1]
         if projection or produced.intersection(node.input):
