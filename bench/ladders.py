@@ -92,7 +92,6 @@ def main() -> None:
         mean = np.mean(cells, axis=0)
         lines.append(f"| {label} | " + " | ".join(f"{rho:.3f} / {rise:.2f}" for rho, rise in cells)
                      + f" | {mean[0]:.3f} / {mean[1]:.2f} |")
-        print(lines[-1], flush=True)
     report = "\n".join(lines)
     print(report)
     if not args.no_write:
