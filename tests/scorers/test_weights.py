@@ -21,7 +21,14 @@ from fiqa_stream.scorers.models import MAX_GMACS, MAX_PARAMS
 from fiqa_stream.scorers.models.complexity import count
 from fiqa_stream.scorers.models.preprocess import crops_to_tensor
 from fiqa_stream.scorers.training.degradation_set import SPLIT_FRACTIONS, detect_landmarks, split_by_face
-from fiqa_stream.scorers.training.degradations import defocus_blur, gaussian_noise, underexposure
+from fiqa_stream.scorers.training.degradations import (
+    defocus_blur,
+    gaussian_noise,
+    low_light,
+    low_resolution,
+    motion_blur,
+    underexposure,
+)
 
 SHIPPED = sorted(weights.SHIPPED)
 MAX_FILE_BYTES = 10 * 2**20
@@ -64,7 +71,10 @@ def test_onnx_scores_equal_torch_scores(name: str, held_out_faces: list[np.ndarr
     np.testing.assert_allclose(scorer.model_scores(crops), expected, atol=1e-4)
 
 
-@pytest.mark.parametrize("degrade", [defocus_blur, gaussian_noise, underexposure], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "degrade", [defocus_blur, motion_blur, gaussian_noise, underexposure, low_light, low_resolution],
+    ids=lambda f: f.__name__,
+)
 def test_the_default_model_ranks_a_held_out_face_by_degradation(degrade, held_out_faces: list[np.ndarray]) -> None:
     scorer = FiqaScorer(FiqaScorerConfig())
     severities = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
