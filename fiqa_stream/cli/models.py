@@ -287,10 +287,12 @@ def _models(args: argparse.Namespace) -> int:
         shipped = "" if spec.shipped else " (not shipped: teacher only)"
         print(f"{name:<20}{spec.input_size:>7}{params:>10}{gmacs:>8}  {spec.summary}{shipped}")
     print()
-    print(f"{'shipped model':<20}{'version':<18}{'architecture':<14}{'input':>6}  files")
+    width = max(len(model.version) for model in SHIPPED.values()) + 2
+    print(f"{'shipped model':<20}{'version':<{width}}{'architecture':<14}{'input':>6}  files")
     for name, model in SHIPPED.items():
-        files = ", ".join(f"{model.version}.{ext}" for ext in ("safetensors", "onnx"))
-        print(f"{name:<20}{model.version:<18}{model.architecture:<14}{model.input_size:>6}  {files}")
+        kinds = ("safetensors", "onnx") if model.int8_onnx_sha256 is None else ("safetensors", "onnx", "int8.onnx")
+        files = ", ".join(f"{model.version}.{kind}" for kind in kinds)
+        print(f"{name:<20}{model.version:<{width}}{model.architecture:<14}{model.input_size:>6}  {files}")
     return Exit.OK
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from fiqa_stream.cli.main import main
 from fiqa_stream.scorers.training.data import scored_images
+from fiqa_stream.scorers.weights import SHIPPED
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +95,18 @@ def test_models_lists_architectures_with_their_cost(capsys: pytest.CaptureFixtur
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "student" in out and "fiqa-student-2" in out and "GMACs" in out
+
+
+def test_models_lists_each_shipped_version_apart_from_its_architecture_with_every_file(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["models"]) == 0
+    shipped_table = capsys.readouterr().out.split("shipped model", 1)[1].splitlines()[1:]
+    rows = {line.split()[0]: line.split() for line in shipped_table if line.strip()}
+    for name, model in SHIPPED.items():
+        assert rows[name][1:4] == [model.version, model.architecture, str(model.input_size)]
+    default = SHIPPED["student-utility"].version
+    assert rows["student-utility"][-1] == f"{default}.int8.onnx"
 
 
 def test_an_unknown_model_file_kind_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
