@@ -25,7 +25,8 @@ from fiqa_stream.scorers.models import MODELS
 from fiqa_stream.scorers.training.degradations import DEGRADATIONS
 
 RECIPES = ("distill", "distill-utility", "ensemble", "ensemble-utility", "mspt", "mspt-utility", "student-utility",
-           "student-utility-monotone", "student-utility-pooled", "student-utility-second-photo")
+           "student-utility-mirror", "student-utility-monotone", "student-utility-pooled",
+           "student-utility-second-photo")
 
 
 class LossConfig(StrictModel):
@@ -73,6 +74,12 @@ class Stage(StrictModel):
     )
     patience: int = Field(5, ge=1, description="Stop after this many epochs without a better validation score.")
     flip: bool = Field(True, description="Mirror half of each batch at random (faces are near-symmetric).")
+    mirror_consistency: float = Field(
+        0.0, ge=0.0,
+        description="Weight of the cost of scoring a training crop and its mirror image differently (mean "
+        "squared difference; each labelled crop also goes through the network mirrored). Faces are "
+        "near-symmetric and so is their quality; a network is not by itself. 0: off.",
+    )
     roll: float = Field(
         0.0, ge=0.0, le=45.0,
         description="Turn each training crop about its centre by an angle drawn uniformly from ±roll degrees "

@@ -303,13 +303,18 @@ def fit_stage(
             if stage.roll > 0:
                 x = rolled(x, stage.roll, generator)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if pairs is None:
-                loss = loss_fn(model(x), y)
-            else:
-                batch = pairs.batch()
-                scores = model(torch.cat([x, batch.milder.to(device), batch.harsher.to(device)]))
-                labelled, milder, harsher = scores.split([len(x), len(batch), len(batch)])
-                loss = loss_fn(labelled, y) + pairs.cost(milder, harsher, batch)
+            mirrored = [x.flip(-1)] if stage.mirror_consistency > 0 else []
+            batch = None if pairs is None else pairs.batch()
+            extra = [] if batch is None else [batch.milder.to(device), batch.harsher.to(device)]
+            scores = model(torch.cat([x, *mirrored, *extra]))
+            labelled, rest = scores[: len(x)], scores[len(x) :]
+            loss = loss_fn(labelled, y)
+            if mirrored:
+                loss = loss + stage.mirror_consistency * mirror_cost(labelled, rest[: len(x)])
+                rest = rest[len(x) :]
+            if batch is not None and pairs is not None:
+                milder, harsher = rest.split([len(batch), len(batch)])
+                loss = loss + pairs.cost(milder, harsher, batch)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -336,6 +341,11 @@ def fit_stage(
         temporary.replace(checkpoint)
     model.load_state_dict(best_state)
     return StageResult(stage.name, validate(model, val, stage.input_size, device), epoch, history)
+
+
+def mirror_cost(scores: torch.Tensor, mirrored_scores: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between the scores of crops and of their mirror images."""
+    return torch.mean((scores.reshape(-1) - mirrored_scores.reshape(-1)) ** 2)
 
 
 def _with_epochs(stage: Stage, epochs: int | None) -> Stage:

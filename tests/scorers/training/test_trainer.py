@@ -203,6 +203,38 @@ def test_ranking_pairs_teach_an_order_the_labels_do_not(tmp_path: Path) -> None:
     assert paired.mean() > 5 * abs(unpaired.mean())
 
 
+def test_mirror_consistency_scores_a_crop_and_its_mirror_alike(tmp_path: Path) -> None:
+    # Labels a network could read off one side: textures blurred on their left half only.
+    data, rng = tmp_path / "data", np.random.default_rng(0)
+
+    def left_blurred(count: int) -> tuple[list[np.ndarray], list[float]]:
+        images, labels = [], []
+        for _ in range(count):
+            sigma, image = float(rng.uniform(0.5, 3.0)), rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            image[:, :16] = cv2.GaussianBlur(image[:, :16], (0, 0), sigma)
+            images.append(image)
+            labels.append(1.0 - sigma / 3.0)
+        return images, labels
+
+    for part, count in (("train", 48), ("val", 12)):
+        images, labels = left_blurred(count)
+        write_scored_images(data / part, images, labels, [f"img{i:03d}" for i in range(count)])
+    held_out = np.stack(left_blurred(16)[0])
+
+    def mirror_gap(weight: float, out: Path) -> float:
+        stage = _recipe(epochs=15).stages[0].model_copy(
+            update={"flip": False, "lr": 1e-2, "mirror_consistency": weight})
+        train_recipe(MSPTRecipe(type="mspt", seed=3, stages=[stage]), data, out, RunOptions(device="cpu"))
+        model = load_weights(out / MODEL_FILE)[0].eval()
+        with torch.no_grad():
+            mirrored = np.ascontiguousarray(held_out[:, :, ::-1])
+            gaps = model(crops_to_tensor(held_out, 32)) - model(crops_to_tensor(mirrored, 32))
+        return float(gaps.abs().mean())
+
+    consistent, free = mirror_gap(50.0, tmp_path / "consistent"), mirror_gap(0.0, tmp_path / "free")
+    assert consistent < 0.3 * free
+
+
 def test_a_data_root_without_val_is_named(tmp_path: Path) -> None:
     _blurred_set(tmp_path / "train", 8, 0)
     with pytest.raises(ConfigError, match="no val/ folder"):
