@@ -97,12 +97,13 @@ SHIPPED: dict[str, ShippedModel] = {
         "7359cbbaf6915833cf3fd5ae5d0fdbe9750a80c983d1df8f1722d84764857e58",
     ),
     # The seed-002 student distilled on recognition-utility labels, then taught on labels pooled over people
-    # (one-photo people given a virtual second photo) and on ranking pairs (recipe student-utility-monotone).
+    # (one-photo people given a virtual second photo), on ranking pairs and on
+    # mirror consistency (recipe student-utility-mirror).
     "student-utility": ShippedModel(
-        "fiqa-student-utility-6", "student", 112,
-        "b8de25a5eb7cd981938505a2f6c38001ee4fcfe500c5660299263183bac75199",
-        "0fc2acbf8a2d1c7a96f3ad35534539e1bc31bd404cf4b3c42dad75070b4e016d",
-        "b9dae4f7902a75e3fede9f433287f6397b0440bfdf78aedffdf2f4b32faaebf4",
+        "fiqa-student-utility-7", "student", 112,
+        "52c3c3bb8c349d54a9af5d68d68a622556ae80d32a34a13c92939b6579a6a5ba",
+        "761a5fd23f9035246f8c83e2dc9167a69a9465eb365ebbbf4d9c5c443d81493b",
+        "79c822e8deab24c52e09caa1ea9c5ff490ca2b2db2a54544ae7e44fa8203a581",
     ),
     # Seed 000's recipe on utility labels, with crops student-utility pseudo-labelled (recipe mspt-utility).
     "mspt-utility": ShippedModel(

@@ -57,7 +57,7 @@ def test_every_face_yields_exactly_one_final_event_at_its_best_moment(face_clip:
     assert len({e["event_id"] for e in events}) == len(events)
     for event in events:
         assert (out_dir / event["crop"]).stat().st_size > 0
-        assert event["model"] == "fiqa-student-utility-6+int8" and 0 <= event["quality"] <= 1
+        assert event["model"] == "fiqa-student-utility-7+int8" and 0 <= event["quality"] <= 1
 
 
 @pytest.mark.slow
