@@ -17,7 +17,7 @@ newer than the models and their fusion weights), so the folds can be run one at 
 (``--only``), a stopped run resumed and the table of all of them written at the end.
 Prints and records in docs/BENCHMARKS.md every measured fold and their mean. On a 2-core
 CPU one fold takes about an hour (data set 8 min, distill-utility's training 50 min; about
-70 min with the default's second stage, student-utility-monotone, 10 min on a fold's set).
+75 min with the default's second stage, student-utility-mirror, 14 min on a fold's set).
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def main() -> int:
     parser.add_argument("--recipe", default="distill-utility", help="training recipe (default: %(default)s)")
     parser.add_argument("--then", nargs="+", default=[], metavar="RECIPE",
                         help="recipes that continue the model before them (--start-from), each judged too "
-                        "(the shipped default: --then student-utility-monotone)")
+                        "(the shipped default: --then student-utility-mirror)")
     parser.add_argument("--only", type=int, nargs="+", metavar="K", help="run these folds only (default: all)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
     args = parser.parse_args()
@@ -313,7 +313,7 @@ def main() -> int:
     print(body)
     if not args.no_write:
         # The default's chain keeps its section; any other chain gets one of its own beside it.
-        default = chain == ["distill-utility", "student-utility-monotone"]
+        default = chain == ["distill-utility", "student-utility-mirror"]
         write_section("quality-folds" if default else "quality-folds-" + "+".join(Path(r).stem for r in chain), body)
     return 0
 
