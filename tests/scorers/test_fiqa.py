@@ -17,6 +17,7 @@ from fiqa_stream.scorers import build_scorer
 from fiqa_stream.scorers.config import FiqaScorerConfig, FiqaWeights, HeuristicScorerConfig
 from fiqa_stream.scorers.fiqa import FUSED, FiqaScorer, runs_int8
 from fiqa_stream.scorers.heuristic import HeuristicScorer
+from fiqa_stream.scorers.weights import SHIPPED
 from fiqa_stream.stream.pipeline import Pipeline
 
 from .conftest import Scene
@@ -26,7 +27,7 @@ def test_the_default_config_scores_with_the_student_trained_on_recognition_utili
     config = parse_config({"sources": [{"url": "demo:"}], "sinks": [{"type": "directory", "path": "out"}]})
     assert config.scorer.type == "fiqa" and config.scorer.model == "student-utility"
     scorer = build_scorer(config.scorer)
-    assert isinstance(scorer, FiqaScorer) and scorer.model == "fiqa-student-utility-7+int8"
+    assert isinstance(scorer, FiqaScorer) and scorer.model == f"{SHIPPED['student-utility'].version}+int8"
 
 
 def test_the_cpu_runs_the_integer_model_where_one_ships_and_cuda_the_float_one() -> None:
@@ -34,7 +35,7 @@ def test_the_cpu_runs_the_integer_model_where_one_ships_and_cuda_the_float_one()
     assert runs_int8(default, "cpu") and not runs_int8(default, "cuda:0")
     assert not runs_int8(FiqaScorerConfig(model="mspt"), "cpu")
     assert not runs_int8(FiqaScorerConfig(precision="float32"), "cpu")
-    assert FiqaScorer(FiqaScorerConfig(precision="float32")).model == "fiqa-student-utility-7"
+    assert FiqaScorer(FiqaScorerConfig(precision="float32")).model == SHIPPED["student-utility"].version
 
 
 def test_the_integer_model_ranks_sightings_as_the_float_one_does(astronaut: Scene) -> None:

@@ -13,6 +13,7 @@ import pytest
 from fiqa_stream.config import Config, parse_config
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.media.clips import ClipTruth, FaceTruth, corrupt_copy, garbage_file
+from fiqa_stream.scorers.weights import SHIPPED
 from fiqa_stream.stream.pipeline import Pipeline
 
 
@@ -57,7 +58,7 @@ def test_every_face_yields_exactly_one_final_event_at_its_best_moment(face_clip:
     assert len({e["event_id"] for e in events}) == len(events)
     for event in events:
         assert (out_dir / event["crop"]).stat().st_size > 0
-        assert event["model"] == "fiqa-student-utility-7+int8" and 0 <= event["quality"] <= 1
+        assert event["model"] == f"{SHIPPED['student-utility'].version}+int8" and 0 <= event["quality"] <= 1
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from fiqa_stream.media.clips import ClipTruth
+from fiqa_stream.scorers.weights import SHIPPED
 
 if TYPE_CHECKING:
     from conftest import VideoArchive
@@ -295,7 +296,7 @@ def test_score_prints_paths_as_they_are_never_as_markup(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
     assert f"{junk}: not a readable image" in lines
-    assert f"{group}: 6 face(s), model fiqa-student-utility-7+int8" in lines
+    assert f"{group}: 6 face(s), model {SHIPPED['student-utility'].version}+int8" in lines
 
 
 def test_score_reports_an_unreadable_image_and_goes_on(tmp_path: Path) -> None:
