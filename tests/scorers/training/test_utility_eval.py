@@ -25,6 +25,7 @@ from fiqa_stream.scorers.training.utility_eval import (
     strength_ceiling,
     subset,
     within_person,
+    worst_degradation_fusion,
 )
 
 needs_dlib = pytest.mark.skipif(
@@ -159,6 +160,24 @@ def test_the_strength_ceiling_is_the_best_order_of_the_strengths() -> None:
     best = max(report(np.array(order, float)[[0, 1, 2, 0, 1, 2]], held).per_degradation["blur"]
                for order in itertools.permutations(range(3)))
     assert ceiling == pytest.approx(best)
+
+
+def test_the_worst_degradation_fusion_mixes_components_that_each_fail_one_degradation() -> None:
+    # "a" follows blur but reads noise slightly backwards; "b" follows noise but reads blur strongly
+    # backwards. Only a mix with "a" at 2-3.3 times "b" orders both; an even mix inverts blur.
+    rng = np.random.default_rng(0)
+    severity = np.tile(np.linspace(0.1, 0.8, 8), 2)
+    degradation = ["blur"] * 8 + ["noise"] * 8
+    utility = 1.0 - severity + rng.normal(0, 0.001, 16)
+    held = _sightings([0] * 16, degradation, severity.tolist(), utility.tolist())
+    a = np.where(np.arange(16) < 8, utility, 0.3 * severity)
+    b = np.where(np.arange(16) < 8, 2.0 * severity, utility)
+    weights = worst_degradation_fusion({"a": a, "b": b}, held)
+    assert sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
+    assert 2.0 < weights["a"] / weights["b"] < 3.4
+    assert report(weights["a"] * a + weights["b"] * b, held).worst_degradation > 0.9
+    assert report(a + b, held).worst_degradation < 0.0
+    assert max(report(a, held).worst_degradation, report(b, held).worst_degradation) < 0.0
 
 
 def test_a_subset_keeps_the_chosen_sightings_and_the_threshold() -> None:
