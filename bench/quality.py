@@ -161,7 +161,7 @@ def main() -> int:
         f"{yardstick[bound].worst_degradation:.3f} on these people, and that weighting reads "
         f"{yardstick[bound].spearman:.3f} pooled and {yardstick[bound].erc_area:.4f} ERC area, against the "
         f"shipped fusion's {reports['fused'].spearman:.3f} and {reports['fused'].erc_area:.4f}"
-        + (": the issue's 0.6 for every degradation has to come from the model or a new component, not from "
+        + (": a Spearman of 0.6 in every degradation has to come from the model or a new component, not from "
            "the weights." if yardstick[bound].worst_degradation < 0.6 else "."),
         "",
         markdown_table(yardstick),
