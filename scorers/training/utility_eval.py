@@ -273,6 +273,7 @@ def worst_degradation_fusion(components: Mapping[str, np.ndarray], held: HeldOut
     the labels, not a fusion to ship.
     """
     from scipy import optimize
+    from scipy.special import softmax
 
     names = list(components)
     table = np.stack([np.asarray(components[n], np.float64) for n in names], axis=1)
@@ -282,10 +283,6 @@ def worst_degradation_fusion(components: Mapping[str, np.ndarray], held: HeldOut
     def worst(weights: np.ndarray) -> float:
         fused = table @ weights
         return min(spearman(fused[m], held.utility[m]) for m in members)
-
-    def softmax(logits: np.ndarray) -> np.ndarray:
-        w = np.exp(logits - logits.max())
-        return w / w.sum()
 
     draws = np.random.default_rng(seed).dirichlet(np.ones(len(names)), samples)
     ranked = sorted(draws, key=worst, reverse=True)[:refined]
