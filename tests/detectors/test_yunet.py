@@ -153,6 +153,15 @@ def test_the_default_is_one_child_per_core_of_this_process_at_most_four() -> Non
     assert detector_processes(YuNetConfig(processes=3), Runtime(threads=1)) == 3
 
 
+def _environment(pid: int, timeout_s: float = 10.0) -> list[bytes]:
+    """A process's environment. The kernel fills /proc/PID/environ a moment after the parent's
+    vfork returns from the child's exec; a read before that comes back empty."""
+    deadline = time.monotonic() + timeout_s
+    while not (environ := Path(f"/proc/{pid}/environ").read_bytes()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return environ.split(b"\0")
+
+
 def test_each_child_gets_its_share_of_the_cores_as_openmp_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert child_threads(4, Runtime(threads=16)) == 4
@@ -161,7 +170,7 @@ def test_each_child_gets_its_share_of_the_cores_as_openmp_threads(monkeypatch: p
     assert child_threads(1, Runtime(threads=1)) == 1
     with YuNetDetector(YuNetConfig(processes=2), Runtime(threads=8)) as detector:
         assert detector.host is not None
-        environments = [Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") for pid in detector.host.pids]
+        environments = [_environment(pid) for pid in detector.host.pids]
     assert all(b"OMP_NUM_THREADS=4" in environment for environment in environments)
 
 
