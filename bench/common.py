@@ -1,15 +1,21 @@
-"""Shared by the benchmark scripts: machine description and BENCHMARKS.md sections."""
+"""Shared by the benchmark scripts: machine description, BENCHMARKS.md sections, local servers."""
 
 from __future__ import annotations
 
 import os
 import platform
 import re
+import socket
+import subprocess
+import sys
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "docs" / "BENCHMARKS.md"
+#: The Debian Python with GStreamer's introspection bindings, which the RTSP test server needs.
+SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 def _version(package: str) -> str:
@@ -60,12 +66,9 @@ def revision_python(revision: str) -> Path:
     Raises:
         RuntimeError: that Python imports fiqa_stream from anywhere but the checkout.
     """
-    import subprocess
-    import sys
     import sysconfig
 
-    root = Path(__file__).resolve().parents[1]
-    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", f"{revision}^{{commit}}"],
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{revision}^{{commit}}"],
                             check=True, capture_output=True, text=True).stdout.strip()
     home = Path.home() / ".cache" / "fiqa-stream-bench" / commit[:12]
     tree, env = home / "tree", home / "venv"
@@ -73,7 +76,7 @@ def revision_python(revision: str) -> Path:
     if not python.exists():
         home.mkdir(parents=True, exist_ok=True)
         if not tree.exists():
-            subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tree), commit],
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
                            check=True, capture_output=True)
         # No pip or setuptools of its own: those of this environment (newer) build the install.
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
@@ -92,3 +95,36 @@ def revision_python(revision: str) -> Path:
     if not Path(imported).is_relative_to(tree):
         raise RuntimeError(f"the Python for {revision} imports fiqa_stream from {imported}, not from {tree}")
     return python
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve_rtsp(clips: list[Path]) -> tuple[subprocess.Popen, list[str]]:
+    """A local RTSP server with camera ``n`` serving ``clips[n]`` in a loop, and the cameras' URLs.
+
+    Exits the benchmark with the packages to install when the server does not start.
+    """
+    port = free_port()
+    mounts = [f"/cam{n}" for n in range(len(clips))]
+    server = subprocess.Popen(
+        [SYSTEM_PYTHON, str(ROOT / "scripts" / "rtsp_test_server.py"), "--port", str(port),
+         *[arg for mount in mounts for arg in ("--mount", mount)], *map(str, clips)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    if server.stdout is None or server.stdout.readline().strip() != "ready":
+        server.kill()
+        sys.exit("the RTSP server did not start (apt-get install gir1.2-gst-rtsp-server-1.0 python3-gi)")
+    return server, [f"rtsp://127.0.0.1:{port}{mount}" for mount in mounts]
+
+
+def stop_rtsp(server: subprocess.Popen) -> None:
+    """Stops a server of ``serve_rtsp`` and waits for it."""
+    server.kill()
+    server.wait()
+    if server.stdout:
+        server.stdout.close()

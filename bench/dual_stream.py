@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,36 +35,9 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-ROOT = Path(__file__).resolve().parents[1]
-SYSTEM_PYTHON = "/usr/bin/python3"
+from common import serve_rtsp, stop_rtsp  # noqa: E402
+
 FPS = 25.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def serve(clips: list[Path]) -> tuple[subprocess.Popen, list[str]]:
-    port = free_port()
-    mounts = [f"/cam{n}" for n in range(len(clips))]
-    server = subprocess.Popen(
-        [SYSTEM_PYTHON, str(ROOT / "scripts" / "rtsp_test_server.py"), "--port", str(port),
-         *[arg for mount in mounts for arg in ("--mount", mount)], *map(str, clips)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    if server.stdout is None or server.stdout.readline().strip() != "ready":
-        server.kill()
-        sys.exit("the RTSP server did not start (apt-get install gir1.2-gst-rtsp-server-1.0 python3-gi)")
-    return server, [f"rtsp://127.0.0.1:{port}{mount}" for mount in mounts]
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    server.kill()
-    server.wait()
-    if server.stdout:
-        server.stdout.close()
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -88,7 +59,7 @@ def align(main: Path, detect: Path, seconds: float) -> dict:
     from fiqa_stream.stream.source_base import SourceEnd, SourceItem
     from fiqa_stream.types import Frame
 
-    server, (main_url, detect_url) = serve([main, detect])
+    server, (main_url, detect_url) = serve_rtsp([main, detect])
     try:
         buffer: FrameBuffer[SourceItem] = FrameBuffer(1024, "block", threading.Condition())
         stop = threading.Event()
@@ -115,7 +86,7 @@ def align(main: Path, detect: Path, seconds: float) -> dict:
         stop.set()
         source.join(10)
     finally:
-        stop_server(server)
+        stop_rtsp(server)
     alignment = source.alignment
     if alignment is None:
         raise RuntimeError("a source with a detect_url has an alignment record")
@@ -182,11 +153,11 @@ def main() -> None:
         runs += [(f"dual, detect {size}", size, True) for size in args.detect_sizes]
         for n, (label, size, dual) in enumerate(runs):
             main_clip, detect_clip = clips[size]
-            server, (main_url, detect_url) = serve([main_clip, detect_clip])
+            server, (main_url, detect_url) = serve_rtsp([main_clip, detect_clip])
             try:
                 result = pipeline(main_url, detect_url if dual else None, args.fps, folder / f"out-{n}")
             finally:
-                stop_server(server)
+                stop_rtsp(server)
             print("pipeline", label, result, flush=True)
             costs.append((label, result))
 

@@ -28,7 +28,6 @@ import argparse
 import inspect
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,18 +37,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import serve_rtsp, stop_rtsp  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-SYSTEM_PYTHON = "/usr/bin/python3"
 CEILING = 5.0
 #: Sustained: every camera at ≥ 95 % of its ceiling, p99 under a second.
 SUSTAINED_FPS = 0.95 * CEILING
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -226,21 +220,6 @@ def has_motion_gating(python: Path) -> bool:
     return subprocess.run(probe, check=True, capture_output=True, text=True, cwd="/").stdout.strip() == "True"
 
 
-def serve(clips: list[Path]) -> tuple[subprocess.Popen, list[str]]:
-    """An RTSP server with camera ``n`` serving ``clips[n]`` in a loop, and the cameras' URLs."""
-    port = free_port()
-    mounts = [f"/cam{n}" for n in range(len(clips))]
-    server = subprocess.Popen(
-        [SYSTEM_PYTHON, str(ROOT / "scripts" / "rtsp_test_server.py"), "--port", str(port),
-         *[arg for mount in mounts for arg in ("--mount", mount)], *map(str, clips)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    if server.stdout is None or server.stdout.readline().strip() != "ready":
-        server.kill()
-        sys.exit("the RTSP server did not start (apt-get install gir1.2-gst-rtsp-server-1.0 python3-gi)")
-    return server, [f"rtsp://127.0.0.1:{port}{mount}" for mount in mounts]
-
-
 def row(code: str, r: dict) -> str:
     gating = {"on": "gated", "off": "ungated", None: "default"}[r["motion"]]
     overloaded = "–" if r["overloaded"] is None else ("yes" if r["overloaded"] else "no")
@@ -292,7 +271,7 @@ def main() -> None:
         for streams in args.streams:
             for cameras in args.cameras:
                 served = camera_clips(clip, streams, cameras)
-                server, urls = serve([path for path, _ in served])
+                server, urls = serve_rtsp([path for path, _ in served])
                 try:
                     for code, python in codes:
                         for motion in gatings[code]:
@@ -305,10 +284,7 @@ def main() -> None:
                                   flush=True)
                             rows.append((code if code != "this" else f"{revision}+", result))
                 finally:
-                    server.kill()
-                    server.wait()
-                    if server.stdout:
-                        server.stdout.close()
+                    stop_rtsp(server)
     command = (f"python bench/live.py --streams {' '.join(map(str, args.streams))} --seconds {args.seconds:g} "
                f"--warmup {args.warmup:g} --scene {args.scene}"
                + (f" --motion {' '.join(args.motion)}" if args.motion else "")

@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sink_load  # noqa: E402 - the folder is put on the path just above
+from common import free_port  # noqa: E402
 
 
 def mosquitto() -> str | None:
@@ -29,7 +30,7 @@ def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     binary = mosquitto()
     if binary is None:
         sys.exit("mosquitto is not installed (apt-get install mosquitto)")
-    port = sink_load.free_port()
+    port = free_port()
     config = workdir / "mosquitto.conf"
     config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n"
                       f"log_dest file {workdir}/mosquitto.log\n")

@@ -65,12 +65,6 @@ def template(run_id: str = "bench", ids: str = "{phase}:{n}:0") -> BestShot:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def wait_for(process: subprocess.Popen[bytes], port: int, name: str) -> None:
     """Waits (up to 10 s) until ``port`` takes connections; exits naming ``name`` if it never does."""
     for _ in range(200):

@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sink_load  # noqa: E402 - after the path set-up
+from common import free_port  # noqa: E402
 
 SECRET = "bench-secret"
 RECEIVER = """
@@ -47,7 +48,7 @@ server.serve_forever()
 
 
 def start_receiver() -> tuple[subprocess.Popen[str], int]:
-    port = sink_load.free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port), SECRET], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     if process.stdout.readline().strip() != "ready":
