@@ -35,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import serve_rtsp, stop_rtsp  # noqa: E402
+from common import serve_rtsp, stop_rtsp, write_section  # noqa: E402
 
 FPS = 25.0
 
@@ -212,8 +212,6 @@ def main() -> None:
     report = "\n".join(lines)
     print(report)
     if not args.no_write:
-        from common import write_section
-
         write_section("dual-stream", report)
 
 

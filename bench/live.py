@@ -37,9 +37,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import serve_rtsp, stop_rtsp  # noqa: E402
+from common import ROOT, revision_python, serve_rtsp, stop_rtsp, write_section  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 CEILING = 5.0
 #: Sustained: every camera at ≥ 95 % of its ceiling, p99 under a second.
 SUSTAINED_FPS = 0.95 * CEILING
@@ -258,8 +257,6 @@ def main() -> None:
 
     codes: list[tuple[str, Path]] = [("this", Path(sys.executable))]
     if args.against:
-        from common import revision_python
-
         codes.insert(0, (args.against, revision_python(args.against)))
     # A revision without motion gating is measured once, as it is.
     gatings = {code: (args.motion or [None]) if has_motion_gating(python) else [None] for code, python in codes}
@@ -328,8 +325,6 @@ def main() -> None:
     report = "\n".join(lines)
     print(report)
     if not args.no_write:
-        from common import write_section
-
         write_section("live", report)
 
 
