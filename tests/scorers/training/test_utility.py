@@ -15,7 +15,7 @@ import pytest
 from fiqa_stream.scorers.training.degradation_set import jitter_landmarks
 from fiqa_stream.scorers.training.degradations import DEGRADATIONS
 from fiqa_stream.scorers.training.sources import Identity, Photo, detect_faces, merge_lookalikes
-from fiqa_stream.scorers.training.utility import SIGHTING_BOX, gallery, measure, sighting, utility
+from fiqa_stream.scorers.training.utility import SIGHTING_BOX, gallery, identity_split, measure, sighting, utility
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None,
@@ -78,3 +78,22 @@ def test_lookalikes_merge_and_strangers_stay_apart(people: list[Identity], recog
     twice = [people[0], Identity("again", people[0].photos)]
     merged = merge_lookalikes(twice, [descriptors[0], descriptors[0]])
     assert len(merged) == 1 and len(merged[0].photos) == 2
+    later = Identity("later", people[0].photos, collection=1)
+    (kept,) = merge_lookalikes([later, people[0]], [descriptors[0], descriptors[0]])
+    assert kept.collection == 0
+
+
+def test_a_collection_added_later_never_moves_the_identities_of_an_earlier_one() -> None:
+    first = identity_split([0] * 30, seed=0)
+    with_later = identity_split([0] * 30 + [1] * 14, seed=0)
+    for before, after in ((first.train, with_later.train), (first.val, with_later.val), (first.test, with_later.test)):
+        assert [i for i in after if i < 30] == before
+    later = set(range(30, 44))
+    assert later & set(with_later.test) and later & set(with_later.val) and later & set(with_later.train)
+    assert sorted(with_later.train + with_later.val + with_later.test) == list(range(44))
+
+
+def test_each_fold_holds_out_every_collection_in_turn() -> None:
+    collections = [0] * 30 + [1] * 14
+    held_out = [i for k in range(1, 5) for i in identity_split(collections, fold=(k, 4)).test]
+    assert sorted(held_out) == list(range(44))
