@@ -308,9 +308,9 @@ def identity_split(collections: Sequence[int], fractions: tuple[float, float, fl
     """Train, validation and held-out identities, given each identity's collection (``sources.COLLECTIONS``).
 
     Each collection is split on its own (``degradation_set``'s splits), so a collection
-    added later never moves an identity of an earlier one: ``fold`` = (k, n): fold k of
-    an n-fold cross-validation (``fold_split``, validation ``fractions[1]`` of the
-    identities); None: ``fractions`` of them by ``seed``.
+    added later never moves an identity of an earlier one. ``fold`` = (k, n): fold k of
+    an n-fold cross-validation within each collection (``fold_split``, validation
+    ``fractions[1]`` of its identities); None: ``fractions`` of them by ``seed``.
     """
     from fiqa_stream.scorers.training.degradation_set import FaceSplit, fold_split, split_by_face
 
