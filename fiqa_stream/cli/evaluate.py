@@ -26,10 +26,11 @@ import numpy as np
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.training.utility_eval import (
     HeldOut,
-    Report,
     is_utility_folder,
     load_held_out,
     markdown_table,
+    paired_person_bootstrap,
+    paired_table,
     per_degradation_table,
     report,
 )
@@ -179,15 +180,20 @@ def score_held_out(held: HeldOut, default: str, models: Sequence[str] | None = N
     return out
 
 
-def utility_reports(data: Path, default: str) -> tuple[HeldOut, dict[str, Report]]:
-    """Load a held-out utility folder and report every score on it."""
+def run(data: Path, model: str | None, as_json: bool, against: str | None = None) -> int:
+    """The ``eval`` command on a utility folder: print the table (or JSON).
+
+    With ``against``, also the difference of the fused score from ``against``'s fused
+    score over held-out people drawn with replacement (``paired_person_bootstrap``).
+    """
+    model = model or default_model()
     held = load_held_out(data)
-    return held, {name: report(scores, held) for name, scores in score_held_out(held, default).items()}
-
-
-def run(data: Path, model: str | None, as_json: bool) -> int:
-    """The ``eval`` command on a utility folder: print the table (or JSON)."""
-    held, reports = utility_reports(data, model or default_model())
+    scores = score_held_out(held, model)
+    reports = {name: report(values, held) for name, values in scores.items()}
+    differences = None
+    if against is not None:
+        other = score_held_out(held, against, models=(against,))["fused"]
+        differences = paired_person_bootstrap(other, scores["fused"], held)
     if as_json:
         print(json.dumps({
             "data": str(data), "sightings": len(held), "identities": int(len(set(held.identity.tolist()))),
@@ -197,7 +203,9 @@ def run(data: Path, model: str | None, as_json: bool) -> int:
                               "hit_at_2": r.hit_at_2,
                               "within_person": {k: None if np.isnan(v) else v for k, v in r.within_person.items()}}
                        for name, r in reports.items()},
-        }, indent=2))
+        } | ({} if differences is None else {"against": {
+            "model": against, "coverage": 0.9,
+            "fused_minus_against": {name: vars(d) for name, d in differences.items()}}}), indent=2))
         return 0
     print(f"{data}: {len(held)} held-out sightings of {len(set(held.identity.tolist()))} identities; "
           f"dlib threshold at FMR 1e-3: {held.threshold:.3f}")
@@ -207,6 +215,10 @@ def run(data: Path, model: str | None, as_json: bool) -> int:
     print()
     print("Within one person (the ranking best-shot selection uses: one person's sightings of a degradation):")
     print(per_degradation_table(reports, one_person=True))
+    if against is not None and differences is not None:
+        print()
+        print(f"Fused against {against}'s fused score, over held-out people drawn with replacement (1000 draws):")
+        print(paired_table(differences, against, model))
     return 0
 
 

@@ -93,6 +93,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
                           "to FILE.json; on DATA/fusion-val, MODEL's share is fitted there and the weight-free "
                           "components' mix there and on DATA/fusion beside it (ship as <version>.fusion.json; for an "
                           ".onnx MODEL, <stem>.fusion.json beside it is what the scorer and eval read)")
+    evaluate.add_argument("--against", metavar="OTHER",
+                          help="utility folder only: also judge MODEL's fused score against OTHER's (a shipped model "
+                          "or an .onnx file with its fusion), each figure's difference with its 90 %% interval over "
+                          "held-out people drawn with replacement (is MODEL better on new people, or on these?)")
     evaluate.add_argument("--device", default="cpu", help="device for the predictions (default: %(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -195,13 +199,16 @@ def _eval(args: argparse.Namespace) -> int:
         from fiqa_stream.cli import evaluate as utility
         from fiqa_stream.scorers.weights import SHIPPED
 
-        if args.model is not None and args.model not in SHIPPED and not args.model.endswith(".onnx"):
-            raise ConfigError(f"MODEL {args.model}: a held-out utility folder ({args.data}) is scored by the "
-                              f"pipeline's scorer, which runs a shipped model ({', '.join(SHIPPED)}) or an ONNX "
-                              f"file: export it first (fiqa-stream export {args.model} --out FILE.onnx)")
+        for what, named in (("MODEL", args.model), ("--against", args.against)):
+            if named is not None and named not in SHIPPED and not named.endswith(".onnx"):
+                raise ConfigError(f"{what} {named}: a held-out utility folder ({args.data}) is scored by the "
+                                  f"pipeline's scorer, which runs a shipped model ({', '.join(SHIPPED)}) or an "
+                                  f"ONNX file: export it first (fiqa-stream export {named} --out FILE.onnx)")
         if args.fit_fusion is not None:
             return utility.fit(args.data, args.model or utility.default_model(), args.fit_fusion)
-        return utility.run(args.data, args.model, args.json)
+        return utility.run(args.data, args.model, args.json, args.against)
+    if args.against is not None:
+        raise ConfigError(f"--against: {args.data} is not a held-out utility folder (DATA/test of `dataset`)")
     if args.model is None:
         raise ConfigError(f"{args.data} is not a held-out utility folder: name the MODEL to evaluate on it")
     from fiqa_stream.scorers.models.complexity import count

@@ -308,7 +308,11 @@ def report(scores: np.ndarray, held: HeldOut) -> Report:
 
 def subset(held: HeldOut, keep: np.ndarray) -> HeldOut:
     """The sightings of ``held`` where the boolean mask ``keep`` is true (same threshold)."""
-    index = np.flatnonzero(keep)
+    return taken(held, np.flatnonzero(keep))
+
+
+def taken(held: HeldOut, index: np.ndarray) -> HeldOut:
+    """The sightings of ``held`` at ``index``, in that order, repeats kept (same threshold)."""
     return replace(held, names=[held.names[i] for i in index], identity=held.identity[index],
                    photo=held.photo[index], view=held.view[index],
                    degradation=[held.degradation[i] for i in index], severity=held.severity[index],
@@ -362,6 +366,76 @@ def interval_table(figures: Mapping[str, Report], intervals: Mapping[str, Mappin
         cells = [f"{figures[n].per_degradation[kind]:.3f} ({intervals[n][kind][0]:.2f} to {intervals[n][kind][1]:.2f})"
                  for n in names]
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+#: The figures ``paired_person_bootstrap`` compares, each read from a Report with whether higher is better.
+PAIRED_FIGURES = {
+    "Spearman pooled": (lambda r: r.spearman, True),
+    "Spearman worst degradation": (lambda r: r.worst_degradation, True),
+    "ERC area": (lambda r: r.erc_area, False),
+    "best-of-8 hit@2": (lambda r: r.hit_at_2, True),
+}
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """One figure of a second score minus the first's, on the same held-out people.
+
+    Attributes:
+        observed: the difference on the held-out people as they are.
+        low, high: the interval holding the bootstrap's coverage of the difference over
+            people drawn with replacement (both scores on the same draws).
+        second_better: the share of draws where the second score is better.
+    """
+
+    observed: float
+    low: float
+    high: float
+    second_better: float
+
+
+def paired_person_bootstrap(first: np.ndarray, second: np.ndarray, held: HeldOut, draws: int = 1000,
+                            coverage: float = 0.9, seed: int = 0) -> dict[str, PairedDifference]:
+    """Each of ``PAIRED_FIGURES`` of ``second`` minus ``first``, over held-out people drawn with replacement.
+
+    Whether one score beats another on a dozen people depends on which dozen: each person
+    brings an offset to every sighting of theirs. Both scores are judged on the same
+    draws, so what the people share cancels and what is left is how far the difference
+    itself rests on who was held out. A person drawn twice counts as two people (their
+    best-of-8 groups and within-person rankings stay apart).
+    """
+    first, second = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    people = sorted(set(held.identity.tolist()))
+    rows = {p: np.flatnonzero(held.identity == p) for p in people}
+
+    def differences(index: np.ndarray, sample: HeldOut) -> list[float]:
+        a, b = report(first[index], sample), report(second[index], sample)
+        return [read(b) - read(a) for read, _ in PAIRED_FIGURES.values()]
+
+    rng = np.random.default_rng(seed)
+    drawn_differences = np.empty((draws, len(PAIRED_FIGURES)))
+    for d in range(draws):
+        drawn = rng.choice(people, size=len(people), replace=True)
+        index = np.concatenate([rows[p] for p in drawn])
+        as_people = np.repeat(np.arange(len(drawn)), [len(rows[p]) for p in drawn])
+        drawn_differences[d] = differences(index, replace(taken(held, index), identity=as_people))
+    observed = differences(np.arange(len(held)), held)
+    tail = 100.0 * (1.0 - coverage) / 2.0
+    low, high = np.percentile(drawn_differences, [tail, 100.0 - tail], axis=0)
+    return {
+        name: PairedDifference(observed[j], float(low[j]), float(high[j]),
+                               float(np.mean(drawn_differences[:, j] > 0 if higher else drawn_differences[:, j] < 0)))
+        for j, (name, (_, higher)) in enumerate(PAIRED_FIGURES.items())
+    }
+
+
+def paired_table(differences: Mapping[str, PairedDifference], first: str, second: str, coverage: float = 0.9) -> str:
+    """``paired_person_bootstrap``'s figures as a markdown table."""
+    lines = [f"| {second} minus {first} | difference | {100 * coverage:.0f} % interval over people | "
+             f"draws where {second} is better |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {d.observed:+.4f} | {d.low:+.4f} to {d.high:+.4f} | {100 * d.second_better:.0f} % |"
+              for name, d in differences.items()]
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ from fiqa_stream.scorers.training.utility_eval import (
     degradation_oracle,
     erc,
     hit_at_2,
+    paired_person_bootstrap,
     per_person,
     person_intervals,
     relabelled,
@@ -228,6 +229,32 @@ def test_person_intervals_are_wide_when_one_person_decides_the_figure_and_narrow
     assert noise_low == pytest.approx(1.0) and noise_high == pytest.approx(1.0)
 
 
+def test_a_score_judged_against_itself_differs_by_nothing_on_any_draw() -> None:
+    people = [p for p in (1, 2, 3, 4) for _ in range(4)]
+    held = _sightings(people, ["blur"] * 16, [0.0, 0.3, 0.6, 0.9] * 4, [0.9, 0.8, 0.7, 0.6] * 4)
+    score = np.linspace(0.0, 1.0, 16)
+    for difference in paired_person_bootstrap(score, score, held, draws=50).values():
+        assert (difference.observed, difference.low, difference.high, difference.second_better) == (0, 0, 0, 0)
+
+
+def test_a_score_better_for_every_person_is_better_on_the_draws_and_one_better_for_one_person_is_not() -> None:
+    # Four people through blur at four strengths, each with their own offset in utility.
+    people = [p for p in (1, 2, 3, 4) for _ in range(4)]
+    severity = [0.0, 0.3, 0.6, 0.9] * 4
+    utility = np.array([0.9, 0.8, 0.7, 0.6] * 4) - np.repeat([0.0, 0.1, 0.2, 0.3], 4)
+    held = _sightings(people, ["blur"] * 16, severity, utility.tolist())
+    strength_only = -np.array(severity)
+    everyone = paired_person_bootstrap(strength_only, utility, held, draws=200)["Spearman pooled"]
+    # Only a draw of one person four times (1 in 64) leaves no offsets between people to read.
+    assert everyone.observed > 0 and everyone.low > 0 and everyone.second_better > 0.95
+    # Better than the strength alone only for person 4, whose utility it reads; the
+    # others it ranks backwards within themselves.
+    one_person = np.where(np.array(people) == 4, utility, np.array(severity))
+    mixed = paired_person_bootstrap(strength_only, one_person, held, draws=200)["Spearman pooled"]
+    assert mixed.low < 0 < mixed.high or mixed.high < 0
+    assert mixed.second_better < 0.5
+
+
 @pytest.fixture(scope="module")
 def held_out_folder(tmp_path_factory: pytest.TempPathFactory, photos: list[np.ndarray]) -> Path:
     """Three bundled faces through defocus blur and low resolution at 4 strengths, as ``dataset``'s test/."""
@@ -272,6 +299,36 @@ def test_eval_command_reports_every_score_on_held_out_faces(
         assert set(figures["within_person"]) == {"defocus_blur", "low_resolution"}
     # Defocus blur hurts dlib steadily: the weight-free sharpness follows it within each face.
     assert result["scores"]["sharpness"]["per_degradation"]["defocus_blur"] > 0.5
+
+
+@needs_dlib
+@pytest.mark.slow
+def test_eval_against_another_model_gives_each_figures_difference_over_drawn_people(
+    held_out_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fiqa_stream.cli.main import main
+
+    assert main(["eval", "--data", str(held_out_folder), "--against", "student", "--json"]) == 0
+    against = json.loads(capsys.readouterr().out)["against"]
+    assert against["model"] == "student" and against["coverage"] == 0.9
+    differences = against["fused_minus_against"]
+    assert set(differences) == {"Spearman pooled", "Spearman worst degradation", "ERC area", "best-of-8 hit@2"}
+    for d in differences.values():
+        assert d["low"] <= d["high"] and 0.0 <= d["second_better"] <= 1.0
+    assert main(["eval", "--data", str(held_out_folder), "--against", "student-utility"]) == 0
+    table = capsys.readouterr().out.split("Fused against student-utility's fused score")[1]
+    assert "| Spearman pooled | +0.0000 | +0.0000 to +0.0000 | 0 % |" in table
+
+
+def test_eval_against_needs_a_held_out_utility_folder_and_a_model_the_scorer_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fiqa_stream.cli.main import main
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,score\n")
+    assert main(["eval", "student", "--data", str(labels), "--against", "student-utility"]) == 2
+    assert f"--against: {labels} is not a held-out utility folder" in capsys.readouterr().err
 
 
 @needs_dlib
