@@ -192,7 +192,7 @@ def run(data: Path, model: str | None, as_json: bool, against: str | None = None
     reports = {name: report(values, held) for name, values in scores.items()}
     differences = None
     if against is not None:
-        other = score_held_out(held, against, models=(against,))["fused"]
+        other = score_held_out(held, against, models=())["fused"]
         differences = paired_person_bootstrap(other, scores["fused"], held)
     if as_json:
         print(json.dumps({
