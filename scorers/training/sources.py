@@ -407,8 +407,9 @@ def raw_identities(sources: Sequence[str] = DEFAULT_SOURCES) -> list[Identity]:
     return out
 
 
-def nearest_face(name: str, photo: np.ndarray, centre: tuple[int, int]) -> Photo:
-    """The face of ``photo`` whose landmarks' centre lies nearest ``centre`` (photo pixels).
+def nearest_face(name: str, photo: np.ndarray, faces: Sequence[tuple[np.ndarray, float]],
+                 centre: tuple[int, int]) -> Photo:
+    """Of ``faces`` (``detect_faces(photo)``), the one whose landmarks' centre lies nearest ``centre`` (photo pixels).
 
     Raises:
         ConfigError: naming ``name``, when no face's centre lies within two eye distances of ``centre``.
@@ -418,7 +419,7 @@ def nearest_face(name: str, photo: np.ndarray, centre: tuple[int, int]) -> Photo
     def off_centre(landmarks: np.ndarray) -> float:
         return float(np.linalg.norm(landmarks.mean(axis=0) - point))
 
-    if faces := detect_faces(photo):
+    if faces:
         landmarks, confidence = min(faces, key=lambda face: off_centre(face[0]))
         if off_centre(landmarks) <= 2 * np.linalg.norm(landmarks[1] - landmarks[0]):
             return Photo(f"{name}@{centre[0]},{centre[1]}", photo, landmarks, confidence)
@@ -427,9 +428,11 @@ def nearest_face(name: str, photo: np.ndarray, centre: tuple[int, int]) -> Photo
 
 def group_photo_people(source: str, photos: dict[str, np.ndarray]) -> list[Identity]:
     """The people ``GROUP_PHOTO_PEOPLE`` names in ``source``'s photos (by file name), in ``source``'s collection."""
+    found = {file_name: detect_faces(photo) for file_name, photo in photos.items()}
     return [
         Identity(f"{source}/{person}",
-                 tuple(nearest_face(f"{source}/{file_name}", photos[file_name], centre) for file_name, centre in faces),
+                 tuple(nearest_face(f"{source}/{file_name}", photos[file_name], found[file_name], centre)
+                       for file_name, centre in faces),
                  COLLECTIONS[source])
         for person, faces in GROUP_PHOTO_PEOPLE[source].items()
     ]

@@ -84,7 +84,7 @@ def test_a_face_in_a_group_photo_is_the_one_nearest_the_point_named(photos: list
     (right, _), *_ = detect_faces(photos[3])
     shift = np.array([photos[0].shape[1] + 200, 0], np.float32)
     centre = tuple(int(v) for v in right.mean(axis=0) + shift + 10)
-    face = nearest_face("group.jpg", group, centre)
+    face = nearest_face("group.jpg", group, detect_faces(group), centre)
     assert np.linalg.norm(face.landmarks - (right + shift), axis=1).max() < 3
     assert face.name == f"group.jpg@{centre[0]},{centre[1]}"
 
@@ -93,9 +93,10 @@ def test_a_point_on_no_face_is_named_in_the_error(photos: list[np.ndarray]) -> N
     group = side_by_side(photos[0], photos[3])
     between = (photos[0].shape[1] + 100, 10)
     with pytest.raises(ConfigError, match=r"group.jpg: no face found near \(.*\)"):
-        nearest_face("group.jpg", group, between)
+        nearest_face("group.jpg", group, detect_faces(group), between)
     with pytest.raises(ConfigError, match="blank.jpg: no face found"):
-        nearest_face("blank.jpg", np.full((300, 300, 3), 128, np.uint8), (150, 150))
+        blank = np.full((300, 300, 3), 128, np.uint8)
+        nearest_face("blank.jpg", blank, detect_faces(blank), (150, 150))
 
 
 def test_every_group_photo_person_is_in_a_later_collection_and_their_photos_in_its_archive() -> None:
