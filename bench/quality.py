@@ -34,6 +34,8 @@ from fiqa_stream.cli.evaluate import (  # noqa: E402
 from fiqa_stream.scorers.config import FiqaScorerConfig  # noqa: E402
 from fiqa_stream.scorers.fiqa import FUSED, FiqaScorer, runs_int8  # noqa: E402
 from fiqa_stream.scorers.training.utility_eval import (  # noqa: E402
+    BOOTSTRAP_COVERAGE,
+    BOOTSTRAP_DRAWS,
     degradation_oracle,
     interval_table,
     load_held_out,
@@ -189,7 +191,8 @@ def main() -> int:
         markdown_table(label_reports),
         "",
         f"How much a per-degradation figure depends on which {identities} people were held out: the interval "
-        f"holding 90 % of its values when the {identities} are drawn again with replacement (1,000 draws, "
+        f"holding {100 * BOOTSTRAP_COVERAGE:.0f} % of its values when the {identities} are drawn again with "
+        f"replacement ({BOOTSTRAP_DRAWS:,} draws, "
         "`utility_eval.person_intervals`). Where it is wide, the figure says more about the people drawn than "
         "about the score.",
         "",

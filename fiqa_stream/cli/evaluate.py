@@ -25,6 +25,8 @@ import numpy as np
 
 from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.training.utility_eval import (
+    BOOTSTRAP_COVERAGE,
+    BOOTSTRAP_DRAWS,
     HeldOut,
     is_utility_folder,
     load_held_out,
@@ -204,7 +206,7 @@ def run(data: Path, model: str | None, as_json: bool, against: str | None = None
                               "within_person": {k: None if np.isnan(v) else v for k, v in r.within_person.items()}}
                        for name, r in reports.items()},
         } | ({} if differences is None else {"against": {
-            "model": against, "coverage": 0.9,
+            "model": against, "coverage": BOOTSTRAP_COVERAGE,
             "fused_minus_against": {name: vars(d) for name, d in differences.items()}}}), indent=2))
         return 0
     print(f"{data}: {len(held)} held-out sightings of {len(set(held.identity.tolist()))} identities; "
@@ -217,7 +219,8 @@ def run(data: Path, model: str | None, as_json: bool, against: str | None = None
     print(per_degradation_table(reports, one_person=True))
     if against is not None and differences is not None:
         print()
-        print(f"Fused against {against}'s fused score, over held-out people drawn with replacement (1000 draws):")
+        print(f"Fused against {against}'s fused score, over held-out people drawn with replacement "
+              f"({BOOTSTRAP_DRAWS} draws):")
         print(paired_table(differences, against, model))
     return 0
 

@@ -24,7 +24,7 @@ maximum for best-of-8, so constant scores get no credit they did not earn.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -329,8 +329,27 @@ def single_photo_people(held: HeldOut) -> np.ndarray:
     return np.array([photos[person] == 1 for person in held.identity.tolist()], dtype=bool)
 
 
-def person_intervals(scores: np.ndarray, held: HeldOut, draws: int = 1000, coverage: float = 0.9,
-                     seed: int = 0) -> dict[str, tuple[float, float]]:
+#: The bootstrap over held-out people: how many draws, and the share of them an interval holds.
+BOOTSTRAP_DRAWS = 1000
+BOOTSTRAP_COVERAGE = 0.9
+
+
+def _drawn_people(people: Sequence[int], draws: int, seed: int) -> Iterator[np.ndarray]:
+    """``draws`` draws of ``len(people)`` people with replacement, seeded by ``seed``."""
+    rng = np.random.default_rng(seed)
+    for _ in range(draws):
+        yield rng.choice(people, size=len(people), replace=True)
+
+
+def _interval(values: np.ndarray, coverage: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of ``values`` (draws × figures), the central interval holding ``coverage`` of them."""
+    tail = 100.0 * (1.0 - coverage) / 2.0
+    low, high = np.percentile(values, [tail, 100.0 - tail], axis=0)
+    return low, high
+
+
+def person_intervals(scores: np.ndarray, held: HeldOut, draws: int = BOOTSTRAP_DRAWS,
+                     coverage: float = BOOTSTRAP_COVERAGE, seed: int = 0) -> dict[str, tuple[float, float]]:
     """Per degradation, the interval holding ``coverage`` of the Spearman of ``scores``
     over held-out persons drawn with replacement (a bootstrap over people).
 
@@ -343,20 +362,17 @@ def person_intervals(scores: np.ndarray, held: HeldOut, draws: int = 1000, cover
     kinds = sorted({d for d in held.degradation if d != "clean"})
     people = sorted(set(held.identity.tolist()))
     members = {(p, k): np.flatnonzero((held.identity == p) & (degradation == k)) for p in people for k in kinds}
-    rng = np.random.default_rng(seed)
     figures = np.empty((draws, len(kinds)))
-    for d in range(draws):
-        drawn = rng.choice(people, size=len(people), replace=True)
+    for d, drawn in enumerate(_drawn_people(people, draws, seed)):
         for j, kind in enumerate(kinds):
             index = np.concatenate([members[(p, kind)] for p in drawn])
             figures[d, j] = spearman(scores[index], held.utility[index])
-    tail = 100.0 * (1.0 - coverage) / 2.0
-    low, high = np.percentile(figures, [tail, 100.0 - tail], axis=0)
+    low, high = _interval(figures, coverage)
     return {kind: (float(low[j]), float(high[j])) for j, kind in enumerate(kinds)}
 
 
 def interval_table(figures: Mapping[str, Report], intervals: Mapping[str, Mapping[str, tuple[float, float]]],
-                   coverage: float = 0.9) -> str:
+                   coverage: float = BOOTSTRAP_COVERAGE) -> str:
     """Spearman per degradation with its interval over resampled persons, one column per score."""
     names = list(figures)
     kinds = sorted(next(iter(figures.values())).per_degradation) if figures else []
@@ -395,8 +411,8 @@ class PairedDifference:
     second_better: float
 
 
-def paired_person_bootstrap(first: np.ndarray, second: np.ndarray, held: HeldOut, draws: int = 1000,
-                            coverage: float = 0.9, seed: int = 0) -> dict[str, PairedDifference]:
+def paired_person_bootstrap(first: np.ndarray, second: np.ndarray, held: HeldOut, draws: int = BOOTSTRAP_DRAWS,
+                            coverage: float = BOOTSTRAP_COVERAGE, seed: int = 0) -> dict[str, PairedDifference]:
     """Each of ``PAIRED_FIGURES`` of ``second`` minus ``first``, over held-out people drawn with replacement.
 
     Whether one score beats another on a dozen people depends on which dozen: each person
@@ -413,16 +429,13 @@ def paired_person_bootstrap(first: np.ndarray, second: np.ndarray, held: HeldOut
         a, b = report(first[index], sample), report(second[index], sample)
         return [read(b) - read(a) for read, _ in PAIRED_FIGURES.values()]
 
-    rng = np.random.default_rng(seed)
     drawn_differences = np.empty((draws, len(PAIRED_FIGURES)))
-    for d in range(draws):
-        drawn = rng.choice(people, size=len(people), replace=True)
+    for d, drawn in enumerate(_drawn_people(people, draws, seed)):
         index = np.concatenate([rows[p] for p in drawn])
         as_people = np.repeat(np.arange(len(drawn)), [len(rows[p]) for p in drawn])
         drawn_differences[d] = differences(index, replace(taken(held, index), identity=as_people))
     observed = differences(np.arange(len(held)), held)
-    tail = 100.0 * (1.0 - coverage) / 2.0
-    low, high = np.percentile(drawn_differences, [tail, 100.0 - tail], axis=0)
+    low, high = _interval(drawn_differences, coverage)
     return {
         name: PairedDifference(observed[j], float(low[j]), float(high[j]),
                                float(np.mean(drawn_differences[:, j] > 0 if higher else drawn_differences[:, j] < 0)))
@@ -430,7 +443,8 @@ def paired_person_bootstrap(first: np.ndarray, second: np.ndarray, held: HeldOut
     }
 
 
-def paired_table(differences: Mapping[str, PairedDifference], first: str, second: str, coverage: float = 0.9) -> str:
+def paired_table(differences: Mapping[str, PairedDifference], first: str, second: str,
+                 coverage: float = BOOTSTRAP_COVERAGE) -> str:
     """``paired_person_bootstrap``'s figures as a markdown table."""
     lines = [f"| {second} minus {first} | difference | {100 * coverage:.0f} % interval over people | "
              f"draws where {second} is better |", "|---|---:|---:|---:|"]
