@@ -98,12 +98,12 @@ SHIPPED: dict[str, ShippedModel] = {
     ),
     # The seed-002 student distilled on recognition-utility labels, then taught on labels pooled over people
     # (one-photo people given a virtual second photo), on ranking pairs and on
-    # mirror consistency (recipe student-utility-mirror).
+    # mirror consistency (recipe student-utility-mirror, on the 37 training identities of 59).
     "student-utility": ShippedModel(
-        "fiqa-student-utility-7", "student", 112,
-        "52c3c3bb8c349d54a9af5d68d68a622556ae80d32a34a13c92939b6579a6a5ba",
-        "761a5fd23f9035246f8c83e2dc9167a69a9465eb365ebbbf4d9c5c443d81493b",
-        "79c822e8deab24c52e09caa1ea9c5ff490ca2b2db2a54544ae7e44fa8203a581",
+        "fiqa-student-utility-8", "student", 112,
+        "862574615d03b8b86bbf45dd4021ea9876e68ba114143b5cbd80f2fff7ff1d0f",
+        "c7c548975042358b6ea828028fe0d626637296a7e3dac2a0ece2b790eebab7bf",
+        "1f073bd3d404f9655346a39062d27a26e12030d82eb1ec7d69d0c0b610cbe9c9",
     ),
     # Seed 000's recipe on utility labels, with crops student-utility pseudo-labelled (recipe mspt-utility).
     "mspt-utility": ShippedModel(
