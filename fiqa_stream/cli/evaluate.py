@@ -31,9 +31,11 @@ from fiqa_stream.scorers.training.utility_eval import (
     is_utility_folder,
     load_held_out,
     markdown_table,
+    paired_by_person,
     paired_person_bootstrap,
     paired_table,
     per_degradation_table,
+    person_pair_table,
     report,
 )
 from fiqa_stream.types import Face
@@ -186,16 +188,19 @@ def run(data: Path, model: str | None, as_json: bool, against: str | None = None
     """The ``eval`` command on a utility folder: print the table (or JSON).
 
     With ``against``, also the difference of the fused score from ``against``'s fused
-    score over held-out people drawn with replacement (``paired_person_bootstrap``).
+    score over held-out people drawn with replacement (``paired_person_bootstrap``), and
+    both fused scores' Spearman within each held-out person (``paired_by_person``).
     """
     model = model or default_model()
     held = load_held_out(data)
     scores = score_held_out(held, model)
     reports = {name: report(values, held) for name, values in scores.items()}
     differences = None
+    people = []
     if against is not None:
         other = score_held_out(held, against, models=())["fused"]
         differences = paired_person_bootstrap(other, scores["fused"], held)
+        people = paired_by_person(other, scores["fused"], held)
     if as_json:
         print(json.dumps({
             "data": str(data), "sightings": len(held), "identities": int(len(set(held.identity.tolist()))),
@@ -207,7 +212,8 @@ def run(data: Path, model: str | None, as_json: bool, against: str | None = None
                        for name, r in reports.items()},
         } | ({} if differences is None else {"against": {
             "model": against, "coverage": BOOTSTRAP_COVERAGE,
-            "fused_minus_against": {name: vars(d) for name, d in differences.items()}}}), indent=2))
+            "fused_minus_against": {name: vars(d) for name, d in differences.items()},
+            "within_each_person": [vars(p) for p in people]}}), indent=2))
         return 0
     print(f"{data}: {len(held)} held-out sightings of {len(set(held.identity.tolist()))} identities; "
           f"dlib threshold at FMR 1e-3: {held.threshold:.3f}")
@@ -222,6 +228,9 @@ def run(data: Path, model: str | None, as_json: bool, against: str | None = None
         print(f"Fused against {against}'s fused score, over held-out people drawn with replacement "
               f"({BOOTSTRAP_DRAWS} draws):")
         print(paired_table(differences, against, model))
+        print()
+        print("Fused, Spearman with utility within each held-out person (the ranking a track's best shot needs):")
+        print(person_pair_table(people, against, model))
     return 0
 
 

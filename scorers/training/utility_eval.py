@@ -454,6 +454,49 @@ def paired_table(differences: Mapping[str, PairedDifference], first: str, second
 
 
 @dataclass(frozen=True)
+class PersonPair:
+    """Two scores' Spearman with utility over all of one held-out person's sightings."""
+
+    identity: int
+    photos: int
+    first: float
+    second: float
+
+
+def paired_by_person(first: np.ndarray, second: np.ndarray, held: HeldOut) -> list[PersonPair]:
+    """Per held-out person, each score's Spearman with utility over that person's sightings.
+
+    A track's best shot is chosen among one person's sightings, so this is the ranking it
+    needs. ``paired_person_bootstrap`` asks whether a difference survives redrawing the
+    people; this shows for whom it holds. ``photos`` tells the two kinds of label apart: a
+    person with several photos is matched against another photo of theirs, as an enrolment
+    photo is, and a one-photo person against their own undegraded photo.
+    """
+    first, second = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    pairs = []
+    for person in sorted(set(held.identity.tolist())):
+        mine = held.identity == person
+        pairs.append(PersonPair(person, len(set(held.photo[mine].tolist())),
+                                spearman(first[mine], held.utility[mine]), spearman(second[mine], held.utility[mine])))
+    return pairs
+
+
+def person_pair_table(pairs: Sequence[PersonPair], first: str, second: str) -> str:
+    """``paired_by_person``'s figures as a markdown table, then how many people of each kind ``second`` ranks better."""
+    lines = [f"| held-out person | photos | {first} | {second} | {second} minus {first} |",
+             "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {p.identity} | {p.photos} | {p.first:.3f} | {p.second:.3f} | {p.second - p.first:+.3f} |"
+              for p in pairs]
+    lines.append("")
+    for kind, several in (("one photo", False), ("several photos", True)):
+        members = [p for p in pairs if (p.photos > 1) == several]
+        if members:
+            better = sum(p.second > p.first for p in members)
+            lines.append(f"{second} is better for {better} of the {len(members)} people with {kind}.")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
 class PersonFigures:
     """How one held-out person sits in a score's figures."""
 

@@ -17,9 +17,11 @@ from fiqa_stream.scorers.training.utility_eval import (
     degradation_oracle,
     erc,
     hit_at_2,
+    paired_by_person,
     paired_person_bootstrap,
     per_person,
     person_intervals,
+    person_pair_table,
     relabelled,
     report,
     single_photo_people,
@@ -255,6 +257,24 @@ def test_a_score_better_for_every_person_is_better_on_the_draws_and_one_better_f
     assert mixed.second_better < 0.5
 
 
+def test_each_person_is_judged_on_their_own_sightings_and_counted_by_how_many_photos_they_have() -> None:
+    # Person 1 has two photos, persons 2 and 3 one each. The old score ranks person 1
+    # backwards, the new one person 3; both read person 2 alike.
+    people = np.array([p for p in (1, 2, 3) for _ in range(4)])
+    utility = np.array([0.9, 0.7, 0.5, 0.3] * 3)
+    held = replace(_sightings(people.tolist(), ["blur"] * 12, [0.0, 0.3, 0.6, 0.9] * 3, utility.tolist()),
+                   photo=np.array([0, 1, 0, 1] + [0] * 8))
+    old, new = np.where(people == 1, -utility, utility), np.where(people == 3, -utility, utility)
+    pairs = paired_by_person(old, new, held)
+    assert [(p.identity, p.photos) for p in pairs] == [(1, 2), (2, 1), (3, 1)]
+    assert [(p.first, p.second) for p in pairs] == [(-1.0, 1.0), (1.0, 1.0), (1.0, -1.0)]
+    table = person_pair_table(pairs, "old", "new")
+    assert "| held-out person | photos | old | new | new minus old |" in table
+    assert "| 3 | 1 | 1.000 | -1.000 | -2.000 |" in table
+    assert "new is better for 0 of the 2 people with one photo." in table
+    assert "new is better for 1 of the 1 people with several photos." in table
+
+
 @pytest.fixture(scope="module")
 def held_out_folder(tmp_path_factory: pytest.TempPathFactory, photos: list[np.ndarray]) -> Path:
     """Three bundled faces through defocus blur and low resolution at 4 strengths, as ``dataset``'s test/."""
@@ -315,9 +335,15 @@ def test_eval_against_another_model_gives_each_figures_difference_over_drawn_peo
     assert set(differences) == {"Spearman pooled", "Spearman worst degradation", "ERC area", "best-of-8 hit@2"}
     for d in differences.values():
         assert d["low"] <= d["high"] and 0.0 <= d["second_better"] <= 1.0
+    people = against["within_each_person"]
+    assert sorted(p["identity"] for p in people) == [0, 1, 2]
+    assert all(p["photos"] == 1 and -1.0 <= p["first"] <= 1.0 and -1.0 <= p["second"] <= 1.0 for p in people)
     assert main(["eval", "--data", str(held_out_folder), "--against", "student-utility"]) == 0
     table = capsys.readouterr().out.split("Fused against student-utility's fused score")[1]
     assert "| Spearman pooled | +0.0000 | +0.0000 to +0.0000 | 0 % |" in table
+    within = table.split("Spearman with utility within each held-out person")[1]
+    assert within.count("| +0.000 |") == 3
+    assert "is better for 0 of the 3 people with one photo." in within
 
 
 def test_eval_against_needs_a_held_out_utility_folder_and_a_model_the_scorer_runs(
