@@ -319,13 +319,18 @@ def taken(held: HeldOut, index: np.ndarray) -> HeldOut:
                    scale=held.scale[index], genuine=held.genuine[index], utility=held.utility[index])
 
 
+def photos_of(held: HeldOut, person: int) -> int:
+    """How many photos of ``person`` their held-out sightings were cut from."""
+    return len(set(held.photo[held.identity == person].tolist()))
+
+
 def single_photo_people(held: HeldOut) -> np.ndarray:
     """A mask of the sightings of people with one photo: those matched only against the photo they were cut from.
 
     A person with several photos is matched against the others too (real pose and light
     change), so their utility is lower even when clean, by an amount no image of theirs shows.
     """
-    photos = {person: len(set(held.photo[held.identity == person].tolist())) for person in set(held.identity.tolist())}
+    photos = {person: photos_of(held, person) for person in set(held.identity.tolist())}
     return np.array([photos[person] == 1 for person in held.identity.tolist()], dtype=bool)
 
 
@@ -476,7 +481,7 @@ def paired_by_person(first: np.ndarray, second: np.ndarray, held: HeldOut) -> li
     pairs = []
     for person in sorted(set(held.identity.tolist())):
         mine = held.identity == person
-        pairs.append(PersonPair(person, len(set(held.photo[mine].tolist())),
+        pairs.append(PersonPair(person, photos_of(held, person),
                                 spearman(first[mine], held.utility[mine]), spearman(second[mine], held.utility[mine])))
     return pairs
 
@@ -522,7 +527,7 @@ def per_person(scores: np.ndarray, held: HeldOut) -> list[PersonFigures]:
         mine = held.identity == identity
         others = report(scores[~mine], subset(held, ~mine))
         kind = min(others.per_degradation, key=others.per_degradation.__getitem__)
-        out.append(PersonFigures(identity, len(set(held.photo[mine].tolist())),
+        out.append(PersonFigures(identity, photos_of(held, identity),
                                  float(held.utility[mine & clean].mean()), float(scores[mine & clean].mean()),
                                  others.per_degradation[kind], kind))
     return out
