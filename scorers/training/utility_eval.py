@@ -29,10 +29,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import rankdata
 
 from fiqa_stream.errors import ConfigError
-from fiqa_stream.scorers.training.metrics import spearman
+from fiqa_stream.scorers.training.metrics import average_ranks, spearman
 from fiqa_stream.scorers.training.recognition import distances
 from fiqa_stream.scorers.training.utility import DESCRIPTORS, SIGHTINGS_CSV, utility
 
@@ -255,7 +254,7 @@ def strength_ceiling(held: HeldOut) -> np.ndarray:
     degradation = np.array(held.degradation)
     for kind in set(held.degradation):
         members = np.flatnonzero(degradation == kind)
-        ranks = rankdata(held.utility[members])
+        ranks = average_ranks(held.utility[members])
         for strength in np.unique(held.severity[members]):
             level = held.severity[members] == strength
             out[members[level]] = ranks[level].mean()

@@ -52,6 +52,18 @@ def test_metrics_match_scipy_on_noisy_data() -> None:
     assert result.score == pytest.approx((result.srcc + result.plcc) / 2)
 
 
+@pytest.mark.parametrize("size", [2, 3, 8, 27, 400])
+def test_spearman_and_its_ranks_match_scipy_on_tied_and_untied_series(size: int) -> None:
+    rng = np.random.default_rng(size)
+    for _ in range(50):
+        tied, untied = rng.integers(0, 4, size).astype(float), rng.standard_normal(size)
+        np.testing.assert_allclose(metrics.average_ranks(tied), stats.rankdata(tied))
+        np.testing.assert_allclose(metrics.average_ranks(untied), stats.rankdata(untied))
+        for a, b in ((tied, untied), (untied, tied), (untied, -untied + 0.01 * rng.standard_normal(size))):
+            expected = stats.spearmanr(a, b)[0] if np.ptp(a) and np.ptp(b) else 0.0
+            assert metrics.spearman(a, b) == pytest.approx(expected, abs=1e-12)
+
+
 def test_a_failed_fit_falls_back_to_plain_pearson(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: object, **kwargs: object) -> None:
         raise RuntimeError("Optimal parameters not found")
