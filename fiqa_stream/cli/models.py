@@ -54,6 +54,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
                          help="utility labels: hold out the K-th of N disjoint groups of identities (the N "
                          "folds of one --seed hold out every identity once: a cross-validation by person) "
                          "instead of 27 %% of them drawn by --seed")
+    dataset.add_argument("--fusion-only", action="store_true",
+                         help="utility labels: write only DIR/fusion and DIR/fusion-val, for a set built "
+                         "without them, on the identities and split of DIR/split.json")
 
     train = commands.add_parser(
         "train", help=f"train a model by a recipe ({_RECIPE_NAMES} or a YAML file)",
@@ -130,7 +133,14 @@ def _fold(text: str) -> tuple[int, int]:
 
 def _dataset(args: argparse.Namespace) -> int:
     _refuse_below("dataset", size=(args.size, 32), jitters=(args.jitters, 0), samples=(args.samples, 1))
-    if args.labels == "utility":
+    if args.fusion_only:
+        if args.labels != "utility" or args.fold is not None:
+            raise ConfigError("dataset: --fusion-only takes the split of DIR/split.json; it goes with neither "
+                              "--labels ms-ssim nor --fold")
+        from fiqa_stream.scorers.training.utility import write_fusion_folders
+
+        counts = write_fusion_folders(args.out)
+    elif args.labels == "utility":
         from fiqa_stream.scorers.training.utility import write_utility_folders
 
         counts = write_utility_folders(args.out, jitters=14 if args.jitters is None else args.jitters,

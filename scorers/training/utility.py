@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.align import ARCFACE_TEMPLATE, TEMPLATE_SIZE, align_face
 from fiqa_stream.scorers.training.degradations import (
     CAMERA,
@@ -441,12 +442,34 @@ def write_fusion_folder(root: Path, people: Sequence[Identity], members: Sequenc
     return len(samples)
 
 
-def write_fusion_only(root: Path, seed: int = 0, fractions: tuple[float, float, float] = UTILITY_FRACTIONS,
-                      sources: Sequence[str] = DEFAULT_SOURCES,
-                      fold: tuple[int, int] | None = None) -> int:
-    """``root/fusion`` alone, with the identities and split ``write_utility_folders`` would use."""
+def write_fusion_folders(root: Path, sources: Sequence[str] = DEFAULT_SOURCES) -> dict[str, int]:
+    """``root/fusion`` and ``root/fusion-val`` alone, for a set built without them.
+
+    The identities and their split are those of ``root/split.json`` (written by
+    ``write_utility_folders``), so fusion weights fitted there are fitted on the same
+    training and validation people as the models trained on ``root/train``.
+
+    Raises:
+        ConfigError: ``root/split.json`` is missing or unreadable, or ``sources`` no
+            longer give the identities it names.
+    """
+    path = root / "split.json"
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        seed, train, val, names = recorded["seed"], recorded["train"], recorded["val"], recorded["names"]
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found; expected the split.json of a utility set built by "
+                          "`fiqa-stream dataset`") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ConfigError(f"{path}: expected a JSON object with seed, train, val and names ({error})") from None
     recogniser = Recogniser()
     people = load_identities(recogniser, sources)
+    if [person.name for person in people] != names:
+        raise ConfigError(f"{path}: names {len(names)} identities, but the face sources now give "
+                          f"{len(people)} others; rebuild the whole set")
     refs = gallery(people, recogniser)
-    split = identity_split([person.collection for person in people], fractions, seed, fold)
-    return write_fusion_folder(root / "fusion", people, split.train, refs, recogniser, seed)
+    return {
+        "fusion": write_fusion_folder(root / "fusion", people, train, refs, recogniser, seed),
+        "fusion-val": write_fusion_folder(root / "fusion-val", people, val, refs, recogniser, seed,
+                                          samples_per_view=FUSION_VAL_SAMPLES_PER_VIEW),
+    }

@@ -91,6 +91,31 @@ def test_folds_split_the_utility_labels_only(capsys: pytest.CaptureFixture[str],
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("other", [["--labels", "ms-ssim"], ["--fold", "1/4"]])
+def test_fusion_only_takes_the_recorded_split_and_refuses_another(
+    other: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["dataset", str(tmp_path / "out"), "--fusion-only", *other]) == 2
+    assert "--fusion-only takes the split of DIR/split.json" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("recorded", "expected"), [
+    (None, "split.json: not found; expected the split.json of a utility set built by `fiqa-stream dataset`"),
+    ('{"seed": 0, "train": [1]}', "split.json: expected a JSON object with seed, train, val and names"),
+    ("[1, 2", "split.json: expected a JSON object with seed, train, val and names"),
+])
+def test_fusion_only_names_a_missing_or_unreadable_split_before_any_work(
+    recorded: str | None, expected: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    if recorded is not None:
+        (tmp_path / "split.json").write_text(recorded)
+    assert main(["dataset", str(tmp_path), "--fusion-only"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"fiqa-stream: error: {tmp_path / expected}") and "\n" not in error
+    assert not (tmp_path / "fusion").exists()
+
+
 def test_models_lists_architectures_with_their_cost(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models"]) == 0
     out = capsys.readouterr().out
