@@ -8,8 +8,8 @@ chunks of ``batch_size``. The weight-free components come from
 the model's score (``FiqaScorerConfig.weights`` when set, else the weights fitted with
 the shipped model, else ``FiqaWeights``' defaults; normalised to sum to 1), and every
 component is reported in ``Quality.components``, the model's as ``model``. The
-scorer's ``model`` is the shipped version (``fiqa-student-utility-8``, or
-``fiqa-student-utility-8+int8`` where its 8-bit integer model runs: by default on the
+scorer's ``model`` is the shipped version (``fiqa-student-utility-9``, or
+``fiqa-student-utility-9+int8`` where its 8-bit integer model runs: by default on the
 CPU, see ``FiqaScorerConfig.precision``), or the stem of a model file of the user's own
 (``model_file.ModelFile``). onnxruntime, not torch, runs the model, so a CPU install
 needs no torch.

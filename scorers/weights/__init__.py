@@ -98,12 +98,12 @@ SHIPPED: dict[str, ShippedModel] = {
     ),
     # The seed-002 student distilled on recognition-utility labels, then taught on labels pooled over people
     # (one-photo people given a virtual second photo), on ranking pairs and on
-    # mirror consistency (recipe student-utility-mirror, on the 37 training identities of 59).
+    # mirror consistency (recipe student-utility-mirror, seed 3, on the 37 training identities of 59).
     "student-utility": ShippedModel(
-        "fiqa-student-utility-8", "student", 112,
-        "862574615d03b8b86bbf45dd4021ea9876e68ba114143b5cbd80f2fff7ff1d0f",
-        "c7c548975042358b6ea828028fe0d626637296a7e3dac2a0ece2b790eebab7bf",
-        "1f073bd3d404f9655346a39062d27a26e12030d82eb1ec7d69d0c0b610cbe9c9",
+        "fiqa-student-utility-9", "student", 112,
+        "8079548c6333126865f92fac394e97245affe137a79b46ca580a86cfdc32b881",
+        "521e8c047ea5efbaa69130c5cc0908ed09c71f5551b1a15b9514eefc2831a6dc",
+        "ca123f6fca789216186eb314e44cbebe736f5949bb69239edeb9ec4b2d5c6b78",
     ),
     # Seed 000's recipe on utility labels, with crops student-utility pseudo-labelled (recipe mspt-utility).
     "mspt-utility": ShippedModel(
