@@ -175,17 +175,18 @@ class BestShotSelector:
             self._cut(image, box, landmarks), image if self._keep_frames else None,
         )
 
-    @staticmethod
-    def _standing(frame: Frame, box: np.ndarray, best: _Sighting | None, score: float) -> Standing | None:
+    def _standing(self, frame: Frame, box: np.ndarray, best: _Sighting | None, score: float) -> Standing | None:
         """The new sighting's standing if it replaces ``best``, else None. A frame the decoder
-        marked corrupt never does; garbage is looked for only when it could matter."""
+        marked corrupt never does; garbage is looked for only when it could matter, in the
+        box and in the margin a loose crop hands over with it."""
         if frame.corrupt:
             return None
         height, width = frame.image.shape[:2]
         standing = Standing.CUT_OFF if integrity.is_cut_off(box, width, height) else Standing.WHOLE
         if best is not None and (standing, score) <= (best.standing, best.quality.score):
             return None
-        if integrity.is_garbled(frame.image, box):
+        margin = self._crop.margin if self._crop.mode == "loose" else 0.0
+        if integrity.is_garbled(frame.image, box, margin):
             standing = Standing.GARBLED
             if best is not None and (standing, score) <= (best.standing, best.quality.score):
                 return None

@@ -12,15 +12,18 @@ import pytest
 from fiqa_stream.detectors.config import YuNetConfig
 from fiqa_stream.detectors.yunet import YuNetDetector
 from fiqa_stream.media.faces import face_photos
+from fiqa_stream.stream.config import CropConfig
 from fiqa_stream.stream.integrity import _garbage_blocks, is_cut_off, is_garbled
 from fiqa_stream.stream.plausibility import plausible
 from fiqa_stream.types import Detections
 
 # Megamind_bugy.avi is Megamind.avi with decode garbage on some frames: at 5 and 25 grey
 # and white bars run through both faces, at 20 a bar runs through the right face and a
-# green bar across the top of the left one, at 75 the left face is half displaced sideways.
-CLEAN_SAMPLE = sorted({*range(0, 270, 10), 5, 25, 75})
+# green bar across the top of the left one, at 75 the left face is half displaced sideways;
+# at 10, 65 and 95 a bar runs just above or below a face, inside its loose crop.
+CLEAN_SAMPLE = sorted({*range(0, 270, 10), 5, 25, 65, 75, 95})
 FFMPEG_GREEN = (0, 135, 0)
+LOOSE_MARGIN = CropConfig().margin  # what the default loose crop adds on every side
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +46,12 @@ def box_of(faces: Detections, side: str) -> np.ndarray:
     return faces.boxes[order[0] if side == "left" else order[-1]]
 
 
-def test_no_real_face_of_the_clean_clip_is_garbled(megamind: tuple) -> None:
+@pytest.mark.parametrize("margin", [0.0, LOOSE_MARGIN])
+def test_no_real_face_of_the_clean_clip_is_garbled(megamind: tuple, margin: float) -> None:
     clean, _, faces = megamind
     boxes = [(index, box) for index in CLEAN_SAMPLE for box in faces[index].boxes]
     assert len(boxes) >= len(CLEAN_SAMPLE)
-    assert [(index, box.round().tolist()) for index, box in boxes if is_garbled(clean[index], box)] == []
+    assert [(index, box.round().tolist()) for index, box in boxes if is_garbled(clean[index], box, margin)] == []
 
 
 @pytest.mark.parametrize(("index", "side"), [(5, "left"), (5, "right"), (20, "right"), (25, "left"), (25, "right")])
@@ -56,6 +60,17 @@ def test_a_face_a_garbage_bar_runs_through_is_garbled(megamind: tuple, index: in
     box = box_of(faces[index], side)
     assert not is_garbled(clean[index], box)
     assert is_garbled(damaged[index], box)
+
+
+@pytest.mark.parametrize(("index", "side"), [(10, "left"), (10, "right"), (65, "right"), (95, "left")])
+def test_a_bar_that_misses_the_face_but_crosses_its_loose_crop_spoils_it(
+    megamind: tuple, index: int, side: str
+) -> None:
+    clean, damaged, faces = megamind
+    box = box_of(faces[index], side)
+    assert not is_garbled(damaged[index], box)
+    assert is_garbled(damaged[index], box, LOOSE_MARGIN)
+    assert not is_garbled(clean[index], box, LOOSE_MARGIN)
 
 
 def test_a_face_under_a_full_width_green_bar_is_garbled(megamind: tuple) -> None:
@@ -113,11 +128,15 @@ def test_two_lost_macroblocks_make_a_face_garbled_one_does_not(face: tuple[np.nd
     assert _garbage_blocks(two, box) == 2 and is_garbled(two, box)
 
 
-def test_garbage_outside_the_box_does_not_count(face: tuple[np.ndarray, np.ndarray]) -> None:
+def test_garbage_outside_what_is_handed_over_does_not_count(face: tuple[np.ndarray, np.ndarray]) -> None:
     frame, box = face
     barred = frame.copy()
-    barred[250:260] = FFMPEG_GREEN  # below the face box
+    barred[250:260] = FFMPEG_GREEN  # below the face box, inside its loose crop (to row 275)
     assert not is_garbled(barred, box)
+    assert is_garbled(barred, box, LOOSE_MARGIN)
+    barred = frame.copy()
+    barred[290:300] = FFMPEG_GREEN  # below the loose crop too
+    assert not is_garbled(barred, box, LOOSE_MARGIN)
 
 
 def test_a_box_of_less_than_8_px_is_never_garbled(face: tuple[np.ndarray, np.ndarray]) -> None:
@@ -148,13 +167,15 @@ def framed(photo: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     return frame, np.array([32 + width / 2, 32 + width / 2, 32 + 1.5 * width, 32 + 1.5 * width], np.float32)
 
 
+@pytest.mark.parametrize("margin", [0.0, LOOSE_MARGIN])
 @pytest.mark.parametrize("width", [64, 96, 160])
-def test_no_clean_real_face_of_64_px_or_more_is_garbled(width: int) -> None:
-    flagged = [n for n, photo in enumerate(face_photos()) if is_garbled(*framed(photo, width))]
+def test_no_clean_real_face_of_64_px_or_more_is_garbled(width: int, margin: float) -> None:
+    flagged = [n for n, photo in enumerate(face_photos()) if is_garbled(*framed(photo, width), margin)]
     assert flagged == []
 
 
+@pytest.mark.parametrize("margin", [0.0, LOOSE_MARGIN])
 @pytest.mark.parametrize("width", [20, 32, 48])
-def test_no_clean_real_face_of_the_sizes_tracked_is_garbled(width: int) -> None:
-    flagged = [n for n, photo in enumerate(face_photos()) if is_garbled(*framed(photo, width))]
+def test_no_clean_real_face_of_the_sizes_tracked_is_garbled(width: int, margin: float) -> None:
+    flagged = [n for n, photo in enumerate(face_photos()) if is_garbled(*framed(photo, width), margin)]
     assert flagged == []
