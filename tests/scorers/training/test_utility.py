@@ -7,15 +7,26 @@ and ``test`` extras; skipped with the reason when either is missing.
 from __future__ import annotations
 
 import importlib.util
+import json
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from fiqa_stream.errors import ConfigError
 from fiqa_stream.scorers.training.degradation_set import jitter_landmarks
 from fiqa_stream.scorers.training.degradations import DEGRADATIONS
 from fiqa_stream.scorers.training.sources import Identity, Photo, detect_faces, merge_lookalikes
-from fiqa_stream.scorers.training.utility import SIGHTING_BOX, gallery, identity_split, measure, sighting, utility
+from fiqa_stream.scorers.training.utility import (
+    SIGHTING_BOX,
+    gallery,
+    identity_split,
+    measure,
+    sighting,
+    utility,
+    write_fusion_folders,
+)
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None,
@@ -97,3 +108,25 @@ def test_each_fold_holds_out_every_collection_in_turn() -> None:
     collections = [0] * 30 + [1] * 14
     held_out = [i for k in range(1, 5) for i in identity_split(collections, fold=(k, 4)).test]
     assert sorted(held_out) == list(range(44))
+
+
+BUNDLED = [f"bundled/{k}#0" for k in range(8)]
+
+
+def test_fusion_folders_alone_hold_the_recorded_training_and_validation_people(tmp_path: Path) -> None:
+    (tmp_path / "split.json").write_text(json.dumps({"seed": 0, "train": [0], "val": [5], "test": [],
+                                                     "names": BUNDLED}))
+    counts = write_fusion_folders(tmp_path, sources=("bundled",))
+    for part, person in (("fusion", 0), ("fusion-val", 5)):
+        assert (tmp_path / part / "identities.txt").read_text() == f"{person}\t{BUNDLED[person]}\n"
+        assert len((tmp_path / part / "labels.csv").read_text().splitlines()) == counts[part]
+    # per view (the clean framing and its mirror): pristine plus 12 chains in fusion/, 40 in fusion-val/
+    assert counts == {"fusion": 2 * 13, "fusion-val": 2 * 41}
+
+
+def test_fusion_folders_refuse_a_split_of_other_people(tmp_path: Path) -> None:
+    (tmp_path / "split.json").write_text(json.dumps({"seed": 0, "train": [0], "val": [1], "test": [],
+                                                     "names": BUNDLED[:7]}))
+    with pytest.raises(ConfigError, match="names 7 identities, but the face sources now give 8 others"):
+        write_fusion_folders(tmp_path, sources=("bundled",))
+    assert not (tmp_path / "fusion").exists()
