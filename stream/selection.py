@@ -114,6 +114,8 @@ class BestShotSelector:
         self._keep_frames = keep_frames
         self._config = selection
         self._crop = crop
+        # What the handed-over crop adds around the box, where garbage spoils the shot too.
+        self._crop_margin = crop.margin if crop.mode == "loose" else 0.0
         self._model = model
         self._tracks: dict[int, _TrackRecord] = {}
         self.tracks_seen = 0
@@ -185,8 +187,7 @@ class BestShotSelector:
         standing = Standing.CUT_OFF if integrity.is_cut_off(box, width, height) else Standing.WHOLE
         if best is not None and (standing, score) <= (best.standing, best.quality.score):
             return None
-        margin = self._crop.margin if self._crop.mode == "loose" else 0.0
-        if integrity.is_garbled(frame.image, box, margin):
+        if integrity.is_garbled(frame.image, box, self._crop_margin):
             standing = Standing.GARBLED
             if best is not None and (standing, score) <= (best.standing, best.quality.score):
                 return None

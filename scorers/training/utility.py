@@ -397,9 +397,7 @@ def write_utility_folders(
                                      seed, progress=progress)
     write_utility_samples(held_out, root / "test", people, refs, None)
     counts["test"] = len(held_out)
-    counts["fusion"] = write_fusion_folder(root / "fusion", people, split.train, refs, recogniser, seed)
-    counts["fusion-val"] = write_fusion_folder(root / "fusion-val", people, split.val, refs, recogniser, seed,
-                                               samples_per_view=FUSION_VAL_SAMPLES_PER_VIEW)
+    counts.update(_write_fusion_pair(root, people, split.train, split.val, refs, recogniser, seed))
     for number, name in enumerate(UNLABELLED, start=1):
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -467,7 +465,13 @@ def write_fusion_folders(root: Path, sources: Sequence[str] = DEFAULT_SOURCES) -
     if [person.name for person in people] != names:
         raise ConfigError(f"{path}: names {len(names)} identities, but the face sources now give "
                           f"{len(people)} others; rebuild the whole set")
-    refs = gallery(people, recogniser)
+    return _write_fusion_pair(root, people, train, val, refs=gallery(people, recogniser), recogniser=recogniser,
+                              seed=seed)
+
+
+def _write_fusion_pair(root: Path, people: Sequence[Identity], train: Sequence[int], val: Sequence[int],
+                       refs: Gallery, recogniser: Recogniser, seed: int) -> dict[str, int]:
+    """``root/fusion`` of the ``train`` identities and ``root/fusion-val`` of the ``val`` ones."""
     return {
         "fusion": write_fusion_folder(root / "fusion", people, train, refs, recogniser, seed),
         "fusion-val": write_fusion_folder(root / "fusion-val", people, val, refs, recogniser, seed,
