@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-ROOT = Path(__file__).resolve().parents[1]
 FIQA_STREAM = str(Path(sys.executable).with_name("fiqa-stream"))
 WARMUP_S = 60.0
 WINDOW_S = 300.0
@@ -91,28 +90,19 @@ def slope_mb_per_hour(samples: list[Sample]) -> float:
 
 def soak(clip: Path, cameras: int, minutes: float, interval: float, recycle_growth_mb: float | None,
          work: Path) -> tuple[list[Sample], str]:
-    from live import free_port
+    from common import serve_rtsp, stop_rtsp
 
-    port = free_port()
-    mounts = [f"/cam{n}" for n in range(cameras)]
-    server = subprocess.Popen(
-        ["/usr/bin/python3", str(ROOT / "scripts" / "rtsp_test_server.py"), "--port", str(port),
-         *[arg for mount in mounts for arg in ("--mount", mount)], *[str(clip)] * cameras],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
+    server, urls = serve_rtsp([clip] * cameras)
     detector = ("" if recycle_growth_mb is None
                 else f"detector: {{type: yunet, recycle_growth_mb: {recycle_growth_mb}}}\n")
     config = work / "soak.yaml"
     config.write_text(
-        "sources:\n" + "".join(f"  - {{url: 'rtsp://127.0.0.1:{port}{m}', id: {m.strip('/')}, fps: 5}}\n"
-                               for m in mounts)
+        "sources:\n" + "".join(f"  - {{url: '{url}', id: cam{n}, fps: 5}}\n" for n, url in enumerate(urls))
         + f"sinks: [{{type: directory, path: '{work / 'out'}', fsync: false}}]\n"
         + "pipeline: {progress: 'off'}\n" + detector
     )
     samples: list[Sample] = []
     try:
-        if server.stdout is None or server.stdout.readline().strip() != "ready":
-            sys.exit("the RTSP server did not start (apt-get install gir1.2-gst-rtsp-server-1.0 python3-gi)")
         with open(work / "run.log", "w") as log:
             run = subprocess.Popen([FIQA_STREAM, "run", str(config)], stdout=log, stderr=subprocess.STDOUT)
             start = time.monotonic()
@@ -127,10 +117,7 @@ def soak(clip: Path, cameras: int, minutes: float, interval: float, recycle_grow
                 run.send_signal(signal.SIGTERM)
                 run.wait(120)
     finally:
-        server.kill()
-        server.wait()
-        if server.stdout:
-            server.stdout.close()
+        stop_rtsp(server)
     written = work / "out" / "events.jsonl"
     events = len(written.read_text().splitlines()) if written.exists() else 0
     summary = f"exit {run.returncode} after SIGTERM, {events} best shots written"
