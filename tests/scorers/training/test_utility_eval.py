@@ -117,7 +117,8 @@ def _point(x: float, y: float = 0.0) -> np.ndarray:
     return np.r_[x, y, np.zeros(126)]
 
 
-def test_other_labels_read_the_impostor_distribution_the_certainty_ratio_and_the_mirror(tmp_path: Path) -> None:
+def test_other_labels_read_the_impostor_distribution_the_certainty_ratio_the_mirror_and_the_own_view(
+        tmp_path: Path) -> None:
     # Person 0 has one photo (views 0 and 1, each clean and blurred); person 1's photo is the only impostor
     # besides person 2's. The view-1 clean sighting lies 0.4 from the view-0 one, as a turned head's mirror does.
     gallery = np.stack([_point(0.0), _point(1.0), _point(0.0, 1.2)])
@@ -128,12 +129,17 @@ def test_other_labels_read_the_impostor_distribution_the_certainty_ratio_and_the
     held = HeldOut(tmp_path, [f"{i}.png" for i in range(4)], np.zeros(4, int), np.zeros(4, int),
                    np.array([0, 0, 1, 1]), ["clean", "blur", "clean", "blur"], np.array([0, 1, 0, 1.0]), np.ones(4),
                    genuine, np.ones(4), 0.5)
-    sdd, cr, mirror = relabelled(held).values()
+    sdd, cr, mirror, own = relabelled(held).values()
     impostor = np.linalg.norm(descriptors[:, None] - gallery[None, 1:], axis=2)
     np.testing.assert_allclose(sdd.utility, impostor.mean(axis=1) - genuine)
     np.testing.assert_allclose(cr.utility, impostor.min(axis=1) / np.maximum(genuine, 1e-6))
     to_mirror = np.abs(np.array([0.0, 0.1, 0.4, 0.5]) - np.array([0.4, 0.4, 0.0, 0.0]))
     np.testing.assert_allclose(mirror.utility, utility((genuine + to_mirror) / 2, impostor.min(axis=1)))
+    # Each blurred sighting lies 0.1 from its own view's clean one, whatever the person's other references:
+    # here stored genuine distances that also average in a far second photo are ignored.
+    far = relabelled(replace(held, genuine=genuine + 0.3))["own clean view as the only genuine reference"]
+    np.testing.assert_allclose(own.utility, utility(np.array([0.0, 0.1, 0.0, 0.1]), impostor.min(axis=1)))
+    np.testing.assert_allclose(far.utility, own.utility)
     # Every other field, and so ERC, is the held-out set's own.
     assert mirror.genuine is held.genuine and mirror.threshold == held.threshold
 
