@@ -74,11 +74,10 @@ def faces_per_second(model: str, faces: list, precision: str = "auto", batch: in
 
 
 def by_kind_of_person(scores: np.ndarray, held: HeldOut) -> dict[str, Report]:
-    """Reports of ``scores`` and of the strength ceiling over everyone, then over each kind of person."""
+    """Reports of ``scores`` and of the strength ceiling over each kind of person: several photos, one photo."""
     one_photo = single_photo_people(held)
-    parts = {"everyone": np.ones(len(held), bool), "several photos": ~one_photo, "one photo": one_photo}
     out = {}
-    for kind, keep in parts.items():
+    for kind, keep in (("several photos", ~one_photo), ("one photo", one_photo)):
         people = subset(held, keep)
         out[f"fused, {kind}"] = report(scores[keep], people)
         out[f"strength ceiling, {kind}"] = report(strength_ceiling(people), people)
@@ -122,7 +121,8 @@ def main() -> int:
     for label, relabelled_held in relabelled(held).items():
         for name in ("fused", model_alone, "confidence", "laplacian_variance"):
             label_reports[f"{name}, {label}"] = report(scores[name], relabelled_held)
-    kind_reports = by_kind_of_person(scores["fused"], held)
+    kind_reports = {"fused, everyone": reports["fused"], "strength ceiling, everyone": ceiling[strength_order],
+                    **by_kind_of_person(scores["fused"], held)}
     sample = held_out_faces(held, 0, min(len(held), 256))
     speed = faces_per_second(args.model, sample)
     integer = runs_int8(FiqaScorerConfig.model_validate({"model": args.model}), "cpu")
